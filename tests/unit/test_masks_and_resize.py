@@ -88,7 +88,7 @@ def test_prepare_mask_only_masked_gives_paste_region() -> None:
     prepared = prepare_mask(mask, width=64, height=64, resize_mode=0, invert=False, blur_x=0, blur_y=0,
                             round_mask=True, only_masked=True, padding=8)
     assert prepared.mask.size == (64, 64)
-    x, y, w, h = prepared.paste_region
+    x, _y, w, h = prepared.paste_region
     assert w == h and x <= 82 and x + w >= 118
     inverted = prepare_mask(mask, width=64, height=32, resize_mode=0, invert=True, blur_x=0, blur_y=0,
                             round_mask=True, only_masked=False, padding=0)
