@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 
 import torch
 
-from modules.processing.philox import PhiloxGenerator
+from modules.processing.philox import PhiloxGenerator, seed_to_key
 
 RandnSource = Literal["GPU", "CPU", "NV"]
 RANDN_SOURCES: tuple[str, ...] = ("GPU", "CPU", "NV")
@@ -68,17 +68,13 @@ class TorchNoiseGenerator:
     def __init__(self, seed: int, source: str = "GPU", device: torch.device | str = _CPU) -> None:
         self.device = torch.device(device)
         self.generator_device = generator_device(source, self.device)
+        seed_to_key(seed)  # same range check (and message) as torch.manual_seed, raised as ValueError
         self.generator = torch.Generator(self.generator_device)
-        try:
-            self.generator.manual_seed(int(seed))
-        except RuntimeError as error:
-            raise ValueError(f"seed {seed} is outside the 64-bit range torch accepts: {error}") from error
+        self.generator.manual_seed(int(seed))
 
     def randn(self, shape: Sequence[int]) -> torch.Tensor:
         """``torch.randn(shape, generator=…)`` on the generator's device, moved to the target device."""
-        noise = torch.randn(
-            tuple(shape), generator=self.generator, device=self.generator_device, dtype=torch.float32
-        )
+        noise = torch.randn(tuple(shape), generator=self.generator, device=self.generator_device, dtype=torch.float32)
         return noise.to(self.device)
 
 
@@ -141,9 +137,7 @@ def paste_centered(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     width = source.shape[2] if dx >= 0 else source.shape[2] + 2 * dx
     to_y, to_x = max(dy, 0), max(dx, 0)
     from_y, from_x = max(-dy, 0), max(-dx, 0)
-    result[:, to_y : to_y + height, to_x : to_x + width] = source[
-        :, from_y : from_y + height, from_x : from_x + width
-    ]
+    result[:, to_y : to_y + height, to_x : to_x + width] = source[:, from_y : from_y + height, from_x : from_x + width]
     return result
 
 

@@ -113,6 +113,7 @@ def test_thread_layout_uses_all_four_curand_normal4_components():
 
 # --- values printed by real NVIDIA GPUs (torch.randn with a CUDA generator); see docs/rng.md for sources ---
 
+
 def test_matches_cuda_randn_seed0_published_8x8():
     """torch.manual_seed(0); torch.randn(8, 8, device='cuda') as printed in the CUDA-MODE "Fusing Kernels" talk notes."""
     published = np.array([
@@ -145,7 +146,12 @@ def test_matches_a1111_rng_philox_docstring_seed0():
         # pytorch/pytorch#158398: randn([1, 64, 2048]) seed 42, rows 0-2 (first/last three of each)
         (42, (1, 64, 2048), [0, 1, 2, 2045, 2046, 2047], [0.1940, 2.1614, -0.1721, 1.4540, -2.7733, -0.8932]),
         (42, (1, 64, 2048), [2048, 2049, 2050, 4093, 4094, 4095], [-0.4574, 0.8063, 0.1580, 0.1124, 0.2769, -1.2535]),
-        (42, (1, 64, 2048), [4096, 4097, 4098, 6141, 6142, 6143], [1.1346, -0.6329, -0.9147, -1.0001, -1.1552, -0.6955]),
+        (
+            42,
+            (1, 64, 2048),
+            [4096, 4097, 4098, 6141, 6142, 6143],
+            [1.1346, -0.6329, -0.9147, -1.0001, -1.1552, -0.6955],
+        ),
         # pytorch/pytorch#62467: RTX A6000, normal_ of (1, 3, 128, 128), seed 43, [..., 0, 0]
         (43, (1, 3, 128, 128), [0, 16384, 32768], [1.9983, 0.8704, 2.1127]),
     ],
@@ -167,6 +173,7 @@ def test_large_tensor_layout_matches_published_a100_and_h100_values():
 
 
 # --- regression pins of our own float32 output (bit patterns), see docs/rng.md ---
+
 
 @pytest.mark.parametrize(
     ("seed", "skip_shape", "bits"),
