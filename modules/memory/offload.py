@@ -29,8 +29,8 @@ from torch import nn
 
 OffloadMode = Literal["none", "medvram", "lowvram"]
 STREAMED_COMPONENT = "unet"
-UNET_BLOCK_LISTS = ("input_blocks", "output_blocks")
-UNET_SINGLE_BLOCKS = ("middle_block",)
+UNET_STREAMED_BLOCKS = ("input_blocks", "middle_block", "output_blocks")
+"""In execution order; the ModuleLists are streamed per entry."""
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,12 @@ def stream_units(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The blocks lowvram streams: each ``input_blocks.N``, ``middle_block``, each ``output_blocks.N`` (LDM UNet
     layout); for a module without them, its direct children that hold weights."""
     units: list[tuple[str, nn.Module]] = []
-    for list_name in UNET_BLOCK_LISTS:
-        blocks = getattr(module, list_name, None)
-        if isinstance(blocks, nn.ModuleList):
-            units += [(f"{list_name}.{index}", block) for index, block in enumerate(blocks)]
-    for name in UNET_SINGLE_BLOCKS:
-        block = getattr(module, name, None)
-        if isinstance(block, nn.Module):
-            units.append((name, block))
+    for name in UNET_STREAMED_BLOCKS:
+        found = getattr(module, name, None)
+        if isinstance(found, nn.ModuleList):
+            units += [(f"{name}.{index}", block) for index, block in enumerate(found)]
+        elif isinstance(found, nn.Module):
+            units.append((name, found))
     if not units:
         units = [(name, child) for name, child in module.named_children() if tensor_bytes(child) > 0]
     return units
