@@ -44,6 +44,7 @@ NEGATIVE_PROMPT_PREFIX = "Negative prompt:"
 # One `key: value` pair of the parameters line (the format A1111 writes; value is a JSON string or runs to ",").
 PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 IMAGE_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+_FLAG_RE = re.compile(r"^\w[\w \-/]*$")
 
 StyleExtractor = Callable[[str, str], "tuple[list[str], str, str]"]
 
@@ -90,13 +91,15 @@ def assemble_fields(
 ) -> dict[str, Any]:
     """Order the fields as A1111's `create_infotext` does.
 
-    `core` keys are placed in `INFOTEXT_FIELD_ORDER` (unknown core keys follow in their own order); `extra` (the
-    `p.extra_generation_params`) follow in insertion order, replacing the value but keeping the place of a key that
-    is already present; then Version and User.
+    Keys of `INFOTEXT_FIELD_ORDER` come first in that order, whether given in `core` or `extra` (A1111's core dict
+    lists them all, so an extra param such as "Denoising strength" or "Schedule type" takes the core position);
+    other core keys follow, then the other `extra` keys (`p.extra_generation_params`) in insertion order; an extra
+    value replaces a core value.  Version and User close the line.
     """
-    fields: dict[str, Any] = {key: core[key] for key in INFOTEXT_FIELD_ORDER if key in core}
+    extra = extra or {}
+    fields: dict[str, Any] = {key: core.get(key) for key in INFOTEXT_FIELD_ORDER if key in core or key in extra}
     fields.update((key, value) for key, value in core.items() if key not in fields and key not in TRAILING_FIELDS)
-    fields.update(extra or {})
+    fields.update(extra)
     fields["Version"] = version if version is not None else core.get("Version")
     fields["User"] = user if user is not None else core.get("User")
     return fields
@@ -129,12 +132,9 @@ def split_infotext(text: str) -> tuple[str, str, dict[str, str]]:
     quoted values are unquoted.  A last line with fewer than three `key: value` pairs belongs to the prompt.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")
-    last = lines[-1]
-    pairs = PARAM_RE.findall(last)
-    if len(pairs) >= 3:
+    pairs = _parameter_pairs(lines[-1])
+    if pairs:
         lines = lines[:-1]
-    else:
-        pairs = []
     prompt_lines: list[str] = []
     negative_lines: list[str] = []
     in_negative = False
@@ -144,10 +144,31 @@ def split_infotext(text: str) -> tuple[str, str, dict[str, str]]:
             in_negative = True
             line = line[len(NEGATIVE_PROMPT_PREFIX):].strip()
         (negative_lines if in_negative else prompt_lines).append(line)
-    fields: dict[str, str] = {}
-    for key, value in pairs:
-        fields[key] = unquote(value.strip()) if value.strip().startswith('"') else value.strip()
+    fields = {key: unquote(value.strip()) for key, value in pairs}
     return "\n".join(prompt_lines), "\n".join(negative_lines), fields
+
+
+def _parameter_pairs(line: str) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a parameters line, or [] when the line has fewer than three `key: value` pairs.
+
+    Bare flags between pairs (written by A1111 when value == key) are read back as key == value; A1111's own parser
+    skips them.
+    """
+    matches = list(PARAM_RE.finditer(line))
+    if len(matches) < 3:
+        return []
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    for m in matches:
+        for flag in line[position:m.start()].split(","):
+            if _FLAG_RE.match(flag.strip()):
+                pairs.append((flag.strip(), flag.strip()))
+        pairs.append((m.group(1), m.group(2)))
+        position = m.end()
+    for flag in line[position:].split(","):
+        if _FLAG_RE.match(flag.strip()):
+            pairs.append((flag.strip(), flag.strip()))
+    return pairs
 
 
 def parse_infotext(

@@ -95,10 +95,19 @@ def _looks_little_endian(body: bytes) -> bool:
 
 
 def build_exif(text: str) -> bytes:
-    """EXIF block (without the JPEG "Exif\\0\\0" header handled by Pillow) holding `text` as UserComment."""
-    exif = Image.Exif()
-    exif.get_ifd(EXIF_IFD_TAG)[USER_COMMENT_TAG] = encode_user_comment(text)
-    return exif.tobytes()
+    """APP1 payload "Exif\\0\\0" + big-endian TIFF holding `text` as UserComment, laid out like piexif's dump.
+
+    IFD0 has one entry, the Exif IFD pointer (LONG); the Exif IFD has one entry, UserComment as UNDEFINED (type 7)
+    with the encoded comment after it.  Pillow's own `Exif.tobytes` would store the bytes as type BYTE.
+    """
+    comment = encode_user_comment(text)
+    header = b"MM" + struct.pack(">HI", 42, 8)
+    exif_ifd_offset = len(header) + 2 + 12 + 4
+    comment_offset = exif_ifd_offset + 2 + 12 + 4
+    ifd0 = struct.pack(">H", 1) + struct.pack(">HHII", EXIF_IFD_TAG, 4, 1, exif_ifd_offset) + struct.pack(">I", 0)
+    exif_ifd = struct.pack(">H", 1) + struct.pack(">HHII", USER_COMMENT_TAG, 7, len(comment), comment_offset)
+    exif_ifd += struct.pack(">I", 0)
+    return b"Exif\x00\x00" + header + ifd0 + exif_ifd + comment
 
 
 def read_exif_user_comment(exif_data: bytes) -> str | None:
@@ -279,9 +288,13 @@ def _raw_png_text(data: bytes) -> dict[str, str]:
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
         pos += 12 + length
-        if kind == b"IEND":
-            break
+        if kind == b"IEND" or len(crc) < 4:
+            break  # end of image, or a truncated file
+        if struct.unpack(">I", crc)[0] != zlib.crc32(kind + body):
+            log.debug("skipping PNG chunk %r with a bad CRC", kind)
+            continue
         try:
             if kind == b"tEXt":
                 key, _, value = body.partition(b"\x00")
