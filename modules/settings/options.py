@@ -244,7 +244,7 @@ class OptionRegistry:
         try:
             return self._options[key]
         except KeyError:
-            raise UnknownSettingError(unknown_key_message(key, self._options)) from None
+            raise UnknownSettingError(unknown_key_message(key, self._options, self._infotext_names())) from None
 
     def __contains__(self, key: object) -> bool:
         return key in self._options
@@ -271,13 +271,21 @@ class OptionRegistry:
         """The options of every section with this id (A1111 reuses the id "ui" for two pages)."""
         return [info for info in self._options.values() if info.section.id == section_id]
 
+    def _infotext_names(self) -> dict[str, str]:
+        return {info.infotext.lower(): info.key for info in self._options.values() if info.infotext}
+
     def defaults(self) -> dict[str, Any]:
         """key → default for every option."""
         return {key: info.default for key, info in self._options.items()}
 
 
-def unknown_key_message(key: str, known: Iterable[str]) -> str:
-    """"unknown setting 'x'; did you mean 'y'?" with the closest declared key."""
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+def unknown_key_message(key: str, known: Iterable[str], infotext_names: Mapping[str, str] | None = None) -> str:
+    """"unknown setting 'x'; did you mean 'y'?" with the closest declared key.
+
+    An infotext name typed as a key (`clip_skip` for "Clip skip") points to the key it stands for
+    (`CLIP_stop_at_last_layers`).
+    """
+    by_infotext = (infotext_names or {}).get(key.replace("_", " ").strip().lower())
+    close = [by_infotext] if by_infotext else difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown setting {key!r}{hint}"

@@ -230,16 +230,15 @@ class Settings:
 
     def update(self, values: Mapping[str, Any], *, is_api: bool = False) -> list[str]:
         """Set several values all-or-nothing: every key is checked first; returns the keys that changed."""
-        errors: list[str] = []
+        errors: list[SettingsError] = []
         checked: dict[str, Any] = {}
         for key, value in values.items():
             try:
                 checked[key] = self._checked(key, value, is_api)
             except SettingsError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
         if errors:
-            frozen = any("cannot change" in e or "through the API" in e for e in errors)
-            raise (SettingsFrozenError if frozen else SettingValueError)("; ".join(errors))
+            raise _combined(errors, "")
         with self._lock:
             return [key for key, value in checked.items() if self.set(key, value, is_api=is_api)]
 
@@ -269,7 +268,7 @@ class Settings:
         with `is_api`, `restrict_api` keys are refused unless `honour_freeze=False`.
         """
         overrides: dict[str, Any] = {}
-        problems: list[str] = []
+        problems: list[SettingsError] = []
         for key, value in (override_settings or {}).items():
             try:
                 if honour_freeze:
@@ -277,13 +276,21 @@ class Settings:
                 else:
                     overrides[key] = self.registry[key].validate(value)
             except SettingsError as exc:
-                problems.append(f"override_settings: {exc}")
+                problems.append(exc)
         if problems:
-            frozen = any("cannot change" in p or "through the API" in p for p in problems)
-            raise (SettingsFrozenError if frozen else SettingValueError)("; ".join(problems))
+            raise _combined(problems, "override_settings: ")
         values = self.values()
         values.update(copy.deepcopy(overrides))
         return SettingsSnapshot(values, overrides)
+
+
+def _combined(errors: list[SettingsError], prefix: str) -> SettingsError:
+    """One error for several bad keys: the most serious kind (frozen > unknown > bad value), every message."""
+    message = "; ".join(prefix + str(e) for e in errors)
+    for kind in (SettingsFrozenError, UnknownSettingError, SettingValueError):
+        if any(isinstance(e, kind) for e in errors):
+            return kind(message)
+    return SettingsError(message)
 
 
 def _read_json_object(target: Path, warnings: list[str]) -> dict[str, Any] | None:
