@@ -1,0 +1,225 @@
+"""The one ModelManager: which checkpoint is current, switching, the RAM cache, unload/reload.
+
+A1111 behaviour it keeps (``sd_models.reload_model_weights`` / ``unload_model_weights``, settings
+``sd_checkpoints_limit``, ``sd_checkpoints_keep_in_cpu``, legacy ``sd_checkpoint_cache``):
+
+* Switching loads the new checkpoint **first** and only then lets go of the old one, so a file that fails to load
+  (garbage, truncated, unknown architecture, unsafe pickle) leaves the current model loaded and usable, and the error
+  names the file.
+* Up to ``cache_size`` previously used models are kept in RAM (moved off the device, least recently used evicted);
+  switching back to one is a move to the device instead of a reload.
+* ``unload()`` moves the current model to RAM ("Unload SD checkpoint to RAM", ``POST /sdapi/v1/unload-checkpoint``),
+  ``reload()`` puts it back ("Load SD checkpoint to VRAM", ``reload-checkpoint``).
+* After a load the checkpoint's sha256 is computed in the background (never delaying the first image); the title
+  gains its ``[shorthash]`` when it is done.
+* The offload policy (``--medvram``/``--medvram-sdxl``/``--lowvram``) is resolved per model, since
+  ``--medvram-sdxl`` depends on the family, and applied with a :class:`ModelOffloader`.
+
+All public methods hold one re-entrant lock: one switch at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from modules.memory.devices import free_memory
+from modules.memory.offload import DeviceBudget, ModelOffloader, resolve_offload_policy
+from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
+from modules.models.hashes import BackgroundHasher
+from modules.models.loader import DevicePolicy, load_checkpoint
+from modules.models.sd_model import StableDiffusionModel
+from modules.models.vae_files import VaeResolution
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[..., StableDiffusionModel]
+"""``loader(info, device_policy, *, vae=VaeResolution, device="cpu") -> StableDiffusionModel`` (load_checkpoint)."""
+VaeResolver = Callable[[CheckpointInfo], VaeResolution]
+
+
+class UnknownCheckpointError(LookupError):
+    """No known checkpoint matches the requested name/hash (A1111: "Unknown checkpoint")."""
+
+
+@dataclass(frozen=True)
+class OffloadFlags:
+    """``--medvram``, ``--medvram-sdxl``, ``--lowvram``."""
+
+    medvram: bool = False
+    medvram_sdxl: bool = False
+    lowvram: bool = False
+
+
+class ModelManager:
+    """Owns the current :class:`StableDiffusionModel` and the RAM cache of others."""
+
+    def __init__(
+        self,
+        registry: CheckpointRegistry,
+        policy: DevicePolicy | None = None,
+        *,
+        loader: Loader = load_checkpoint,
+        cache_size: int = 0,
+        offload: OffloadFlags | None = None,
+        hasher: BackgroundHasher | None = None,
+        vae_resolver: VaeResolver | None = None,
+        budget: DeviceBudget | None = None,
+    ) -> None:
+        self.registry = registry
+        self.policy = policy or DevicePolicy()
+        self.loader = loader
+        self.cache_size = max(0, cache_size)
+        self.offload = offload or OffloadFlags()
+        self.hasher = hasher
+        self.vae_resolver = vae_resolver
+        self.budget = budget or DeviceBudget()
+        self._lock = threading.RLock()
+        self._current: StableDiffusionModel | None = None
+        self._on_device = False
+        self._cache: OrderedDict[Path, StableDiffusionModel] = OrderedDict()
+
+    @property
+    def current(self) -> StableDiffusionModel | None:
+        """The model generation uses (None before the first load or after :meth:`free`)."""
+        return self._current
+
+    @property
+    def cached(self) -> list[CheckpointInfo]:
+        """Checkpoints held in the RAM cache, least recently used first."""
+        return [model.checkpoint for model in self._cache.values()]
+
+    def resolve(self, checkpoint: str | CheckpointInfo | None) -> CheckpointInfo:
+        """A :class:`CheckpointInfo` for a title/name/hash (closest match, as A1111) or the registry default."""
+        if isinstance(checkpoint, CheckpointInfo):
+            return checkpoint
+        if checkpoint is None:
+            found = self.registry.default
+            if found is None:
+                raise UnknownCheckpointError(
+                    f"No checkpoints found in {self.registry.model_dir}; put a .safetensors or .ckpt file there")
+            return found
+        found = self.registry.get_closest(checkpoint)
+        if found is None:
+            raise UnknownCheckpointError(f"Unknown checkpoint: {checkpoint}")
+        return found
+
+    def load(self, checkpoint: str | CheckpointInfo | None = None) -> StableDiffusionModel:
+        """Make ``checkpoint`` current (no-op if it already is); on failure the previous model stays current."""
+        with self._lock:
+            info = self.resolve(checkpoint)
+            vae = self.vae_resolver(info) if self.vae_resolver is not None else None
+            current = self._current
+            if current is not None and current.checkpoint.filename == info.filename and (
+                    vae is None or vae == current.vae_resolution):
+                if not self._on_device:
+                    self.reload()
+                return current
+            model = self._cache.get(info.filename)
+            if model is None or (vae is not None and model.vae_resolution != vae):
+                # cached with another VAE (or not cached): load from disk; a failure raises here, before anything
+                # about the current model or the cache has changed
+                model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
+            self._cache.pop(info.filename, None)
+            self._retire_current()
+            self._current = model
+            self._place(model)
+            self._hash_in_background(info)
+            return model
+
+    def _place(self, model: StableDiffusionModel) -> None:
+        """Put the model's networks where the offload policy says (all on the device unless medvram/lowvram)."""
+        policy = resolve_offload_policy(medvram=self.offload.medvram, medvram_sdxl=self.offload.medvram_sdxl,
+                                        lowvram=self.offload.lowvram, family=model.family)
+        model.detach_offloader()
+        model.offloader = ModelOffloader(model.components(), policy, self.policy.device, budget=self.budget)
+        self._on_device = True
+
+    def _retire_current(self) -> None:
+        old = self._current
+        if old is None:
+            return
+        self._current = None
+        old.to("cpu")
+        self._release_budget(old)
+        if self.cache_size > 0:
+            self._cache[old.checkpoint.filename] = old
+            while len(self._cache) > self.cache_size:
+                evicted_path, _ = self._cache.popitem(last=False)
+                log.info("Dropping %s from the checkpoint RAM cache", evicted_path)
+        free_memory(self.policy.device)
+
+    def _release_budget(self, model: StableDiffusionModel) -> None:
+        for name in list(self.budget.resident):
+            if name.split("/", 1)[0] in model.components():
+                self.budget.evict(name)
+
+    def _hash_in_background(self, info: CheckpointInfo) -> None:
+        if self.hasher is None or info.sha256 is not None:
+            return
+
+        def remember(value: str | None) -> None:
+            if value is not None:
+                info.sha256 = value
+                log.info("Calculated sha256 of %s: %s", info.name, value[:10])
+
+        self.hasher.submit(info.filename, info.hash_cache_key, on_done=remember)
+
+    def reload_vae(self) -> StableDiffusionModel | None:
+        """Re-resolve the VAE (after ``sd_vae`` changed) and swap it in without reloading the checkpoint."""
+        from modules.models.loader import load_vae_module
+
+        with self._lock:
+            model = self._current
+            if model is None or self.vae_resolver is None:
+                return model
+            resolution = self.vae_resolver(model.checkpoint)
+            if resolution == model.vae_resolution:
+                return model
+            vae = load_vae_module(model.checkpoint, model.architecture, None, resolution, self.policy,
+                                  torch.device("cpu"))
+            model.to("cpu")
+            self._release_budget(model)
+            model.vae, model.vae_resolution = vae, resolution
+            self._place(model)
+            return model
+
+    def unload(self) -> None:
+        """Move the current model to RAM (A1111 "Unload SD checkpoint to RAM"); :meth:`reload` brings it back."""
+        with self._lock:
+            if self._current is not None and self._on_device:
+                self._current.to("cpu")
+                self._release_budget(self._current)
+                self._on_device = False
+                free_memory(self.policy.device)
+
+    def reload(self) -> StableDiffusionModel | None:
+        """Put the current model back on the device (loading the default checkpoint if none is loaded)."""
+        with self._lock:
+            if self._current is None:
+                return self.load(None)
+            if not self._on_device:
+                self._place(self._current)
+            return self._current
+
+    @property
+    def on_device(self) -> bool:
+        """False after :meth:`unload` until :meth:`reload`."""
+        return self._current is not None and self._on_device
+
+    def free(self) -> None:
+        """Drop the current model and the RAM cache."""
+        with self._lock:
+            if self._current is not None:
+                self._current.detach_offloader()
+                self._release_budget(self._current)
+            self._current = None
+            self._on_device = False
+            self._cache.clear()
+            free_memory(self.policy.device)
