@@ -184,13 +184,15 @@ def get_sigmas(
     beta_beta: float = 0.6,
     is_sdxl: bool = False,
     use_old_karras_sigmas: bool = False,
+    automatic: Callable[[int], Tensor] | None = None,
 ) -> Tensor:
     """A1111's sigma selection for k-diffusion-style samplers.
 
     ``scheduler`` None/"Automatic" -> ``sampler_default`` (the sampler's own choice) or the model's "Uniform"
     sigmas. sigma_min/sigma_max default to the model's range (0.1/10 with ``use_old_karras_sigmas``); an override of
     0/None keeps the default. ``rho`` only applies to schedules that have one (Karras, Polyexponential).
-    ``discard_penultimate`` computes one extra step and drops the next-to-last sigma.
+    ``discard_penultimate`` computes one extra step and drops the next-to-last sigma. ``automatic`` replaces the
+    model's own schedule (LCM's denoiser has its own).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -207,7 +209,7 @@ def get_sigmas(
     lo = float(sigma_min) if sigma_min else lo
     hi = float(sigma_max) if sigma_max else hi
     if sched.function is None:
-        sigmas = uniform_sigmas(n, model)
+        sigmas = automatic(n) if automatic is not None else uniform_sigmas(n, model)
     else:
         kwargs: dict[str, Any] = {}
         fn = sched.function

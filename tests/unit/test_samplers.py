@@ -220,7 +220,7 @@ def test_dpm_adaptive_matches_kdiffusion(K, order, eta):
                                      eta=eta, noise_sampler=noise)
     got = dpm_solver.sample_dpm_adaptive(GaussianDenoiser(), x.clone(), sigmas, order=order, eta=eta,
                                          noise_sampler=noise)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got, expected, atol=TOL, rtol=TOL)
 
 
 def test_callback_receives_a1111_fields_every_step():
