@@ -25,7 +25,15 @@ from modules.images.infotext import (
     unquote,
 )
 from modules.images.metadata import read_info_from_image, read_infotext, save_image_with_geninfo
-from modules.images.saving import SAVING_DEFAULTS, SavedImage, atomic_write, output_dir, save_grid, save_image
+from modules.images.saving import (
+    SAVING_DEFAULTS,
+    SavedImage,
+    atomic_write,
+    output_dir,
+    save_grid,
+    save_image,
+    write_params_txt,
+)
 
 __all__ = [
     "INFOTEXT_FIELD_ORDER",
@@ -57,4 +65,5 @@ __all__ = [
     "save_image_with_geninfo",
     "split_infotext",
     "unquote",
+    "write_params_txt",
 ]

@@ -173,6 +173,13 @@ def test_ascii_and_prefixless_user_comments() -> None:
     assert read_infotext(piexif_style_jpeg("", body="plain utf8 ü".encode())) == "plain utf8 ü"
 
 
+@pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="Pillow built without AVIF")
+def test_avif_keeps_the_infotext(tmp_path: Path) -> None:
+    text = real("a1111_1.8.0-RC_sdxl.txt")
+    saved = save_image(picture(), tmp_path, seed=1, prompt="1 girl", info=text, extension="avif", now=NOW)
+    assert saved.path.suffix == ".avif" and read_infotext(saved.path) == text
+
+
 def test_jpeg_quality_and_webp_lossless(tmp_path: Path) -> None:
     noisy = Image.effect_noise((128, 128), 60).convert("RGB")
     low, high = tmp_path / "low.jpg", tmp_path / "high.jpg"

@@ -261,3 +261,25 @@ def test_real_infotexts_rebuild_to_the_same_text(name: str) -> None:
     text = fixture(name)
     prompt, negative, fields = split_infotext(text)
     assert build_infotext(prompt, negative, fields) == text
+
+
+def test_other_apps_extras_do_not_break_parsing() -> None:
+    text = ('a cat\nSteps: 25, Sampler: Euler a, CFG scale: 6, Seed: 9, Size: 832x1216, App: SD.Next, '
+            'Civitai resources: [{"type":"checkpoint","modelVersionId":128078}], Version: v1.10.1')
+    res = parse_infotext(text)
+    assert res["App"] == "SD.Next" and res["Seed"] == "9" and res["Version"] == "v1.10.1"
+    assert res["Civitai resources"].startswith("[{")
+
+
+def test_mutated_infotexts_never_raise() -> None:
+    import random
+
+    rng = random.Random(1234)
+    base = fixture("a1111_1.10.1_full.txt")
+    alphabet = ':,"\\\n x1-[]()'
+    for _ in range(300):
+        chars = list(base)
+        for _ in range(rng.randint(1, 12)):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(alphabet))
+        result = parse_infotext("".join(chars))
+        assert isinstance(result["Prompt"], str)
