@@ -52,18 +52,18 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             header = self.headers.get("Range")
             served.ranges.append(header)
             if "missing" in self.path:
-                self.send_error(404, "Not Found")
                 served.bytes_sent.append(0)
+                self.send_error(404, "Not Found")
                 return
             start = 0
             if header and not served.ignore_range:
                 start = int(header.removeprefix("bytes=").split("-")[0])
                 if start >= len(PAYLOAD):
+                    served.bytes_sent.append(0)  # recorded before answering: the client may be done at once
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    served.bytes_sent.append(0)
                     return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
@@ -76,8 +76,8 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
                 body = body[: served.cut_after]
                 served.cut_after = None
                 self.close_connection = True
-            self.wfile.write(body)
             served.bytes_sent.append(len(body))
+            self.wfile.write(body)
 
     return Handler
 
