@@ -92,7 +92,6 @@ def test_every_family_loads_with_timings(family: str, tiny_checkpoint: Callable[
     summary = model.timings.summary()
     assert summary.startswith("Model loaded in ") and summary.endswith(".")
     assert "load weights from disk" in model.timings.stages
-    assert torch.isfinite(_denoise(model)).all()
 
 
 def test_ckpt_and_safetensors_give_identical_networks(tiny_checkpoint: Callable[..., Path]) -> None:
@@ -171,7 +170,7 @@ def test_failed_switch_keeps_the_previous_model_working(models_dir: Path) -> Non
             manager.load(path.name)
         assert str(path) in str(raised.value) and fragment in str(raised.value), name
         assert manager.current is model and manager.on_device
-        assert torch.equal(_denoise(manager.current), before)
+    assert torch.equal(_denoise(manager.current), before)
     assert not (models_dir / "pwned.txt").exists()
     with pytest.raises(UnknownCheckpointError, match="nope"):
         manager.load("nope [0000000000]")

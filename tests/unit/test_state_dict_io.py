@@ -127,3 +127,22 @@ def test_empty_missing_and_tensorless_files(tmp_path: Path) -> None:
     not_a_dict = tmp_path / "list.pt"
     torch.save([torch.zeros(1)], not_a_dict)
     _expect_error(not_a_dict, "expected a dict")
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read the resident size")
+def test_safetensors_are_memory_mapped_not_copied(tmp_path: Path) -> None:
+    path = tmp_path / "big.safetensors"
+    save_file({f"w{i}": torch.ones(1024, 1024) for i in range(32)}, path)  # 128 MiB on disk
+    before = _rss_bytes()
+    state = read_state_dict(path)
+    grown = _rss_bytes() - before
+    assert len(state) == 32
+    assert grown < 32 * 1024 * 1024, f"reading grew the resident set by {grown} bytes: the file was copied"
+    assert state["w31"][1023, 1023].item() == 1.0  # the data is there when touched
