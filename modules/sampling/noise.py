@@ -49,6 +49,9 @@ def randn_noise_sampler(x: Tensor, generators: torch.Generator | Sequence[torch.
     return per_image
 
 
+TREE_DIGITS = 6  # torchsde's default tolerance 1e-6
+
+
 class BrownianTreeNoiseSampler:
     """Normalised Brownian increments ``(W(t1) - W(t0)) / sqrt(|t1 - t0|)`` over sigma.
 
@@ -70,7 +73,8 @@ class BrownianTreeNoiseSampler:
             t0, t1 = min(t0, t1), max(t0, t1)
         if t0 == t1:
             t1 = t0 + 1e-6  # a single-sigma schedule still needs a non-empty interval
-        self.lo, self.hi = t0, t1
+        # torchsde rounds the interval ends to its tolerance; queries are kept inside the rounded interval
+        self.lo, self.hi = max(t0, round(t0, TREE_DIGITS)), min(t1, round(t1, TREE_DIGITS))
         if seed is None:
             seed = int(torch.randint(0, 2**63 - 1, []).item())
         if isinstance(seed, int):
@@ -85,7 +89,7 @@ class BrownianTreeNoiseSampler:
             w0 = torch.zeros_like(x[0])
         t0_t = torch.as_tensor(t0, dtype=x.dtype, device=x.device)
         t1_t = torch.as_tensor(t1, dtype=x.dtype, device=x.device)
-        self.trees = [torchsde.BrownianTree(t0_t, w0, t1_t, entropy=s) for s in seeds]
+        self.trees = [torchsde.BrownianTree(t0_t, w0, t1_t, entropy=s, tol=10.0**-TREE_DIGITS) for s in seeds]
 
     def __call__(self, sigma: Tensor | float, sigma_next: Tensor | float) -> Tensor:
         a, b = float(sigma), float(sigma_next)

@@ -246,3 +246,12 @@ def test_should_stop_interrupts_with_the_current_latent():
     assert info.value.step == 4
     assert model.calls == 4
     assert info.value.denoised is not None and torch.isfinite(info.value.x).all()
+
+
+@pytest.mark.parametrize("fn", [dpmpp.sample_dpmpp_2m_sde, dpmpp.sample_dpmpp_3m_sde])
+def test_sde_single_step_to_zero_returns_the_denoised_estimate(fn):
+    """Where k-diffusion raises UnboundLocalError (A1111 issue), one step to sigma 0 is the denoising step."""
+    sigmas = SCHEDULES["karras-1"]
+    x = start(sigmas)
+    expected = GaussianDenoiser()(x, sigmas[:1].expand(x.shape[0]))
+    torch.testing.assert_close(fn(GaussianDenoiser(), x.clone(), sigmas, seed=1), expected)
