@@ -24,6 +24,8 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +86,7 @@ class ModelManager:
         self._current: StableDiffusionModel | None = None
         self._on_device = False
         self._cache: OrderedDict[Path, StableDiffusionModel] = OrderedDict()
+        self._hash_futures: dict[Path, Future[str | None]] = {}
 
     @property
     def current(self) -> StableDiffusionModel | None:
@@ -169,7 +172,27 @@ class ModelManager:
                 info.sha256 = value
                 log.info("Calculated sha256 of %s: %s", info.name, value[:10])
 
-        self.hasher.submit(info.filename, info.hash_cache_key, on_done=remember)
+        self._hash_futures[info.filename] = self.hasher.submit(info.filename, info.hash_cache_key, on_done=remember)
+
+    def shorthash(self, info: CheckpointInfo | None = None, timeout: float | None = 0.0) -> str | None:
+        """The checkpoint's shorthash for infotext ``Model hash``, waiting up to ``timeout`` seconds (None: until
+        done) for the background hash; None if not ready, hashing is off (--no-hashing) or it failed.
+
+        Processing asks with a short timeout when it writes infotext (after sampling, when the hash of a normal
+        file is long done) instead of hashing before the first step as A1111 does.
+        """
+        info = info or (self._current.checkpoint if self._current is not None else None)
+        if info is None:
+            return None
+        future = self._hash_futures.get(info.filename)
+        if info.sha256 is None and future is not None:
+            try:
+                value = future.result(timeout=timeout)
+            except (FutureTimeout, OSError):
+                return None
+            if value is not None:
+                info.sha256 = value  # the done-callback may not have run yet
+        return info.shorthash
 
     def reload_vae(self) -> StableDiffusionModel | None:
         """Re-resolve the VAE (after ``sd_vae`` changed) and swap it in without reloading the checkpoint."""

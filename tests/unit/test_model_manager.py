@@ -232,8 +232,9 @@ def test_hash_is_computed_in_the_background(models_dir: Path, tmp_path: Path) ->
     manager = ModelManager(registry, FP32, loader=load, hasher=hasher)
     model = manager.load("sd1")
     assert model is manager.current  # returned without waiting for the hash
-    hasher.shutdown(wait=True)
     expected = hashlib.sha256((models_dir / "sd1.safetensors").read_bytes()).hexdigest()
+    assert manager.shorthash(timeout=30) == expected[:10]
+    hasher.shutdown(wait=True)
     assert model.checkpoint.sha256 == expected
     assert model.checkpoint.title == f"sd1.safetensors [{expected[:10]}]"
     assert registry.get(expected[:10]) is model.checkpoint
@@ -258,3 +259,13 @@ def test_vae_switch_without_reloading_the_checkpoint(models_dir: Path, tmp_path:
     choice["vae"] = VaeResolution(None, "own")
     manager.reload_vae()
     assert torch.equal(model.vae.decoder.conv_in.weight, own)
+
+
+def test_no_hashing_leaves_titles_unhashed(models_dir: Path, tmp_path: Path) -> None:
+    cache = HashCache(tmp_path / "cache.json", enabled=False)
+    hasher = BackgroundHasher(cache)
+    manager = ModelManager(_registry(models_dir, hash_cache=cache), FP32, loader=load, hasher=hasher)
+    model = manager.load("sd1")
+    assert manager.shorthash(timeout=30) is None
+    hasher.shutdown(wait=True)
+    assert model.checkpoint.title == "sd1.safetensors" and not (tmp_path / "cache.json").exists()
