@@ -194,7 +194,10 @@ def check_torch_cuda(launcher: Launcher) -> dict[str, Any]:
         raise LaunchError(f"Torch could not be imported by {launcher.python}: {last[0]}\n"
                           "Reinstall it with --reinstall-torch (set TORCH_COMMAND to choose the build), or "
                           f"{CUDA_SKIP_HINT}.")
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    try:
+        info = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise LaunchError(f"The torch check printed no result ({result.stdout!r}); {CUDA_SKIP_HINT}.") from None
     if not info["available"]:
         build = (f"torch {info['torch']} is a CPU-only build (torch.version.cuda is None); install a CUDA build "
                  "with --reinstall-torch and a CUDA TORCH_INDEX_URL / TORCH_COMMAND"

@@ -295,31 +295,42 @@ def _http_error_message(url: str, exc: urllib.error.HTTPError) -> str:
 
 # -- first start ------------------------------------------------------------------------------------------------------
 
-def find_checkpoints(dirs: Iterable[str | os.PathLike[str] | None]) -> list[Path]:
-    """Checkpoint files under ``dirs`` (recursive ``.safetensors`` / ``.ckpt``, not ``*.vae.*``), as A1111 lists them."""
+def _is_checkpoint(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and name.endswith(CHECKPOINT_SUFFIXES) and ".vae." not in name
+
+
+def find_checkpoints(paths: Iterable[str | os.PathLike[str] | None]) -> list[Path]:
+    """Checkpoints among ``paths``: files as given, directories searched recursively, as A1111 lists them.
+
+    A checkpoint is a ``.safetensors`` or ``.ckpt`` file that is not a VAE (``*.vae.*``).
+    """
     found: list[Path] = []
-    for directory in dirs:
-        if directory is None or not Path(directory).is_dir():
+    for entry in paths:
+        if entry is None:
             continue
-        for path in sorted(Path(directory).rglob("*")):
-            name = path.name.lower()
-            if path.is_file() and name.endswith(CHECKPOINT_SUFFIXES) and ".vae." not in name:
-                found.append(path)
+        entry = Path(entry)
+        if entry.is_dir():
+            found += [p for p in sorted(entry.rglob("*")) if _is_checkpoint(p)]
+        elif _is_checkpoint(entry):
+            found.append(entry)
     return found
 
 
 def ensure_default_checkpoint(model_dir: str | os.PathLike[str], *,
-                              extra_dirs: Iterable[str | os.PathLike[str] | None] = (),
+                              extra_paths: Iterable[str | os.PathLike[str] | None] = (),
                               no_download: bool = False, env: Mapping[str, str] | None = None,
                               model: ModelFile = DEFAULT_SD_MODEL, out: TextIO | None = sys.stdout,
                               progress: TextIO | None = sys.stderr) -> Path | None:
     """Download the default model into ``model_dir`` when no checkpoint exists anywhere; the new file or None.
 
+    ``extra_paths`` are the other places A1111 looks: the ``--ckpt-dir`` directory and the ``--ckpt`` file.
+
     Never raises for network trouble: it prints what happened and where to put a model, and the UI starts without
     one (A1111 exits instead, which leaves an offline user with nothing).
     """
     model_dir = Path(model_dir)
-    if find_checkpoints([model_dir, *extra_dirs]):
+    if find_checkpoints([model_dir, *extra_paths]):
         return None
     where = (f"Put a .safetensors or .ckpt checkpoint into {model_dir} (subfolders are fine) and press the refresh "
              "button next to the checkpoint list; the web UI starts without a model until then.")

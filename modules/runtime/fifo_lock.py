@@ -22,12 +22,16 @@ class FifoLock:
         self._cond = threading.Condition(threading.Lock())
         self._tickets: deque[object] = deque()
         self._held = False
+        self._owner: int | None = None
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Wait for our turn; False if ``blocking`` is off and the lock is taken, or ``timeout`` seconds pass."""
         ticket = object()
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         with self._cond:
+            if self._held and self._owner == threading.get_ident():
+                raise RuntimeError("FifoLock is not reentrant: this thread already holds it "
+                                   "(work inside a job already runs under the device lock)")
             if not blocking and (self._held or self._tickets):
                 return False
             self._tickets.append(ticket)
@@ -40,6 +44,7 @@ class FifoLock:
                 self._cond.wait(remaining)
             self._tickets.popleft()
             self._held = True
+            self._owner = threading.get_ident()
             return True
 
     def release(self) -> None:
@@ -48,6 +53,7 @@ class FifoLock:
             if not self._held:
                 raise RuntimeError("release of an unlocked FifoLock")
             self._held = False
+            self._owner = None
             self._cond.notify_all()
 
     def locked(self) -> bool:

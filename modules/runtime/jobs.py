@@ -156,7 +156,7 @@ class Job:
             self._finish(JobStatus.INTERRUPTED, None, None)
         except BaseException as exc:  # a job must never take the worker down; the error is recorded instead
             self._finish(JobStatus.FAILED, None, JobError(str(exc), type(exc).__name__))
-            if not isinstance(exc, Exception):
+            if not isinstance(exc, Exception | SystemExit):
                 raise
         else:
             status = JobStatus.INTERRUPTED if self.state.interrupted else JobStatus.DONE

@@ -221,7 +221,10 @@ def test_no_download_flag_and_existing_checkpoints_mean_no_request(server, tmp_p
     extra.mkdir()
     (extra / "mine.ckpt").write_bytes(b"x")
     assert find_checkpoints([models, extra, None]) == [extra / "mine.ckpt"]
-    assert ensure_default_checkpoint(models, extra_dirs=[extra], env={"HF_ENDPOINT": base}, out=None) is None
+    assert find_checkpoints([extra / "mine.ckpt", models / "sub" / "only.vae.safetensors"]) == [extra / "mine.ckpt"]
+    assert ensure_default_checkpoint(models, extra_paths=[extra], env={"HF_ENDPOINT": base}, out=None) is None
+    assert ensure_default_checkpoint(models, extra_paths=[extra / "mine.ckpt"], env={"HF_ENDPOINT": base},
+                                     out=None) is None
     assert served.paths == []
 
 

@@ -11,6 +11,7 @@ from modules.runtime.fifo_lock import FifoLock
 from modules.runtime.jobs import (
     Interrupted,
     Job,
+    JobError,
     JobFailedError,
     JobQueue,
     JobState,
@@ -331,7 +332,14 @@ def test_fifo_lock_grants_in_request_order() -> None:
         t.join(TIMEOUT)
     assert order == [0, 1, 2, 3, 4]
     assert lock.acquire(timeout=0.01)
-    assert not lock.acquire(timeout=0.01)
+    other: list[bool] = []
+    t = threading.Thread(target=lambda: other.append(lock.acquire(timeout=0.01)))
+    t.start()
+    t.join(TIMEOUT)
+    assert other == [False]  # timed out while we hold it
+    assert lock.waiting() == 0
+    with pytest.raises(RuntimeError, match="not reentrant"):
+        lock.acquire()
     lock.release()
     with pytest.raises(RuntimeError, match="unlocked"):
         lock.release()
@@ -361,3 +369,25 @@ def _wait_for(predicate, timeout: float = TIMEOUT) -> bool:
             return True
         event.wait(0.005)
     return predicate()
+
+
+def test_device_lock_is_not_reentrant_inside_a_job(queue: JobQueue) -> None:
+    """Taking the device lock again inside a job would deadlock; it fails loudly instead and the job records it."""
+
+    def body(*, job: Job) -> None:
+        with queue.exclusive():
+            pass
+
+    job = queue.submit(body)
+    assert job.wait(TIMEOUT)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and "not reentrant" in job.error.message
+    assert queue.submit(lambda *, job: "still works").result(TIMEOUT) == "still works"
+
+
+def test_system_exit_inside_a_job_is_recorded_and_the_worker_survives(queue: JobQueue) -> None:
+    failing = queue.submit(lambda *, job: (_ for _ in ()).throw(SystemExit("library called exit")))
+    after = queue.submit(lambda *, job: "next")
+    assert failing.wait(TIMEOUT) and failing.status is JobStatus.FAILED
+    assert failing.error == JobError("library called exit", "SystemExit")
+    assert after.result(TIMEOUT) == "next"
