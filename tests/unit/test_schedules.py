@@ -144,7 +144,7 @@ def test_unipc_time_uniform_grid():
     # t_in = 999, 749.25, 499.5, 249.75, 0 with log sqrt(alphabar) interpolated between timesteps
     log_a = 0.5 * MODEL.alphas_cumprod.double().log()
     for got, t in zip(sig.tolist(), [999.0, 749.25, 499.5, 249.75, 0.0], strict=True):
-        lo = int(math.floor(t))
+        lo = math.floor(t)
         hi = min(lo + 1, 999)
         la = float(log_a[lo] + (t - lo) * (log_a[hi] - log_a[lo]))
         assert got == pytest.approx(math.sqrt(1 - math.exp(2 * la)) / math.exp(la), rel=1e-5)
