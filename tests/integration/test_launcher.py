@@ -110,6 +110,17 @@ def test_webui_sh_uses_a_venv_folder_with_spaces(install: Path) -> None:
 
 
 @needs_bash
+def test_webui_sh_creates_the_venv_in_a_folder_with_spaces(install: Path) -> None:
+    """First start: a real venv is made in VENV_DIR (pip upgrade kept offline) and launch.py runs inside it."""
+    result = _webui_sh(install, "-f", "--skip-prepare-environment", VENV_DIR="new venv 测试",
+                       PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    assert result.returncode == 0, result.stderr
+    [record] = _records(install)
+    assert record["executable"] == str(install / "new venv 测试" / "bin" / "python")
+    assert (install / "new venv 测试" / "pyvenv.cfg").is_file()
+
+
+@needs_bash
 def test_webui_sh_reads_webui_user_sh(install: Path) -> None:
     (install / "webui-user.sh").write_text('export COMMANDLINE_ARGS="--port 7999 --theme dark"\n', encoding="utf-8")
     result = _webui_sh(install, "-f", "--skip-prepare-environment")
