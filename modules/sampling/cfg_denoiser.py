@@ -116,6 +116,8 @@ class CFGDenoiser:
     second-order samplers advance it twice per step); ``total_steps`` is the expected count. Optional inpainting
     blend after guidance: ``denoised = init_latent * mask + nmask * denoised``. ``last_uncond_denoised`` keeps the
     unconditional prediction for DDIM CFG++; ``cond_scale_multiplier`` scales the CFG scale (1/12.5 for CFG++).
+    ``image_cfg_scale`` is set only for instruct-pix2pix models; with a value other than 1 and an ``image_cond``
+    the three-way image CFG is used (at 1.0 pix2pix equals plain CFG, so AND works, as in A1111).
     """
 
     def __init__(

@@ -210,7 +210,8 @@ def sampler_sigmas(
     Timestep samplers use their own grids (DDIM/PLMS: :func:`timestep_sampler_sigmas`; UniPC:
     :func:`unipc_sigmas`) whatever the schedule type. Others go through :func:`get_sigmas` with the sampler's
     default schedule for Automatic and its discard rule (or the ``always_discard_next_to_last_sigma`` setting).
-    ``automatic`` supplies the model's own schedule when it is not ``model.get_sigmas`` (LCM's denoiser);
+    ``automatic`` supplies the model's own schedule when it is not ``model.get_sigmas``: for LCM pass
+    ``model=lcm_denoiser.schedule`` and ``automatic=lcm_denoiser.get_sigmas`` (A1111 uses the LCM table for both);
     ``overrides``: sigma_min, sigma_max, rho, beta_alpha, beta_beta, is_sdxl, use_old_karras_sigmas.
     """
     discard = spec.discard_next_to_last_sigma or always_discard_next_to_last_sigma
