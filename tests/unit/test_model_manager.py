@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from modules.memory.offload import DeviceBudget
+from modules.memory.offload import DeviceBudget, tensor_bytes
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.architectures import ArchitectureMatch
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
@@ -269,3 +269,16 @@ def test_no_hashing_leaves_titles_unhashed(models_dir: Path, tmp_path: Path) -> 
     assert manager.shorthash(timeout=30) is None
     hasher.shutdown(wait=True)
     assert model.checkpoint.title == "sd1.safetensors" and not (tmp_path / "cache.json").exists()
+
+
+def test_lowvram_gives_the_same_result_with_less_on_the_device(models_dir: Path) -> None:
+    normal = ModelManager(_registry(models_dir), FP32, loader=load)
+    expected = _denoise(normal.load("sd1"))
+    low = ModelManager(_registry(models_dir), FP32, loader=load, offload=OffloadFlags(lowvram=True))
+    model = low.load("sd1")
+    assert low.budget.current == 0  # nothing is placed until it runs
+    assert torch.equal(_denoise(model), expected)
+    # one unit at a time: the peak is the largest single unit (here the text encoder, whose 49408-token
+    # embedding dominates a tiny model), never the sum
+    assert low.budget.peak == tensor_bytes(model.conditioner) < model.weight_bytes()
+    assert normal.budget.peak == model.weight_bytes()
