@@ -119,9 +119,10 @@ class ModelManager:
             info = self.resolve(checkpoint)
             vae = self.vae_resolver(info) if self.vae_resolver is not None else None
             current = self._current
-            if current is not None and current.checkpoint.filename == info.filename and (
-                    vae is None or vae == current.vae_resolution):
-                if not self._on_device:
+            if current is not None and current.checkpoint.filename == info.filename:
+                if vae is not None and vae != current.vae_resolution:
+                    self.reload_vae()
+                elif not self._on_device:
                     self.reload()
                 return current
             model = self._cache.get(info.filename)
@@ -131,8 +132,19 @@ class ModelManager:
                 model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
             self._cache.pop(info.filename, None)
             self._retire_current()
-            self._current = model
-            self._place(model)
+            try:
+                self._current = model
+                self._place(model)
+            except Exception:
+                # the device could not take it (out of memory): put the previous model back
+                model.to("cpu")
+                self._release_budget(model)
+                self._current = None
+                if current is not None:
+                    self._cache.pop(current.checkpoint.filename, None)
+                    self._current = current
+                    self._place(current)
+                raise
             self._hash_in_background(info)
             return model
 

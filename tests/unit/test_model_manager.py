@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from modules.memory.offload import DeviceBudget, tensor_bytes
+from modules.memory.offload import DeviceBudget, DeviceBudgetExceeded, tensor_bytes
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.architectures import ArchitectureMatch
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
@@ -282,3 +282,14 @@ def test_lowvram_gives_the_same_result_with_less_on_the_device(models_dir: Path)
     # embedding dominates a tiny model), never the sum
     assert low.budget.peak == tensor_bytes(model.conditioner) < model.weight_bytes()
     assert normal.budget.peak == model.weight_bytes()
+
+
+def test_a_model_too_big_for_the_device_leaves_the_previous_one(models_dir: Path) -> None:
+    manager = ModelManager(_registry(models_dir), FP32, loader=load)
+    sd1 = manager.load("sd1")
+    manager.budget.limit = sd1.weight_bytes() + 1  # a simulated device that fits sd1 but not the SDXL model
+    with pytest.raises(DeviceBudgetExceeded):
+        manager.load("sdxl")
+    assert manager.current is sd1 and manager.on_device
+    assert manager.budget.current == sd1.weight_bytes()
+    assert torch.isfinite(_denoise(sd1)).all()
