@@ -62,9 +62,14 @@ def _build_text_encoders(match: ArchitectureMatch, state: Mapping[str, Tensor], 
     open_clip). UNet-only files have no encoder specs and get None."""
     if not match.text_encoders:
         return None
-    from modules.models.nn import conditioner
-
-    return conditioner.build_conditioner(match, state, dtype=dtype, device=device)
+    try:
+        from modules.models.nn import conditioner
+    except ImportError as error:
+        raise RuntimeError(f"the text-encoder module is unavailable ({error})") from error
+    build = getattr(conditioner, "build_conditioner", None)
+    if build is None:
+        raise RuntimeError("modules.models.nn.conditioner has no build_conditioner(match, state_dict, dtype, device)")
+    return build(match, state, dtype=dtype, device=device)
 
 
 @dataclass(frozen=True)
