@@ -153,7 +153,7 @@ def tokenize_prompt(
         chunks.append(chunk)
         chunk = PromptChunk()
 
-    for tokens, (text, weight) in zip(tokenized, pieces):
+    for tokens, (text, weight) in zip(tokenized, pieces, strict=True):
         if emphasis != "None" and text == BREAK_MARKER.text and weight == BREAK_MARKER.weight:
             next_chunk()
             continue

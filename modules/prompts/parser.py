@@ -151,7 +151,7 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
     merged: list[WeightedText] = []
     run: list[str] = [texts[0]]
     run_weight = weights[0]
-    for piece, weight in zip(texts[1:], weights[1:]):
+    for piece, weight in zip(texts[1:], weights[1:], strict=True):
         if weight == run_weight:
             run.append(piece)
             continue

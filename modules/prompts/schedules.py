@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 _SPECIAL = re.compile(r"[\[\]():|\\]")
 _NUMBER = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*")
@@ -49,7 +49,7 @@ class Alternation:
     options: list[list[Item]]
 
 
-Item = Union[str, Scheduled, Alternation]
+Item = str | Scheduled | Alternation
 
 
 class ScheduledText(NamedTuple):

@@ -220,7 +220,7 @@ class ClipTokenizer:
                 pair = merges.get((ids[before], ids[i]))
                 if pair is not None:
                     push(heap, (pair[0], before))
-        return [token for token, keep in zip(ids, alive) if keep]
+        return [token for token, keep in zip(ids, alive, strict=True) if keep]
 
 
 @functools.lru_cache(maxsize=4)
