@@ -1,0 +1,140 @@
+"""Images in API requests and responses: base64 (or URL) → PIL, PIL → base64 with the infotext embedded.
+
+A1111 (`modules/api/api.py` `decode_base64_to_image` / `encode_pil_to_base64`):
+* a request image is base64, optionally with a `data:image/...;base64,` prefix, or — when the setting
+  `api_enable_requests` is on — an `http(s)://` URL fetched with the `api_useragent` user agent and a 30 s timeout,
+  refusing private/loopback addresses while `api_forbid_local_requests` is on;
+* a response image is raw base64 (no `data:` prefix) in the `samples_format` setting: PNG with the infotext in the
+  `parameters` text chunk, JPEG/WebP with it in EXIF UserComment (A1111 writes metadata only when `enable_pnginfo`).
+An undecodable image here is a 422 naming the request field (A1111 answers 500 "Invalid encoded image").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import ipaddress
+import re
+import socket
+import warnings
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from PIL import Image, UnidentifiedImageError
+
+from modules.api.errors import ApiError
+
+DATA_URI = re.compile(r"^data:(?P<mime>[\w/+.-]*)(?:;[\w=-]+)*?;base64,", re.IGNORECASE)
+URL_TIMEOUT_SECONDS = 30
+MAX_URL_BYTES = 64 * 1024 * 1024
+FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
+
+
+def _bad(field: str, why: str) -> ApiError:
+    return ApiError(422, f"{field}: {why}", field=field)
+
+
+def strip_data_uri(value: str) -> str:
+    """The base64 payload of `value` (a `data:...;base64,` prefix removed, whitespace dropped)."""
+    match = DATA_URI.match(value)
+    payload = value[match.end():] if match else value
+    return "".join(payload.split())
+
+
+def decode_base64_bytes(value: str, field: str) -> bytes:
+    """Base64 text (with or without a data URI prefix, padding optional) → bytes; 422 naming `field` if invalid."""
+    payload = strip_data_uri(value)
+    if not payload:
+        raise _bad(field, "empty image data")
+    payload += "=" * (-len(payload) % 4)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            return base64.urlsafe_b64decode(payload)
+        except (binascii.Error, ValueError):
+            raise _bad(field, "is not valid base64 image data") from None
+
+
+def open_image_bytes(data: bytes, field: str) -> Image.Image:
+    """Bytes of an image file → a loaded PIL image; 422 naming `field` for non-images and decompression bombs."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bad(field, "image has too many pixels to be decoded safely") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise _bad(field, f"could not decode image ({reason})") from None
+    return image
+
+
+def _check_public_host(url: str, field: str) -> None:
+    host = urlparse(url).hostname
+    if not host:
+        raise _bad(field, f"URL {url!r} has no host")
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        raise _bad(field, f"cannot resolve the host of {url!r}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            raise _bad(field, f"URL {url!r} points to a local address; the setting api_forbid_local_requests "
+                              "refuses those")
+
+
+def fetch_image_url(url: str, field: str, settings: Mapping[str, Any]) -> bytes:
+    """Download an image URL with A1111's rules (see module docstring)."""
+    import httpx
+
+    if not settings.get("api_enable_requests", True):
+        raise _bad(field, "image URLs are disabled (setting api_enable_requests); send base64 data instead")
+    if settings.get("api_forbid_local_requests", True):
+        _check_public_host(url, field)
+    headers = {"user-agent": settings.get("api_useragent") or "Mozilla/5.0 (sd-webui API)"}
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=URL_TIMEOUT_SECONDS, follow_redirects=False) as resp:
+            if resp.status_code != 200:
+                raise _bad(field, f"fetching {url!r} answered HTTP {resp.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > MAX_URL_BYTES:
+                    raise _bad(field, f"{url!r} is larger than {MAX_URL_BYTES // 2**20} MiB")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise _bad(field, f"could not fetch {url!r}: {exc}") from None
+    return b"".join(chunks)
+
+
+def decode_image(value: Any, field: str, settings: Mapping[str, Any] | None = None) -> Image.Image:
+    """A request image (base64, data URI or URL) → PIL image; every failure is a 422 naming `field`."""
+    if not isinstance(value, str):
+        raise _bad(field, f"expected a base64 string, got {type(value).__name__}")
+    text = value.strip()
+    if text.lower().startswith(("http://", "https://")):
+        return open_image_bytes(fetch_image_url(text, field, settings or {}), field)
+    return open_image_bytes(decode_base64_bytes(text, field), field)
+
+
+def encode_image(image: Image.Image, infotext: str | None = None, settings: Mapping[str, Any] | None = None,
+                 image_format: str | None = None) -> str:
+    """PIL image → raw base64 in `samples_format` (png/jpg/webp; others fall back to png) with the infotext embedded."""
+    from modules.images import save_image_with_geninfo
+
+    settings = settings or {}
+    fmt = FORMATS.get(str(image_format or settings.get("samples_format") or "png").lower().lstrip("."), "png")
+    buffer = io.BytesIO()
+    if fmt != "png" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    save_image_with_geninfo(image, infotext, buffer, f".{fmt}",
+                            enable_pnginfo=bool(settings.get("enable_pnginfo", True)),
+                            jpeg_quality=int(settings.get("jpeg_quality", 80)),
+                            webp_lossless=bool(settings.get("webp_lossless", False)))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,187 @@
+"""`POST /sdapi/v1/txt2img` and `/img2img`: request → params → a job on the shared queue → A1111's response.
+
+A1111 1.10 behaviour (`modules/api/api.py` `text2imgapi` / `img2imgapi`, reference §12):
+* the sampler is `sampler_name or sampler_index` (`sampler_index` defaults to "Euler"); names, aliases and legacy
+  "<sampler> <schedule>" names ("DPM++ 2M Karras") are accepted; an unknown one is 400 "Sampler not found";
+* `infotext` fills the fields the request did not set (and the settings it implies go to `override_settings`);
+* `script_name` must be a selectable script and `alwayson_scripts` titles must exist (422 "Script … not found");
+* `save_images` false (the API default) sets `do_not_save_samples`/`do_not_save_grid`; `send_images` false returns
+  `images: []`;
+* img2img without `init_images` is 404 "Init image not found";
+* jobs run one at a time through the FIFO queue shared with the UI; `force_task_id` names the job;
+* the response is `{images: [raw base64], parameters: <the request>, info: <JSON string>}`; for img2img the echo has
+  `init_images` and `mask` set to null unless `include_init_images`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from modules.api.app import ApiServices
+from modules.api.errors import ApiError, FeatureNotAvailableError
+from modules.api.images_b64 import decode_image, encode_image
+from modules.api.schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams, validate_params
+
+JOB_ERROR_STATUS = {"ParamError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
+                    "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403}
+"""Status for a job that failed with one of these exception types (the queue records only type and message)."""
+
+
+def resolve_sampler_fields(data: dict[str, Any]) -> None:
+    """Set `sampler_name` (canonical name) and `scheduler` from `sampler_name or sampler_index` (A1111 rules)."""
+    from modules.sampling.registry import resolve_sampler
+    from modules.sampling.schedules import find_scheduler
+
+    spec, schedule = resolve_sampler(data.get("sampler_name") or data.get("sampler_index") or "Euler")
+    data["sampler_name"] = spec.name
+    if data.get("scheduler"):
+        found = find_scheduler(data["scheduler"])
+        if found is None:
+            raise ApiError(422, f"scheduler: Scheduler not found: {data['scheduler']!r}", field="scheduler")
+        data["scheduler"] = found.name
+    elif schedule is not None:
+        data["scheduler"] = schedule
+    if data.get("hr_sampler_name") and data["hr_sampler_name"] not in ("Use same sampler",):
+        hr_spec, hr_schedule = resolve_sampler(data["hr_sampler_name"])
+        data["hr_sampler_name"] = hr_spec.name
+        if hr_schedule is not None and not data.get("hr_scheduler"):
+            data["hr_scheduler"] = hr_schedule
+
+
+def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str) -> None:
+    """Fill fields the request did not set from an infotext (A1111 1.10 `infotext` request field)."""
+    from modules.images import parse_infotext
+    from modules.processing.infotext_fields import params_from_fields
+    from modules.settings import REGISTRY
+
+    parsed = parse_infotext(infotext)
+    values, settings = params_from_fields(parsed)
+    for key, value in values.items():
+        if key in data and key not in fields_set:
+            data[key] = value
+    if "styles" not in fields_set and parsed.get("Styles array"):
+        data["styles"] = list(parsed["Styles array"])
+    overrides = dict(data.get("override_settings") or {})
+    for key, value in settings.items():
+        if key not in overrides and key in REGISTRY:
+            try:
+                overrides[key] = REGISTRY[key].cast(value)
+            except ValueError:
+                continue
+    data["override_settings"] = overrides
+
+
+def check_scripts(data: dict[str, Any]) -> None:
+    """No scripts are loaded yet, so any named script is unknown (A1111: 422 "Script 'x' not found")."""
+    if data.get("script_name"):
+        raise ApiError(422, f"script_name: Script '{data['script_name']}' not found", field="script_name")
+    for title in data.get("alwayson_scripts") or {}:
+        raise ApiError(422, f"alwayson_scripts: always on script {title} not found", field="alwayson_scripts")
+
+
+def check_overrides(services: ApiServices, overrides: dict[str, Any]) -> None:
+    """Validate `override_settings` now (unknown key → 400, bad value → 422, frozen → 403), checkpoint included."""
+    if not overrides:
+        return
+    services.ctx.settings.snapshot(overrides, is_api=True)
+    checkpoint = overrides.get("sd_model_checkpoint")
+    if checkpoint and services.ctx.models is not None:
+        services.ctx.models.resolve(checkpoint)
+
+
+def build_params(services: ApiServices, req: BaseModel, params_type: type[GenerationParams]) -> GenerationParams:
+    """Turn a validated request into the params dataclass the pipeline runs (errors name the field)."""
+    data = req.model_dump()
+    if getattr(req, "infotext", None):
+        apply_infotext(data, set(req.model_fields_set), req.infotext)  # type: ignore[attr-defined]
+    resolve_sampler_fields(data)
+    check_scripts(data)
+    check_overrides(services, data.get("override_settings") or {})
+    data["do_not_save_samples"] = data["do_not_save_grid"] = not data.get("save_images", False)
+    settings = services.settings_view()
+    if params_type is Img2ImgParams:
+        data["init_images"] = [decode_image(v, f"init_images[{i}]", settings)
+                               for i, v in enumerate(data["init_images"])]
+    for name in ("mask", "latent_mask", "firstpass_image"):
+        if data.get(name):
+            data[name] = decode_image(data[name], name, settings)
+    names = {f.name for f in dataclasses.fields(params_type)}
+    params = params_type(**{k: v for k, v in data.items() if k in names})
+    validate_params(params)
+    return params
+
+
+def run_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None) -> Any:
+    """Queue the pipeline function for `kind` and wait for its `GenerationResult` (None when interrupted early)."""
+    from modules.runtime.jobs import JobFailedError
+
+    try:
+        pipeline = importlib.import_module("modules.processing.run")
+    except ModuleNotFoundError as exc:
+        if exc.name != "modules.processing.run":
+            raise
+        raise FeatureNotAvailableError(f"{kind} (the generation pipeline)") from None
+    fn = pipeline.run_txt2img if kind == "txt2img" else pipeline.run_img2img
+    try:
+        job = services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id)
+    except ValueError as exc:
+        raise ApiError(409, f"force_task_id: {exc}", field="force_task_id") from None
+    try:
+        return job.result()
+    except JobFailedError as exc:
+        status = JOB_ERROR_STATUS.get(exc.error.type, 500)
+        raise ApiError(status, f"{kind} failed: {exc.error}") from None
+
+
+def respond(services: ApiServices, req: BaseModel, result: Any, echo: dict[str, Any]) -> GenerationResponse:
+    """A1111's response: raw base64 images (if `send_images`), the request echo and `info` as a JSON string."""
+    if result is None:
+        return GenerationResponse(images=[], parameters=echo, info=json.dumps({}))
+    images: list[str] = []
+    if getattr(req, "send_images", True):
+        settings = services.settings_view()
+        for index, image in enumerate(result.images):
+            infotext = result.infotexts[index] if index < len(result.infotexts) else None
+            images.append(encode_image(image, infotext, settings))
+    return GenerationResponse(images=images, parameters=echo, info=json.dumps(result.info_dict(), default=str))
+
+
+def add_routes(router: APIRouter, services: ApiServices) -> None:
+    """txt2img and img2img."""
+
+    def txt2img(req: Txt2ImgRequest) -> GenerationResponse:
+        """Generate images from a prompt (A1111 `text2imgapi`)."""
+        params = build_params(services, req, Txt2ImgParams)
+        result = run_job(services, "txt2img", params, req.force_task_id)
+        return respond(services, req, result, req.model_dump())
+
+    def img2img(req: Img2ImgRequest) -> GenerationResponse:
+        """Generate images from init images (and a mask for inpainting) (A1111 `img2imgapi`)."""
+        if not req.init_images:
+            raise ApiError(404, "Init image not found", field="init_images")
+        params = build_params(services, req, Img2ImgParams)
+        result = run_job(services, "img2img", params, req.force_task_id)
+        echo = req.model_dump()
+        if not req.include_init_images:
+            echo["init_images"] = None
+            echo["mask"] = None
+        return respond(services, req, result, echo)
+
+    async def txt2img_route(req: Txt2ImgRequest) -> GenerationResponse:
+        return await run_in_threadpool(txt2img, req)
+
+    async def img2img_route(req: Img2ImgRequest) -> GenerationResponse:
+        return await run_in_threadpool(img2img, req)
+
+    router.add_api_route("/txt2img", txt2img_route, methods=["POST"], response_model=GenerationResponse,
+                         summary="txt2img")
+    router.add_api_route("/img2img", img2img_route, methods=["POST"], response_model=GenerationResponse,
+                         summary="img2img")

@@ -1,0 +1,184 @@
+"""List endpoints: samplers, schedulers, upscalers, models, VAEs, networks, styles, scripts, extensions.
+
+Shapes are A1111 1.10's (reference §12): `samplers` `[{name, aliases, options}]`; `schedulers`
+`[{name, label, aliases, default_rho, need_inner_model}]`; `upscalers` `[{name, model_name, model_path, model_url,
+scale}]` starting with the built-in None, Lanczos and Nearest (A1111 sorts those first); `latent-upscale-modes`
+`[{name}]`; `sd-models` `[{title, model_name, hash, sha256, filename, config}]`; `sd-vae` `[{model_name, filename}]`;
+`hypernetworks` `[{name, path}]`; `face-restorers` `[{name, cmd_dir}]`; `realesrgan-models` `[{name, path, scale}]`;
+`prompt-styles` `[{name, prompt, negative_prompt}]`; `embeddings` `{loaded, skipped}`; `loras`
+`[{name, alias, path, metadata}]`; `scripts` `{txt2img, img2img}`; `script-info` `[…]`; `extensions`
+`[{name, remote, branch, commit_hash, commit_date, version, enabled}]`. Lists whose models are not built yet (face
+restorers, Real-ESRGAN, scripts) are empty: nothing of that kind can be used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from modules.api.app import ApiServices
+from modules.api.errors import FeatureNotAvailableError
+
+BUILTIN_UPSCALERS = ("None", "Lanczos", "Nearest")
+UPSCALER_DEFAULT_SCALE = 4
+"""A1111's `UpscalerData.scale` default, reported for the built-in upscalers too."""
+
+
+def vae_registry(services: ApiServices) -> Any:
+    """The VAE file registry (`ctx.extra["vae_registry"]` or one built from the paths)."""
+    from modules.models.vae_files import VaeRegistry
+
+    paths = services.ctx.paths
+    return services.component("vae_registry", lambda: VaeRegistry(paths.vae_dir, paths.checkpoint_dirs,
+                                                                  vae_path=paths.vae_path))
+
+
+def lora_registry(services: ApiServices) -> Any:
+    """The LoRA registry (`ctx.extra["lora_registry"]` or one built over `--lora-dir` and the LyCORIS dir)."""
+    try:
+        from modules.models.networks.lora import LoraRegistry
+    except ModuleNotFoundError:
+        raise FeatureNotAvailableError("LoRA networks") from None
+
+    def build() -> Any:
+        registry = LoraRegistry([services.ctx.paths.lora_dir, services.ctx.paths.lyco_dir])
+        registry.refresh()
+        return registry
+
+    return services.component("lora_registry", build)
+
+
+def embedding_db(services: ApiServices) -> Any:
+    """The textual-inversion database of the loaded model (`ctx.extra["embedding_db"]`); 501 when there is none."""
+    db = services.ctx.extra.get("embedding_db")
+    if db is None:
+        db = getattr(getattr(services.ctx.models, "current", None), "embeddings", None)
+    if db is None or not hasattr(db, "summary"):
+        raise FeatureNotAvailableError("Textual inversion embeddings", "no embedding database is loaded")
+    return db
+
+
+def checkpoint_entry(info: Any) -> dict[str, Any]:
+    """One `sd-models` item."""
+    return {"title": info.title, "model_name": info.model_name, "hash": info.shorthash, "sha256": info.sha256,
+            "filename": str(info.filename), "config": str(info.config_path) if info.config_path else None}
+
+
+def _git_info(folder: Path) -> dict[str, Any]:
+    """remote, branch and commit of an extension's git checkout, read from `.git` without running git."""
+    git = folder / ".git"
+    out: dict[str, Any] = {"remote": None, "branch": None, "commit_hash": None, "commit_date": None}
+    try:
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+        if head.startswith("ref:"):
+            ref = head.split(":", 1)[1].strip()
+            out["branch"] = ref.rsplit("/", 1)[-1]
+            ref_file = git / ref
+            out["commit_hash"] = ref_file.read_text(encoding="utf-8").strip() if ref_file.is_file() else None
+        else:
+            out["commit_hash"] = head
+        for line in (git / "config").read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("url ="):
+                out["remote"] = line.split("=", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return out
+
+
+def list_extensions(services: ApiServices) -> list[dict[str, Any]]:
+    """Folders in `extensions/` and `extensions-builtin/` with their git state and enabled flag."""
+    paths = services.ctx.paths
+    disabled = set(services.setting("disabled_extensions", []) or [])
+    disable_all = services.setting("disable_all_extensions", "none")
+    out: list[dict[str, Any]] = []
+    for root, builtin in ((paths.extensions_builtin_dir, True), (paths.extensions_dir, False)):
+        if not Path(root).is_dir():
+            continue
+        for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+            git = _git_info(folder)
+            enabled = folder.name not in disabled and disable_all != "all" and (builtin or disable_all != "extra")
+            out.append({"name": folder.name, **git, "version": (git["commit_hash"] or "")[:8],
+                        "enabled": enabled})
+    return out
+
+
+def add_routes(router: APIRouter, services: ApiServices) -> None:
+    """Every list endpoint."""
+    ctx = services.ctx
+
+    def samplers() -> list[dict[str, Any]]:
+        from modules.sampling.registry import list_samplers
+
+        return [spec.api_entry() for spec in list_samplers()]
+
+    def schedulers() -> list[dict[str, Any]]:
+        from modules.sampling.schedules import list_schedulers
+
+        return [{"name": s.name, "label": s.label, "aliases": list(s.aliases) or None,
+                 "default_rho": s.default_rho, "need_inner_model": s.need_inner_model} for s in list_schedulers()]
+
+    def upscalers() -> list[dict[str, Any]]:
+        return [{"name": name, "model_name": None, "model_path": None, "model_url": None,
+                 "scale": UPSCALER_DEFAULT_SCALE} for name in BUILTIN_UPSCALERS]
+
+    def latent_upscale_modes() -> list[dict[str, Any]]:
+        from modules.processing.hires import LATENT_UPSCALE_MODES
+
+        return [{"name": name} for name in LATENT_UPSCALE_MODES]
+
+    def sd_models() -> list[dict[str, Any]]:
+        if ctx.models is None:
+            return []
+        return [checkpoint_entry(info) for info in ctx.models.registry]
+
+    def sd_vae() -> list[dict[str, Any]]:
+        return [{"model_name": name, "filename": str(path)} for name, path in vae_registry(services).files.items()]
+
+    def hypernetworks() -> list[dict[str, Any]]:
+        try:
+            from modules.models.networks.hypernetworks import list_hypernetworks
+        except ModuleNotFoundError:
+            raise FeatureNotAvailableError("Hypernetworks") from None
+        return [{"name": name, "path": str(path)}
+                for name, path in list_hypernetworks([ctx.paths.hypernetwork_dir]).items()]
+
+    def face_restorers() -> list[dict[str, Any]]:
+        return []
+
+    def realesrgan_models() -> list[dict[str, Any]]:
+        return []
+
+    def prompt_styles() -> list[dict[str, Any]]:
+        styles = ctx.styles
+        if styles is None:
+            return []
+        return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
+                for s in styles.styles.values() if s.prompt is not None]
+
+    def embeddings() -> dict[str, Any]:
+        return embedding_db(services).summary()
+
+    def loras() -> list[dict[str, Any]]:
+        registry = lora_registry(services)
+        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": e.metadata}
+                for e in registry.available.values()]
+
+    def scripts() -> dict[str, list[str]]:
+        return {"txt2img": [], "img2img": []}
+
+    def script_info() -> list[dict[str, Any]]:
+        return []
+
+    def extensions() -> list[dict[str, Any]]:
+        return list_extensions(services)
+
+    for path, fn in (("/samplers", samplers), ("/schedulers", schedulers), ("/upscalers", upscalers),
+                     ("/latent-upscale-modes", latent_upscale_modes), ("/sd-models", sd_models),
+                     ("/sd-vae", sd_vae), ("/hypernetworks", hypernetworks), ("/face-restorers", face_restorers),
+                     ("/realesrgan-models", realesrgan_models), ("/prompt-styles", prompt_styles),
+                     ("/embeddings", embeddings), ("/loras", loras), ("/scripts", scripts),
+                     ("/script-info", script_info), ("/extensions", extensions)):
+        router.add_api_route(path, fn, methods=["GET"], summary=path.strip("/"))

@@ -1,0 +1,335 @@
+"""The HTTP server: FastAPI app with the API, the Gradio UI, login, CORS, file serving; binding and running uvicorn.
+
+A1111 behaviour kept (`webui.py`, `modules/api/api.py`, reference §1.1 and §12):
+* the REST API is mounted under `/sdapi/v1` with `--api` or `--nowebui` (API only; default port 7861);
+* `--gradio-auth u:p[,u2:p2]` / `--gradio-auth-path FILE` put Gradio's login page in front of the UI;
+  `--api-auth` guards the API with HTTP Basic. Unlike A1111 (whose API stays open with only `--gradio-auth`), the
+  API then accepts the UI logins too (Basic or the UI session), so no route is left unguarded;
+* `--subpath P` serves everything under `/P` (A1111 mounts the UI at `/P` and redirects `/` there);
+* `--cors-allow-origins a,b` / `--cors-allow-origins-regex RE`: CORS with all methods and headers, credentials on;
+* `--tls-keyfile` + `--tls-certfile`: HTTPS through uvicorn;
+* files: only the output folders, the temp folder and static assets of extensions are ever served
+  (`/file=<path>`, A1111's URL form, and Gradio's own file route through `allowed_paths`); traversal out of them
+  (`..`, symlinks, absolute paths) is refused with 403;
+* without `--port`, a busy 7860 moves to the next free port up to 7959 as Gradio does; with `--port` (or in API-only
+  mode) a busy port is a one-line error naming the port and suggesting `--port` with a free one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.responses import Response
+
+from modules.api.app import ApiServices, mount_api
+from modules.api.auth import AuthGuard
+from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
+
+log = logging.getLogger(__name__)
+
+GRADIO_PORT_RANGE = 100
+"""Gradio tries the requested port and the next 99 (7860–7959) when the port was not given explicitly."""
+EXTENSION_ASSET_SUFFIXES = frozenset({".js", ".mjs", ".css", ".map", ".png", ".jpg", ".jpeg", ".gif", ".webp",
+                                      ".svg", ".ico", ".woff", ".woff2", ".ttf", ".otf"})
+"""Static files an extension folder may serve; its Python code, configs and models never are."""
+
+
+class PortInUseError(OSError):
+    """The port is taken; `str()` is the one-line message for the console."""
+
+    def __init__(self, host: str, port: int, suggestion: int | None) -> None:
+        hint = f"start with --port {suggestion} (free now)" if suggestion else "start with --port <another port>"
+        super().__init__(errno.EADDRINUSE, f"port {port} on {host} is already in use (another web UI or program is "
+                                           f"listening there); stop that program or {hint}")
+        self.host, self.port, self.suggestion = host, port, suggestion
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+# ---------------------------------------------------------------------------------------------- sockets
+
+def _try_bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if sys.platform != "win32":  # on Windows SO_REUSEADDR would let us steal a port in use
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _free_port_after(host: str, port: int) -> int | None:
+    for candidate in range(port + 1, min(port + GRADIO_PORT_RANGE, 65536)):
+        try:
+            _try_bind(host, candidate).close()
+            return candidate
+        except OSError:
+            continue
+    return None
+
+
+def bind_server_socket(host: str, port: int, *, scan: bool = False) -> socket.socket:
+    """A listening socket on (host, port); with `scan`, the next free port of Gradio's range instead of an error.
+
+    Raises `PortInUseError` (one-line message naming the port and `--port`) when the port is taken.
+    """
+    last = min(port + GRADIO_PORT_RANGE, 65536) if scan else port + 1
+    for candidate in range(port, last):
+        try:
+            sock = _try_bind(host, candidate)
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1)):
+                raise
+            if exc.errno == errno.EACCES and candidate < 1024:
+                raise OSError(exc.errno, f"port {candidate} needs administrator rights (ports below 1024); "
+                                         "start with --port 7860 or another port above 1023") from None
+            continue
+        if candidate != port:
+            log.warning("Port %d is in use; using port %d instead", port, candidate)
+        return sock
+    raise PortInUseError(host, port, _free_port_after(host, port))
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def output_roots(ctx: Any) -> list[Path]:
+    """Folders whose files may be served: the outputs dir, every output-dir setting, the temp dir."""
+    paths = ctx.paths
+    roots = [Path(paths.outputs_dir)]
+    values = ctx.settings.values()
+    for key in ("outdir_samples", "outdir_txt2img_samples", "outdir_img2img_samples", "outdir_extras_samples",
+                "outdir_grids", "outdir_txt2img_grids", "outdir_img2img_grids", "outdir_save",
+                "outdir_init_images"):
+        value = values.get(key)
+        if isinstance(value, str) and value.strip():
+            roots.append(paths.resolve_user_path(value))
+    roots.append(temp_dir(ctx))
+    return [_resolved(r) for r in roots]
+
+
+def temp_dir(ctx: Any) -> Path:
+    """The `temp_dir` setting, else Gradio's temp dir (`GRADIO_TEMP_DIR`, default `<tmp>/gradio`)."""
+    value = ctx.settings.values().get("temp_dir")
+    if isinstance(value, str) and value.strip():
+        return ctx.paths.resolve_user_path(value)
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def servable_file(ctx: Any, requested: str) -> Path | None:
+    """The real file `requested` names if it lies in an output/temp folder or is an extension's static asset."""
+    if "\x00" in requested:
+        return None
+    target = _resolved(ctx.paths.resolve_user_path(requested))
+    if not target.is_file():
+        return None
+    if any(target.is_relative_to(root) for root in output_roots(ctx)):
+        return target
+    if target.suffix.lower() in EXTENSION_ASSET_SUFFIXES:
+        for root in (ctx.paths.extensions_dir, ctx.paths.extensions_builtin_dir):
+            if target.is_relative_to(_resolved(root)):
+                return target
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- gradio session
+
+class GradioSession:
+    """Finds the user of a Gradio login cookie, so non-Gradio routes accept a logged-in browser session."""
+
+    def __init__(self) -> None:
+        self.gradio_app: Any = None
+
+    def attach(self, app: FastAPI) -> None:
+        """Remember the Gradio app mounted on `app` (its login tokens and cookie name)."""
+        for route in app.routes:
+            inner = getattr(route, "app", None)
+            if inner is not None and hasattr(inner, "tokens") and hasattr(inner, "cookie_id"):
+                self.gradio_app = inner
+
+    def user(self, request: Request) -> str | None:
+        app = self.gradio_app
+        if app is None:
+            return None
+        token = (request.cookies.get(f"access-token-{app.cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{app.cookie_id}"))
+        return app.tokens.get(token) if token else None
+
+
+# ---------------------------------------------------------------------------------------------- app
+
+def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] | None = None,
+              env: Mapping[str, str] | None = None) -> FastAPI:
+    """The complete ASGI app for `ctx.flags`: API (with `--api`/`--nowebui`), UI `ui` (a Gradio Blocks) at `/`."""
+    flags = ctx.flags
+    env = os.environ if env is None else env
+    ui_logins = dict(ui_credentials(flags))
+    api_logins = api_credentials(flags)
+    session = GradioSession()
+    api_shares_ui_logins = not api_logins and bool(ui_logins)
+    api_guard = AuthGuard(api_logins or ui_logins, realm="Stable Diffusion API",
+                          session_user=session.user if api_shares_ui_logins else None)
+    ui_guard = AuthGuard(ui_logins, realm="Stable Diffusion", session_user=session.user)
+    with_ui = ui is not None and not flags.nowebui
+
+    app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url=None, openapi_url=None)
+    if flags.api or flags.nowebui:
+        services = ApiServices(ctx, allow_server_stop=bool(flags.api_server_stop), server_action=server_action,
+                               restartable=bool(env.get("SD_WEBUI_RESTART")))
+        mount_api(app, services, api_guard, api_log=bool(flags.api_log))
+        _add_docs(app, api_guard)
+    if with_ui:
+        _add_file_route(app, ctx, ui_guard)
+        _mount_ui(app, ctx, ui, ui_logins)
+        session.attach(app)
+    elif not (flags.api or flags.nowebui):
+        log.warning("Neither the UI nor the API is enabled: only a status page is served")
+    if not with_ui:
+        @app.get("/", include_in_schema=False, dependencies=[Depends(api_guard)])
+        def root() -> JSONResponse:
+            return JSONResponse({"message": "Stable Diffusion web UI API server; see /docs"})
+    _add_cors(app, flags)
+    if flags.subpath:
+        return _under_subpath(app, flags.subpath)
+    return app
+
+
+def _add_docs(app: FastAPI, guard: AuthGuard) -> None:
+    """`/docs` and `/openapi.json` behind the same login as the API (FastAPI's defaults would be open)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(guard)])
+    def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(guard)])
+    def docs(request: Request) -> Response:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="Stable Diffusion web UI API")
+
+
+def _add_file_route(app: FastAPI, ctx: Any, guard: AuthGuard) -> None:
+    """`/file=<path>`: outputs, temp and extension assets only (403 for anything else, 404 if missing)."""
+
+    @app.api_route("/file={path:path}", methods=["GET", "HEAD"], include_in_schema=False,
+                   dependencies=[Depends(guard)])
+    def serve_file(path: str) -> Response:
+        target = servable_file(ctx, path)
+        if target is None:
+            exists = _resolved(ctx.paths.resolve_user_path(path)).is_file() if "\x00" not in path else False
+            status = 403 if exists else 404
+            detail = "File cannot be fetched: only output, temp and extension asset files are served" \
+                if exists else "File not found"
+            return JSONResponse({"error": "FileNotAllowed" if exists else "FileNotFound", "detail": detail},
+                                status_code=status)
+        return FileResponse(target, headers={"Cache-Control": "no-cache"})
+
+
+def _mount_ui(app: FastAPI, ctx: Any, ui: Any, logins: dict[str, str]) -> None:
+    import gradio as gr
+
+    allowed = [str(p) for p in output_roots(ctx)]
+    blocked = [str(ctx.paths.models_dir), str(ctx.paths.settings_file), str(ctx.paths.data_dir / "config.json"),
+               str(ctx.paths.script_dir / "modules")]
+    auth = list(logins.items()) or None
+    gr.mount_gradio_app(app, ui, path="/", auth=auth, allowed_paths=allowed, blocked_paths=blocked,
+                        auth_message="Log in to use Stable Diffusion" if auth else None,
+                        root_path=None)
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _add_cors(app: FastAPI, flags: Any) -> None:
+    origins = _split(flags.cors_allow_origins)
+    regex = flags.cors_allow_origins_regex
+    if origins or regex:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_origin_regex=regex or None,
+                           allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
+
+
+def _under_subpath(app: FastAPI, subpath: str) -> FastAPI:
+    """Serve `app` at `/<subpath>` and redirect `/` there (A1111 `--subpath`)."""
+    prefix = "/" + subpath.strip("/")
+    outer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @outer.get("/", include_in_schema=False)
+    def to_subpath() -> RedirectResponse:
+        return RedirectResponse(prefix + "/")
+
+    outer.mount(prefix, app)
+    return outer
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+class ServerHandle:
+    """The running uvicorn server; `action("stop" | "restart" | "kill")` is what the server-control routes call."""
+
+    def __init__(self, restart_file: Path | None = None) -> None:
+        self.server: Any = None
+        self.restart_file = restart_file
+        self.exit_code = 0
+
+    def action(self, what: str) -> None:
+        if what == "restart" and self.restart_file is not None:
+            self.restart_file.parent.mkdir(parents=True, exist_ok=True)
+            self.restart_file.touch()
+        if what == "kill":
+            threading.Timer(0.2, os._exit, args=(0,)).start()
+            return
+        if self.server is not None:
+            threading.Timer(0.2, setattr, args=(self.server, "should_exit", True)).start()
+
+
+def run_server(app: FastAPI, sock: socket.socket, flags: Any, handle: ServerHandle | None = None) -> int:
+    """Serve `app` on the bound socket until stopped (Ctrl+C or server-stop); returns the exit code."""
+    import uvicorn
+
+    tls = bool(flags.tls_keyfile and flags.tls_certfile)
+    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=int(flags.timeout_keep_alive or 30),
+                            ssl_keyfile=flags.tls_keyfile if tls else None,
+                            ssl_certfile=flags.tls_certfile if tls else None)
+    server = uvicorn.Server(config)
+    if handle is not None:
+        handle.server = server
+    server.run(sockets=[sock])
+    return handle.exit_code if handle is not None else 0
+
+
+def local_url(flags: Any, sock: socket.socket) -> str:
+    """`http(s)://host:port/subpath/` for the console line A1111 prints ("Running on local URL: …")."""
+    host, port = sock.getsockname()[:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "https" if flags.tls_keyfile and flags.tls_certfile else "http"
+    sub = "/" + flags.subpath.strip("/") if flags.subpath else ""
+    return f"{scheme}://{shown}:{port}{sub}/"
+
+
+def bind_for_flags(flags: Any, env: Mapping[str, str] | None = None) -> socket.socket:
+    """Bind the socket the flags ask for (Gradio's port scan only when no port was given in UI mode)."""
+    env = os.environ if env is None else env
+    scan = not flags.nowebui and flags.port is None and not env.get("GRADIO_SERVER_PORT")
+    return bind_server_socket(server_name(flags), server_port(flags, env), scan=scan)

@@ -1,0 +1,158 @@
+"""Start the web UI / API server: `python webui.py [flags]` (also what `launch.py` runs through `main()`).
+
+Order, as A1111's `webui.py` (`webui()` / `api_only()`): parse the flags (command line + `COMMANDLINE_ARGS`),
+resolve paths, load `config.json`, print start-up warnings, build the model manager and the job queue, start
+loading the default checkpoint (skipped with `--nowebui --skip-load-model-at-start` or `--ui-debug-mode`), build the
+UI (unless `--nowebui`), mount the API (with `--api` / `--nowebui`) and serve with uvicorn. With no checkpoint the
+server still starts and says where to put one. A busy port is a one-line error (exit status 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+log = logging.getLogger("webui")
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _model_manager(flags: Any, paths: Any, settings: Any) -> Any:
+    """The ModelManager over the checkpoint folders (None when the models package is not available)."""
+    try:
+        from modules.models.checkpoints import CheckpointRegistry
+        from modules.models.hashes import HashCache
+        from modules.models.loader import DevicePolicy
+        from modules.models.manager import ModelManager, OffloadFlags
+    except ModuleNotFoundError as exc:
+        log.warning("Model management is not available (%s); generation will not work", exc)
+        return None
+    from modules.memory.devices import probe_devices
+    from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
+
+    cache = HashCache(paths.cache_file, enabled=not flags.no_hashing)
+    registry = CheckpointRegistry(paths.checkpoint_dir, flags.ckpt_dir, paths.checkpoint_file, cache,
+                                  include_hidden=bool(settings.get("list_hidden_files")))
+    device = probe_devices(flags.device_id, flags.use_cpu).sd_device
+    precision = PrecisionFlags(no_half=flags.no_half, no_half_vae=flags.no_half_vae, precision=flags.precision,
+                               upcast_sampling=flags.upcast_sampling, disable_nan_check=flags.disable_nan_check)
+    policy = DevicePolicy(device=device, dtypes=resolve_dtype_policy(device, precision),
+                          safe_unpickle=not flags.disable_safe_unpickle)
+    return ModelManager(registry, policy, cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1),
+                        offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram))
+
+
+def _load_default_model(ctx: Any) -> None:
+    """Load the selected (or first) checkpoint in the background, holding the device lock; errors are logged."""
+    def load() -> None:
+        try:
+            with ctx.jobs.exclusive():
+                model = ctx.models.load(ctx.settings.get("sd_model_checkpoint") or None)
+            _print(f"Model loaded: {model.checkpoint.title}")
+        except Exception as exc:
+            log.error("Could not load the checkpoint: %s", exc)
+
+    threading.Thread(target=load, name="load-model", daemon=True).start()
+
+
+def _build_ui(ctx: Any) -> Any:
+    """The Gradio Blocks from `modules.ui.create_ui(ctx)`; None when the UI package does not provide it yet."""
+    try:
+        from modules.ui import create_ui  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("The Gradio UI is not available in this build (modules.ui.create_ui); serving the API only")
+        return None
+    return create_ui(ctx)
+
+
+def _startup_diagnostics(flags: Any, paths: Any, warnings: list[str], models: Any) -> None:
+    from modules.cli.flags import flag_warnings
+
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except Exception:
+        cuda = False
+    try:
+        import importlib.util
+
+        xformers = importlib.util.find_spec("xformers") is not None
+    except Exception:
+        xformers = False
+    for message in warnings + flag_warnings(flags, cuda, xformers):
+        _print(f"Warning: {message}")
+    if models is not None and len(models.registry) == 0:
+        _print(f"No checkpoints found. Put a Stable Diffusion checkpoint (.safetensors or .ckpt) in "
+               f"{paths.checkpoint_dir} and use /sdapi/v1/refresh-checkpoints (or restart).")
+
+
+def build_context(flags: Any, env: Any = None) -> Any:
+    """Paths, settings, models, queue and styles for this run: the `AppContext` every part receives."""
+    from modules.cli.app_settings import load_settings
+    from modules.cli.paths import resolve_paths
+    from modules.processing.context import AppContext
+    from modules.prompts.styles import StyleDatabase
+    from modules.runtime.jobs import JobQueue
+
+    paths = resolve_paths(flags, os.environ if env is None else env)
+    paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_settings(flags, paths)
+    models = _model_manager(flags, paths, loaded.settings)
+    ctx = AppContext(flags=flags, paths=paths, settings=loaded.settings, models=models, jobs=JobQueue(),
+                     styles=StyleDatabase(list(paths.styles_files)))
+    ctx.extra["startup_warnings"] = list(loaded.warnings)
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, build everything, serve until stopped; the process exit status."""
+    from modules.cli.flags import FlagError, parse_flags
+    from modules.cli.server import AuthFormatError
+    from modules.server import PortInUseError, ServerHandle, bind_for_flags, build_app, local_url, run_server
+
+    logging.basicConfig(level=os.environ.get("SD_WEBUI_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        flags = parse_flags(argv)
+    except FlagError as exc:
+        return int(exc.code or 2)
+    ctx = build_context(flags)
+    _startup_diagnostics(flags, ctx.paths, ctx.extra["startup_warnings"], ctx.models)
+    skip_load = flags.ui_debug_mode or (flags.nowebui and flags.skip_load_model_at_start)
+    if ctx.models is not None and len(ctx.models.registry) and not skip_load:
+        _load_default_model(ctx)
+    ui = None if flags.nowebui else _build_ui(ctx)
+    if ui is None and not flags.nowebui and not flags.api:
+        flags = _with_api(flags)
+        ctx.flags = flags
+    handle = ServerHandle(ctx.paths.restart_file)
+    try:
+        app = build_app(ctx, ui, server_action=handle.action)
+        sock = bind_for_flags(flags)
+    except (PortInUseError, AuthFormatError, OSError) as exc:
+        print(f"webui: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    _print(f"Running on local URL: {local_url(flags, sock)}")
+    if flags.api or flags.nowebui:
+        _print(f"API docs: {local_url(flags, sock)}docs")
+    try:
+        return run_server(app, sock, flags, handle)
+    finally:
+        ctx.jobs.shutdown(cancel_pending=True, timeout=5)
+
+
+def _with_api(flags: Any) -> Any:
+    """The flags with `--api` on (used when no UI can be built, so the server still does something useful)."""
+    import dataclasses
+
+    return dataclasses.replace(flags, api=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
