@@ -56,7 +56,8 @@ def write_tokenizer(folder: Path) -> None:
     import open_clip
 
     bpe_path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    merges = gzip.open(bpe_path).read().decode("utf-8").split("\n")[1: 49152 - 256 - 2 + 1]
+    with gzip.open(bpe_path) as f:
+        merges = f.read().decode("utf-8").split("\n")[1: 49152 - 256 - 2 + 1]
     symbols = _bytes_to_unicode()
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]

@@ -52,7 +52,7 @@ def random_tensor(key: str, shape: torch.Size, generator: torch.Generator) -> to
     if key.endswith("position_ids"):
         return torch.arange(shape[-1], dtype=torch.int64).reshape(shape)
     is_norm = any(part in key for part in ("norm", "ln_", "layer_norm"))
-    if key.endswith(".bias") or len(shape) == 1 and not is_norm:
+    if key.endswith(".bias") or (len(shape) == 1 and not is_norm):
         return torch.zeros(shape, dtype=torch.float16)
     if is_norm and len(shape) == 1:
         return torch.ones(shape, dtype=torch.float16)
