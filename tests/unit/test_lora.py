@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from modules.models.networks.lora import LoraRegistry, LoraRequest, add_loras, load_lora
+from modules.models.networks.lora import LoraRegistry, LoraRequest, add_loras, bundled_embeddings, load_lora
 from modules.models.patcher import ModelPatcher
 
 UNET = "model.diffusion_model."
@@ -339,3 +339,50 @@ def test_registry_lists_subfolders_aliases_versions_and_caches_loads(tmp_path: P
     entry = registry.available["plain"]
     assert registry.load(entry) is registry.load(entry)
     assert registry.find_by_shorthash(entry.read_hash()[:12]) is entry
+
+
+def test_full_diff_norm_and_ia3_files_patch_weights_and_biases(tmp_path: Path) -> None:
+    unet = tiny_unet()
+    before = snapshot(unet)
+    out0 = "input_blocks.1.1.transformer_blocks.0.attn2.to_out.0"
+    diff, diff_b = torch.randn(8, 8), torch.randn(8)
+    w_norm, b_norm = torch.randn(8), torch.randn(8)
+    ia3 = torch.randn(8)
+    sd = {
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_out_0.diff": diff,
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_out_0.diff_b": diff_b,
+        "lora_unet_input_blocks_1_1_norm.w_norm": w_norm,
+        "lora_unet_input_blocks_1_1_norm.b_norm": b_norm,
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.weight": ia3,
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.on_input": torch.tensor(False),
+        # a bias difference for a bias-free layer is ignored with a notice
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.diff": torch.zeros(8, 16),
+        "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.diff_b": torch.ones(8),
+    }
+    patcher = ModelPatcher({UNET: unet})
+    report = add_loras(patcher, [(load_lora(write(tmp_path / "lyco.safetensors", sd)), LoraRequest("lyco", 1, 0.5))])
+    assert report.notices == ["Network lyco: model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k "
+                              "has no bias; bias part ignored"]
+    with patcher:
+        b = before[0]
+        assert torch.allclose(unet.get_parameter(out0 + ".weight"), b[out0 + ".weight"] + 0.5 * diff)
+        assert torch.allclose(unet.get_parameter(out0 + ".bias"), b[out0 + ".bias"] + 0.5 * diff_b)
+        assert torch.allclose(unet.get_parameter("input_blocks.1.1.norm.weight"), b["input_blocks.1.1.norm.weight"] + 0.5 * w_norm)
+        assert torch.allclose(unet.get_parameter("input_blocks.1.1.norm.bias"), b["input_blocks.1.1.norm.bias"] + 0.5 * b_norm)
+        q = "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"
+        assert torch.allclose(unet.get_parameter(q), b[q] * (1 + 0.5 * ia3[:, None]), atol=1e-6)
+    assert_restored(before, unet)
+
+
+def test_bundled_embeddings_become_embedding_objects(tmp_path: Path) -> None:
+    sd = kohya("lora_unet_input_blocks_1_1_proj_in", *lora_pair(8, 8, 1, (1, 1)), None)
+    sd["bundle_emb.charname.string_to_param.*"] = torch.randn(2, 768)
+    sd["bundle_emb.xlchar.clip_l"] = torch.randn(1, 768)
+    sd["bundle_emb.xlchar.clip_g"] = torch.randn(1, 1280)
+    sd["bundle_emb.broken.a"] = torch.randn(1, 4)
+    sd["bundle_emb.broken.b"] = torch.randn(1, 4)
+    lora = load_lora(write(tmp_path / "char.safetensors", sd))
+    assert set(lora.modules) == {"lora_unet_input_blocks_1_1_proj_in"}
+    embeddings, errors = bundled_embeddings(lora)
+    assert {(e.name, e.vectors, e.shape) for e in embeddings} == {("charname", 2, 768), ("xlchar", 1, 2048)}
+    assert len(errors) == 1 and "broken" in errors[0] and "multiple terms" in errors[0]

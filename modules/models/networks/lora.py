@@ -28,6 +28,7 @@ from torch import Tensor
 
 from modules.models.checkpoints import natural_sort_key
 from modules.models.hashes import HashCache
+from modules.models.networks.embeddings import Embedding, EmbeddingLoadError, embedding_from_data
 from modules.models.networks.hashes import lora_hash, shorthash
 from modules.models.networks.lora_formats import (
     LoraFormatError,
@@ -214,6 +215,19 @@ def load_lora(path: str | os.PathLike[str], *, name: str | None = None, safe_unp
     state_dict = read_state_dict(path, safe_unpickle=safe_unpickle)
     modules, bundled = group_keys(state_dict)
     return LoadedLora(name or path.stem, path, modules, bundled)
+
+
+def bundled_embeddings(lora: LoadedLora) -> tuple[list[Embedding], list[str]]:
+    """Embeddings bundled in a network file (A1111 1.7 ``bundle_emb.*``) as :class:`Embedding` objects, plus error
+    messages for bundles that are not valid embeddings. Register them while the network is in use."""
+    found: list[Embedding] = []
+    errors: list[str] = []
+    for name, data in lora.bundled_embeddings.items():
+        try:
+            found.append(embedding_from_data(data, name, lora.path))
+        except EmbeddingLoadError as error:
+            errors.append(f"Network {lora.name}: bundled embedding {name}: {error}")
+    return found, errors
 
 
 @dataclass
