@@ -8,7 +8,7 @@ shape is kept here with more precise statuses so clients can tell their mistakes
 * request validation (pydantic) → 422, `detail` names the first bad field, `errors` lists every problem;
 * `ParamError` (a params bound or kind) → 422 naming the field;
 * unknown sampler → 400 "Sampler not found: …" (A1111 1.10's `validate_sampler_name`);
-* unknown setting key / unknown checkpoint → 400, bad setting value → 422, frozen setting → 403;
+* unknown setting key, unknown or unloadable checkpoint → 400, bad setting value → 422, frozen setting → 403;
 * `ApiError(status, message)` → that status (404 "Init image not found", 501 for features not built yet);
 * anything else → 500 with the exception's type and message; the traceback goes to the server log only.
 """
@@ -96,7 +96,7 @@ def _status_and_detail(exc: BaseException) -> tuple[int, str, Any, dict[str, str
         return 400, str(exc), str(exc), None
     if isinstance(exc, SettingValueError | SettingsError):
         return 422, str(exc), str(exc), None
-    if type(exc).__name__ == "UnknownCheckpointError":
+    if type(exc).__name__ in ("UnknownCheckpointError", "CheckpointLoadError", "UnknownArchitectureError"):
         return 400, str(exc), str(exc), None
     return 500, str(exc) or type(exc).__name__, str(exc), None
 

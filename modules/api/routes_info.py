@@ -56,7 +56,8 @@ def embedding_db(services: ApiServices) -> Any:
     if db is None:
         db = getattr(getattr(services.ctx.models, "current", None), "embeddings", None)
     if db is None or not hasattr(db, "summary"):
-        raise FeatureNotAvailableError("Textual inversion embeddings", "no embedding database is loaded")
+        raise FeatureNotAvailableError("Textual inversion embeddings",
+                                       "not available: no embedding database is loaded in this version yet")
     return db
 
 
