@@ -1,0 +1,313 @@
+"""Callback registries for scripts and extensions (A1111 `modules/script_callbacks.py`).
+
+A1111 keeps one module-global dict of callback lists; here a `CallbackRegistry` object owns them, so tests and two
+apps in one process can each have their own.  `default_registry` is the one instance old-style scripts reach
+through `modules.script_callbacks.on_*` (the only module-level mutable state, a registry as the rules allow).
+
+Behaviour taken from A1111 (reference §10.2):
+
+* `on_<category>(callback, *, name=None)` appends the callback; each gets the unique name
+  `<extension name or "base">/<file.py>/<category>[/<name>]`.  Registering the same unique name twice replaces
+  the earlier one (A1111 does this so a reloaded script does not run twice).
+* Callbacks run in registration order; an exception is caught and reported with the callback's name and the job
+  goes on ("Exceptions in callbacks are caught and reported, never fatal").
+* Parameter objects keep A1111's class and field names (`ImageSaveParams`, `CFGDenoiserParams`, …) so extension
+  code that reads or writes `params.x`, `params.image`, … works unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CALLBACK_CATEGORIES: tuple[str, ...] = (
+    "app_started", "before_reload", "model_loaded", "ui_tabs", "ui_train_tabs", "ui_settings", "before_image_saved",
+    "image_saved", "extra_noise", "cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "before_component",
+    "after_component", "image_grid", "infotext_pasting", "script_unloaded", "before_ui", "list_optimizers",
+    "list_unets", "before_token_counter",
+)
+"""Every category A1111 1.10 knows; `on_infotext_pasted` is A1111's registration name for `infotext_pasting`."""
+
+
+@dataclass
+class ImageSaveParams:
+    """`on_before_image_saved` / `on_image_saved`: the image, the processing object, the file name, text chunks."""
+
+    image: Any
+    p: Any
+    filename: str
+    pnginfo: dict[str, Any]
+
+
+@dataclass
+class ExtraNoiseParams:
+    """`on_extra_noise` (img2img extra noise): the noise, the latent `x`, the latent image `xi`."""
+
+    noise: Any
+    x: Any
+    xi: Any
+
+
+@dataclass
+class CFGDenoiserParams:
+    """`on_cfg_denoiser`: before the model call of each step; callbacks may replace `x`, `image_cond`, conds."""
+
+    x: Any
+    image_cond: Any
+    sigma: Any
+    sampling_step: int
+    total_sampling_steps: int
+    text_cond: Any
+    text_uncond: Any
+    denoiser: Any = None
+
+
+@dataclass
+class CFGDenoisedParams:
+    """`on_cfg_denoised`: after the model call, before cond/uncond are combined."""
+
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+    inner_model: Any = None
+
+
+@dataclass
+class AfterCFGCallbackParams:
+    """`on_cfg_after_cfg`: the combined denoised `x` (callbacks may replace it)."""
+
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+
+
+@dataclass
+class ImageGridLoopParams:
+    """`on_image_grid`: the images and the layout before a grid is built; callbacks may change them."""
+
+    imgs: list[Any]
+    cols: int
+    rows: int
+
+
+@dataclass
+class UiTrainTabParams:
+    """`on_ui_train_tabs`: the txt2img preview parameters component group."""
+
+    txt2img_preview_params: Any
+
+
+@dataclass
+class BeforeTokenCounterParams:
+    """`on_before_token_counter`: the prompt about to be counted (callbacks may rewrite it)."""
+
+    prompt: str
+    steps: int
+    styles: list[str]
+    is_positive: bool = True
+
+
+@dataclass
+class CallbackEntry:
+    """One registered callback: its unique name, the script file it came from, and the function."""
+
+    name: str
+    script: str
+    callback: Callable[..., Any]
+
+
+@dataclass
+class CallbackFailure:
+    """A callback that raised: reported (logged and kept on the registry) instead of breaking the job."""
+
+    category: str
+    name: str
+    error: str
+    traceback: str
+
+
+@dataclass
+class CallbackRegistry:
+    """The lists of callbacks per category, plus the failures reported so far.
+
+    `source` is the `<extension>/<file.py>` prefix used for names of callbacks registered while a script file is
+    being imported (the loader sets it with `loading_from`); outside of that it is "base/unknown".
+    """
+
+    callbacks: dict[str, list[CallbackEntry]] = field(
+        default_factory=lambda: {category: [] for category in CALLBACK_CATEGORIES})
+    failures: list[CallbackFailure] = field(default_factory=list)
+    source: str = "base/unknown"
+
+    # registration -----------------------------------------------------------------------------------------------
+    def add(self, category: str, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """Register `callback` for `category`; returns its unique name (A1111 `add_callback`)."""
+        category = _canonical(category)
+        if not callable(callback):
+            raise TypeError(f"on_{category}: the callback must be callable, got {type(callback).__name__}")
+        unique = f"{self.source}/{category}" + (f"/{name}" if name else "")
+        entries = self.callbacks[category]
+        entries[:] = [e for e in entries if e.name != unique]
+        entries.append(CallbackEntry(unique, self.source, callback))
+        return unique
+
+    def remove_script(self, script: str) -> None:
+        """Drop every callback registered from `script` (`<extension>/<file.py>`), before a reload."""
+        for entries in self.callbacks.values():
+            entries[:] = [e for e in entries if e.script != script]
+
+    def remove_callback(self, callback: Callable[..., Any]) -> None:
+        """Drop `callback` from every category (A1111 `remove_current_script_callbacks` by function)."""
+        for entries in self.callbacks.values():
+            entries[:] = [e for e in entries if e.callback is not callback]
+
+    def clear(self) -> None:
+        """Forget all callbacks (A1111 `clear_callbacks`)."""
+        for entries in self.callbacks.values():
+            entries.clear()
+
+    def names(self, category: str) -> list[str]:
+        """Unique names of the callbacks of `category` in call order."""
+        return [e.name for e in self.callbacks[_canonical(category)]]
+
+    @contextmanager
+    def loading_from(self, source: str) -> Iterator[None]:
+        """Attribute callbacks registered inside the block to `source` (`<extension>/<file.py>`)."""
+        previous, self.source = self.source, source
+        try:
+            yield
+        finally:
+            self.source = previous
+
+    # firing -----------------------------------------------------------------------------------------------------
+    def fire(self, category: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Call every callback of `category` with `args`; returns their results in order (None for failures).
+
+        A raising callback is reported with its name (`<extension>/<file.py>/<category>`) and the others still run,
+        as in A1111's `report_exception`.
+        """
+        category = _canonical(category)
+        results: list[Any] = []
+        for entry in list(self.callbacks[category]):
+            try:
+                results.append(entry.callback(*args, **kwargs))
+            except Exception as exc:  # a plugin's bug must not break the job
+                self._report(category, entry, exc)
+                results.append(None)
+        return results
+
+    def _report(self, category: str, entry: CallbackEntry, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+        self.failures.append(CallbackFailure(category, entry.name, message, tb))
+        log.error("Error executing callback %s (%s): %s\n%s", entry.name, category, message, tb)
+
+    # A1111's registration names ---------------------------------------------------------------------------------
+    def on_app_started(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(demo, app) after the server started; add FastAPI routes here."""
+        return self.add("app_started", callback, name=name)
+
+    def on_before_reload(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """() before the UI is reloaded."""
+        return self.add("before_reload", callback, name=name)
+
+    def on_model_loaded(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(sd_model) after a checkpoint is loaded."""
+        return self.add("model_loaded", callback, name=name)
+
+    def on_ui_tabs(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """() -> [(blocks, title, elem_id), ...] extra top-level tabs."""
+        return self.add("ui_tabs", callback, name=name)
+
+    def on_ui_train_tabs(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(UiTrainTabParams) inside the Train tab."""
+        return self.add("ui_train_tabs", callback, name=name)
+
+    def on_ui_settings(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """() while the settings are registered; add options here."""
+        return self.add("ui_settings", callback, name=name)
+
+    def on_before_image_saved(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(ImageSaveParams) before an image file is written; may change it."""
+        return self.add("before_image_saved", callback, name=name)
+
+    def on_image_saved(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(ImageSaveParams) after an image file was written."""
+        return self.add("image_saved", callback, name=name)
+
+    def on_extra_noise(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(ExtraNoiseParams) when img2img adds extra noise."""
+        return self.add("extra_noise", callback, name=name)
+
+    def on_cfg_denoiser(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(CFGDenoiserParams) each step before the model call."""
+        return self.add("cfg_denoiser", callback, name=name)
+
+    def on_cfg_denoised(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(CFGDenoisedParams) each step after the model call."""
+        return self.add("cfg_denoised", callback, name=name)
+
+    def on_cfg_after_cfg(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(AfterCFGCallbackParams) each step after cond/uncond are combined."""
+        return self.add("cfg_after_cfg", callback, name=name)
+
+    def on_before_component(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(component, **kwargs) before each UI component is created."""
+        return self.add("before_component", callback, name=name)
+
+    def on_after_component(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(component, **kwargs) after each UI component is created."""
+        return self.add("after_component", callback, name=name)
+
+    def on_image_grid(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(ImageGridLoopParams) before a grid is built."""
+        return self.add("image_grid", callback, name=name)
+
+    def on_infotext_pasted(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(infotext, params dict) after an infotext was parsed; may change the dict."""
+        return self.add("infotext_pasting", callback, name=name)
+
+    on_infotext_pasting = on_infotext_pasted
+
+    def on_script_unloaded(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """() before scripts are reloaded."""
+        return self.add("script_unloaded", callback, name=name)
+
+    def on_before_ui(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """() before the UI is built."""
+        return self.add("before_ui", callback, name=name)
+
+    def on_list_optimizers(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(list) append cross-attention optimizers."""
+        return self.add("list_optimizers", callback, name=name)
+
+    def on_list_unets(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(list) append UNet replacements."""
+        return self.add("list_unets", callback, name=name)
+
+    def on_before_token_counter(self, callback: Callable[..., Any], *, name: str | None = None) -> str:
+        """(BeforeTokenCounterParams) before the prompt tokens are counted."""
+        return self.add("before_token_counter", callback, name=name)
+
+
+def _canonical(category: str) -> str:
+    category = category.removeprefix("on_")
+    if category == "infotext_pasted":
+        category = "infotext_pasting"
+    if category not in CALLBACK_CATEGORIES:
+        raise ValueError(f"unknown callback category {category!r}; known: {', '.join(CALLBACK_CATEGORIES)}")
+    return category
+
+
+default_registry = CallbackRegistry()
+"""The process-wide registry behind `modules.script_callbacks.on_*` (A1111's module-level callback map)."""
+
+REGISTRATION_FUNCTIONS: tuple[str, ...] = (
+    *(f"on_{c}" for c in CALLBACK_CATEGORIES if c != "infotext_pasting"), "on_infotext_pasted")
+"""The `on_*` names `modules.script_callbacks` exports, bound to `default_registry`."""

@@ -1,0 +1,68 @@
+"""A broken script file (syntax error, exception, sys.exit) is skipped with its name; loading goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modules.extensions.api import CallbackRegistry, ScriptRunner
+
+GOOD = '''
+from modules.extensions.api import Script
+class Good(Script):
+    def title(self): return "Good"
+'''
+
+
+def test_broken_scripts_are_skipped_and_named(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "a_syntax.py").write_text("def broken(:\n", encoding="utf-8")
+    (scripts / "b_raises.py").write_text("raise RuntimeError('no deps')\n", encoding="utf-8")
+    (scripts / "c_exits.py").write_text("import sys\nsys.exit(3)\n", encoding="utf-8")
+    (scripts / "d_title.py").write_text(
+        "from modules.extensions.api import Script\nclass T(Script):\n    pass\n", encoding="utf-8")
+    (scripts / "z_good.py").write_text(GOOD, encoding="utf-8")
+    runner = ScriptRunner(callbacks=CallbackRegistry())
+    errors = runner.load(tmp_path)
+    assert runner.titles() == ["Good"]
+    messages = [str(e) for e in errors] + [str(e) for e in runner.load_errors]
+    assert any("a_syntax.py" in m and "syntax error" in m for m in messages)
+    assert any("b_raises.py" in m and "no deps" in m for m in messages)
+    assert any("c_exits.py" in m and "sys.exit(3)" in m for m in messages)
+    assert any("d_title.py" in m and "title()" in m for m in messages)
+
+
+def test_extension_scripts_are_loaded_with_callbacks_named_after_the_extension(tmp_path: Path) -> None:
+    ext = tmp_path / "extensions" / "my-ext"
+    (ext / "scripts").mkdir(parents=True)
+    (ext / "scripts" / "hook.py").write_text(
+        "from modules import script_callbacks\n"
+        "from modules.extensions.api import Script\n"
+        "class E(Script):\n    def title(self): return 'Ext script'\n", encoding="utf-8")
+    registry = CallbackRegistry()
+    (ext / "scripts" / "cb.py").write_text(
+        "import modules.extensions.api as api\n"
+        "REG = None\n", encoding="utf-8")
+    runner = ScriptRunner(callbacks=registry)
+    assert runner.load(None, [ext]) == []
+    assert runner.titles() == ["Ext script"]
+    assert runner.scripts[0].extension == "my-ext"
+    with registry.loading_from("my-ext/cb.py"):
+        name = registry.on_app_started(lambda demo, app: None)
+    assert name == "my-ext/cb.py/app_started"
+
+
+def test_old_style_script_callbacks_register_on_the_default_registry(tmp_path: Path) -> None:
+    from modules.extensions.callbacks import default_registry
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "oldstyle.py").write_text(
+        "from modules import script_callbacks\n"
+        "def started(demo, app):\n    pass\n"
+        "script_callbacks.on_app_started(started)\n", encoding="utf-8")
+    runner = ScriptRunner()
+    try:
+        assert runner.load(tmp_path) == []
+        assert "base/oldstyle.py/app_started" in default_registry.names("app_started")
+    finally:
+        default_registry.remove_script("base/oldstyle.py")
