@@ -2,9 +2,10 @@
 
 A1111 behaviour kept (`webui.py`, `modules/api/api.py`, reference §1.1 and §12):
 * the REST API is mounted under `/sdapi/v1` with `--api` or `--nowebui` (API only; default port 7861);
-* `--gradio-auth u:p[,u2:p2]` / `--gradio-auth-path FILE` put Gradio's login page in front of the UI;
-  `--api-auth` guards the API with HTTP Basic. Unlike A1111 (whose API stays open with only `--gradio-auth`), the
-  API then accepts the UI logins too (Basic or the UI session), so no route is left unguarded;
+* `--gradio-auth u:p[,u2:p2]` / `--gradio-auth-path FILE` guard the UI, `--api-auth` the API (HTTP Basic, as A1111).
+  Two deliberate differences: the UI login is HTTP Basic for every route (pages, Gradio's routes, files) handed
+  to Gradio through its `auth_dependency`, because Gradio's login page shows the app's API description to anonymous
+  visitors; and with only `--gradio-auth` the API accepts the same logins (A1111 leaves it open);
 * `--subpath P` serves everything under `/P` (A1111 mounts the UI at `/P` and redirects `/` there);
 * `--cors-allow-origins a,b` / `--cors-allow-origins-regex RE`: CORS with all methods and headers, credentials on;
 * `--tls-keyfile` + `--tls-certfile`: HTTPS through uvicorn;
@@ -32,9 +33,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from modules.api.app import ApiServices, mount_api
+from modules.api.app import API_PREFIX, ApiServices, mount_api
 from modules.api.auth import AuthGuard
 from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
 
@@ -154,28 +156,40 @@ def servable_file(ctx: Any, requested: str) -> Path | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------- gradio session
+# ---------------------------------------------------------------------------------------------- login
 
-class GradioSession:
-    """Finds the user of a Gradio login cookie, so non-Gradio routes accept a logged-in browser session."""
+class LoginRequired:
+    """ASGI middleware: with UI logins set, every request (HTTP and websocket) outside the API needs them.
 
-    def __init__(self) -> None:
-        self.gradio_app: Any = None
+    Gradio's own login form cannot be used as the guard: its login page embeds the app's API description for
+    anonymous visitors. So pages, Gradio's config/queue/upload/file routes and `/file=` all answer 401 with
+    `WWW-Authenticate: Basic` (the browser asks for the login once and sends it with every request); the API
+    routes and docs are passed through to their own guard (which accepts the same logins unless `--api-auth`).
+    """
 
-    def attach(self, app: FastAPI) -> None:
-        """Remember the Gradio app mounted on `app` (its login tokens and cookie name)."""
-        for route in app.routes:
-            inner = getattr(route, "app", None)
-            if inner is not None and hasattr(inner, "tokens") and hasattr(inner, "cookie_id"):
-                self.gradio_app = inner
+    def __init__(self, app: Any, guard: AuthGuard, passthrough: tuple[str, ...]) -> None:
+        self.app = app
+        self.guard = guard
+        self.passthrough = passthrough
 
-    def user(self, request: Request) -> str | None:
-        app = self.gradio_app
-        if app is None:
-            return None
-        token = (request.cookies.get(f"access-token-{app.cookie_id}")
-                 or request.cookies.get(f"access-token-unsecure-{app.cookie_id}"))
-        return app.tokens.get(token) if token else None
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.guard.enabled:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if path.startswith(self.passthrough) or self.guard.user(HTTPConnection(scope)) is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "login required"})
+            return
+        error = self.guard.unauthorized()
+        response = JSONResponse({"error": "Unauthorized", "detail": error.detail}, status_code=401,
+                                headers=error.headers)
+        await response(scope, receive, send)
 
 
 # ---------------------------------------------------------------------------------------------- app
@@ -187,11 +201,8 @@ def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] 
     env = os.environ if env is None else env
     ui_logins = dict(ui_credentials(flags))
     api_logins = api_credentials(flags)
-    session = GradioSession()
-    api_shares_ui_logins = not api_logins and bool(ui_logins)
-    api_guard = AuthGuard(api_logins or ui_logins, realm="Stable Diffusion API",
-                          session_user=session.user if api_shares_ui_logins else None)
-    ui_guard = AuthGuard(ui_logins, realm="Stable Diffusion", session_user=session.user)
+    api_guard = AuthGuard(api_logins or ui_logins, realm="Stable Diffusion API")
+    ui_guard = AuthGuard(ui_logins, realm="Stable Diffusion")
     with_ui = ui is not None and not flags.nowebui
 
     app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url=None, openapi_url=None)
@@ -202,8 +213,8 @@ def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] 
         _add_docs(app, api_guard)
     if with_ui:
         _add_file_route(app, ctx, ui_guard)
-        _mount_ui(app, ctx, ui, ui_logins)
-        session.attach(app)
+        _mount_ui(app, ctx, ui, ui_guard)
+        app.add_middleware(LoginRequired, guard=ui_guard, passthrough=(API_PREFIX, "/docs", "/openapi.json"))
     elif not (flags.api or flags.nowebui):
         log.warning("Neither the UI nor the API is enabled: only a status page is served")
     if not with_ui:
@@ -246,16 +257,15 @@ def _add_file_route(app: FastAPI, ctx: Any, guard: AuthGuard) -> None:
         return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
-def _mount_ui(app: FastAPI, ctx: Any, ui: Any, logins: dict[str, str]) -> None:
+def _mount_ui(app: FastAPI, ctx: Any, ui: Any, guard: AuthGuard) -> None:
+    """Mount the Gradio Blocks at `/`; Gradio learns the user from our Basic login (`auth_dependency`)."""
     import gradio as gr
 
     allowed = [str(p) for p in output_roots(ctx)]
     blocked = [str(ctx.paths.models_dir), str(ctx.paths.settings_file), str(ctx.paths.data_dir / "config.json"),
                str(ctx.paths.script_dir / "modules")]
-    auth = list(logins.items()) or None
-    gr.mount_gradio_app(app, ui, path="/", auth=auth, allowed_paths=allowed, blocked_paths=blocked,
-                        auth_message="Log in to use Stable Diffusion" if auth else None,
-                        root_path=None)
+    gr.mount_gradio_app(app, ui, path="/", allowed_paths=allowed, blocked_paths=blocked,
+                        auth_dependency=guard.user if guard.enabled else None)
 
 
 def _split(value: str | None) -> list[str]:

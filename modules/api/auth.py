@@ -2,9 +2,9 @@
 
 A1111 (`modules/api/api.py`): with `--api-auth "u:p,u2:p2"` every `/sdapi` route depends on `auth`, which reads the
 `Authorization: Basic …` header, compares user and password in constant time (`secrets.compare_digest`) and answers
-401 "Incorrect username or password" with `WWW-Authenticate: Basic` otherwise. Here the same check is an `AuthGuard`
-that can also accept a logged-in UI session (the Gradio login cookie), so that when only `--gradio-auth` is given
-the API and the file routes are guarded by the same logins instead of being left open (A1111 leaves them open).
+401 "Incorrect username or password" with `WWW-Authenticate: Basic` otherwise. Here the same check is an `AuthGuard`, used for the API (with the
+`--api-auth` logins, or the `--gradio-auth` ones when only those are given: A1111 would leave the API open) and for
+the UI and file routes (`modules.server`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from fastapi import HTTPException, Request
-
-SessionLookup = Callable[[Request], "str | None"]
-"""Returns the user of a logged-in UI session carried by the request (cookie), or None."""
+from starlette.requests import HTTPConnection
 
 
 def parse_basic_header(header: str | None) -> tuple[str, str] | None:
@@ -46,29 +44,25 @@ def credentials_match(credentials: Mapping[str, str], user: str, password: str) 
 
 
 class AuthGuard:
-    """A FastAPI dependency: passes when no logins are configured, else needs valid Basic credentials or a session.
+    """A FastAPI dependency: passes when no logins are configured, else needs valid Basic credentials.
 
     Raises 401 with `WWW-Authenticate: Basic realm=…` so browsers and `curl -u` both know what to send.
     """
 
-    def __init__(self, credentials: Mapping[str, str] | None = None, *, realm: str = "Stable Diffusion",
-                 session_user: SessionLookup | None = None) -> None:
+    def __init__(self, credentials: Mapping[str, str] | None = None, *, realm: str = "Stable Diffusion") -> None:
         self.credentials = dict(credentials or {})
         self.realm = realm
-        self.session_user = session_user
 
     @property
     def enabled(self) -> bool:
         """True when logins are required."""
         return bool(self.credentials)
 
-    def user(self, request: Request) -> str | None:
-        """The authenticated user of `request`, or None (also None when auth is disabled)."""
+    def user(self, request: HTTPConnection) -> str | None:
+        """The authenticated user of a request or websocket, or None (also None when auth is disabled)."""
         pair = parse_basic_header(request.headers.get("authorization"))
         if pair is not None and credentials_match(self.credentials, *pair):
             return pair[0]
-        if self.session_user is not None:
-            return self.session_user(request)
         return None
 
     def unauthorized(self) -> HTTPException:
