@@ -123,8 +123,9 @@ def _move_own(module: nn.Module, device: torch.device) -> None:
 class ModelOffloader:
     """Applies an :class:`OffloadPolicy` to named components (``text_encoder``, ``unet``, ``vae``…).
 
-    Components run through ``forward`` are activated automatically by forward pre-hooks; for method calls such as
-    ``vae.decode`` wrap the call in :meth:`use`. :meth:`close` removes every hook.
+    A component is activated automatically when any of its submodules runs (forward pre-hooks on each submodule, so
+    ``vae.decode`` or a text encoder's ``encode_tokens`` count too); :meth:`use` activates one explicitly, e.g. to
+    read a parameter directly. :meth:`close` removes every hook.
     """
 
     def __init__(
@@ -150,7 +151,10 @@ class ModelOffloader:
             if name in policy.stream:
                 self._prepare_streaming(name, module)
             if policy.exclusive:
-                self._handles.append(module.register_forward_pre_hook(self._component_hook(name)))
+                # on every submodule, so that method entry points (vae.decode, encode_tokens) that never call the
+                # component's own forward still activate it at their first layer
+                hook = self._component_hook(name)
+                self._handles += [sub.register_forward_pre_hook(hook) for sub in module.modules()]
         if not policy.exclusive:
             for name, module in self.components.items():
                 module.to(self.device)
@@ -169,7 +173,8 @@ class ModelOffloader:
 
     def _component_hook(self, name: str) -> Any:
         def hook(_module: nn.Module, _args: Any) -> None:
-            self.activate(name)
+            if self._active != name:
+                self.activate(name)
         return hook
 
     def _block_hook(self, component: str, unit_name: str, block: nn.Module) -> Any:

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 UNetBuilder = Callable[[ArchitectureMatch, Mapping[str, Tensor], torch.dtype, torch.device], nn.Module]
 VaeBuilder = Callable[[ArchitectureMatch, Mapping[str, Tensor], torch.dtype, torch.device], nn.Module]
-TextEncoderBuilder = Callable[[ArchitectureMatch, Mapping[str, Tensor], torch.dtype, torch.device], nn.Module | None]
+TextEncoderBuilder = Callable[[ArchitectureMatch, Mapping[str, Tensor], torch.dtype, torch.device], object | None]
 
 
 def _build_unet(match: ArchitectureMatch, state: Mapping[str, Tensor], dtype: torch.dtype,
@@ -57,19 +57,14 @@ def _build_vae(match: ArchitectureMatch, state: Mapping[str, Tensor], dtype: tor
 
 
 def _build_text_encoders(match: ArchitectureMatch, state: Mapping[str, Tensor], dtype: torch.dtype,
-                         device: torch.device) -> nn.Module | None:
-    """Text encoders through ``modules.models.nn.conditioner`` (imported on use: it pulls in transformers and
-    open_clip). UNet-only files have no encoder specs and get None."""
+                         device: torch.device) -> object | None:
+    """``modules.models.nn.text_encoders.load_text_encoders`` (imported on use: it pulls in transformers and
+    open_clip); UNet-only files have no encoder specs and get None."""
     if not match.text_encoders:
         return None
-    try:
-        from modules.models.nn import conditioner
-    except ImportError as error:
-        raise RuntimeError(f"the text-encoder module is unavailable ({error})") from error
-    build = getattr(conditioner, "build_conditioner", None)
-    if build is None:
-        raise RuntimeError("modules.models.nn.conditioner has no build_conditioner(match, state_dict, dtype, device)")
-    return build(match, state, dtype=dtype, device=device)
+    from modules.models.nn.text_encoders import load_text_encoders
+
+    return load_text_encoders(state, device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ class Builders:
 DEFAULT_BUILDERS = Builders()
 
 
-def _wrap_build_errors(info: CheckpointInfo, what: str, build: Callable[[], nn.Module | None]) -> nn.Module | None:
+def _wrap_build_errors(info: CheckpointInfo, what: str, build: Callable[[], object | None]) -> object | None:
     try:
         return build()
     except (ValueError, RuntimeError, KeyError) as error:
@@ -143,7 +138,7 @@ def load_vae_module(
         checkpoint_state = {k: v for k, v in full.items() if k.startswith(VAE_PREFIX)}
     state = checkpoint_state
     module = _wrap_build_errors(info, "VAE", lambda: builders.vae(match, state, policy.dtypes.vae, device))
-    assert module is not None
+    assert isinstance(module, nn.Module)
     return module
 
 
@@ -171,18 +166,18 @@ def load_checkpoint(
     dtypes = policy.dtypes
     with timings.stage("create UNet and apply weights"):
         unet = _wrap_build_errors(info, "UNet", lambda: builders.unet(match, state, dtypes.unet, target))
-    assert unet is not None
+    assert isinstance(unet, nn.Module)
     if match.needs_prediction_probe or override is not None:
         with timings.stage("detect prediction type"):
             match = resolve_prediction_type(match, unet, override)  # type: ignore[arg-type]
     with timings.stage("create VAE and apply weights"):
         vae_module = load_vae_module(info, match, state, resolution, policy, target, builders)
     with timings.stage("create text encoders and apply weights"):
-        conditioner = _wrap_build_errors(
+        text_encoders = _wrap_build_errors(
             info, "text encoder", lambda: builders.text_encoders(match, state, dtypes.text_encoder, target))
     state.clear()  # drop tensors no network took (EMA copies, optimizer leftovers)
     model = StableDiffusionModel(
-        checkpoint=info, architecture=match, unet=unet, vae=vae_module, conditioner=conditioner, dtypes=dtypes,
+        checkpoint=info, architecture=match, unet=unet, vae=vae_module, text_encoders=text_encoders, dtypes=dtypes,
         device=policy.device, vae_resolution=resolution, timings=timings,
     )
     log.info("%s: %s, %s-prediction. %s", info.title, match.title, match.prediction_type, timings.summary())

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +26,8 @@ from modules.models.vae_files import VaeResolution
 TEXT_ENCODER = "text_encoder"
 UNET = "unet"
 VAE = "vae"
+TEXT_ENCODER_ATTRIBUTES = ("clip_l", "open_clip")
+"""Module attributes of ``CheckpointTextEncoders`` (modules.models.nn.text_encoders)."""
 
 
 @dataclass
@@ -56,20 +59,23 @@ class LoadTimings:
 class StableDiffusionModel:
     """Networks and facts of one loaded checkpoint.
 
-    ``conditioner`` is the text-encoder module (CLIP-L for SD1, OpenCLIP-H for SD2, both for SDXL) or None for a
-    UNet-only file. ``dtypes`` is the policy the networks were built with; ``device`` is where they compute.
+    ``text_encoders`` is what the text-encoder builder returned — by default
+    ``modules.models.nn.text_encoders.CheckpointTextEncoders`` (``clip_l`` for SD1/SDXL, ``open_clip`` for SD2/SDXL)
+    — or None for a UNet-only file. ``dtypes`` is the policy the networks were built with; ``device`` is where they
+    compute.
     """
 
     checkpoint: CheckpointInfo
     architecture: ArchitectureMatch
     unet: nn.Module
     vae: nn.Module
-    conditioner: nn.Module | None
+    text_encoders: Any
     dtypes: DtypePolicy
     device: torch.device
     vae_resolution: VaeResolution
     timings: LoadTimings = field(default_factory=LoadTimings)
     offloader: ModelOffloader | None = None
+    _text_module: nn.Module | None = field(default=None, repr=False)
 
     @property
     def family(self) -> str:
@@ -90,11 +96,24 @@ class StableDiffusionModel:
         """Infotext ``VAE``: the external VAE's file name, None for the checkpoint's own."""
         return self.vae_resolution.name
 
+    @property
+    def text_encoder_module(self) -> nn.Module | None:
+        """The text encoders as one module (moved and offloaded together, as A1111's ``cond_stage_model``)."""
+        found = self.text_encoders
+        if found is None or isinstance(found, nn.Module):
+            return found
+        if self._text_module is None:
+            parts = {name: module for name in TEXT_ENCODER_ATTRIBUTES
+                     if isinstance(module := getattr(found, name, None), nn.Module)}
+            self._text_module = nn.ModuleDict(parts)
+        return self._text_module
+
     def components(self) -> dict[str, nn.Module]:
         """Named networks in pipeline order (text encoder, UNet, VAE), as the offloader places them."""
         parts: dict[str, nn.Module] = {}
-        if self.conditioner is not None:
-            parts[TEXT_ENCODER] = self.conditioner
+        text = self.text_encoder_module
+        if text is not None:
+            parts[TEXT_ENCODER] = text
         parts[UNET] = self.unet
         parts[VAE] = self.vae
         return parts

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from modules.memory.offload import DeviceBudget, DeviceBudgetExceeded, tensor_bytes
+from modules.memory.offload import DeviceBudget, DeviceBudgetExceeded, ModelOffloader, OffloadPolicy, tensor_bytes
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.architectures import ArchitectureMatch
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
@@ -62,7 +62,7 @@ def _denoise(model: StableDiffusionModel, seed: int = 0) -> Tensor:
     """One UNet call with the stand-in text encoder, like a sampling step."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(1, model.architecture.unet.in_channels, 8, 8, generator=gen)
-    context = model.conditioner(torch.tensor([[49406, 320, 49407]]))
+    context = model.text_encoders(torch.tensor([[49406, 320, 49407]]))
     y = None
     if model.is_sdxl:
         y = torch.randn(1, model.architecture.unet.adm_in_channels, generator=gen)
@@ -107,7 +107,7 @@ def test_dtype_policy_is_applied(tiny_checkpoint: Callable[..., Path]) -> None:
     model = load(CheckpointInfo.from_path(tiny_checkpoint("sd1")), DevicePolicy(dtypes=dtypes))
     assert next(model.unet.parameters()).dtype == torch.bfloat16
     assert next(model.vae.parameters()).dtype == torch.float32
-    assert next(model.conditioner.parameters()).dtype == torch.bfloat16
+    assert next(model.text_encoder_module.parameters()).dtype == torch.bfloat16
 
 
 def test_sidecar_yaml_sets_v_prediction(tmp_path: Path, tiny_checkpoint: Callable[..., Path]) -> None:
@@ -280,7 +280,7 @@ def test_lowvram_gives_the_same_result_with_less_on_the_device(models_dir: Path)
     assert torch.equal(_denoise(model), expected)
     # one unit at a time: the peak is the largest single unit (here the text encoder, whose 49408-token
     # embedding dominates a tiny model), never the sum
-    assert low.budget.peak == tensor_bytes(model.conditioner) < model.weight_bytes()
+    assert low.budget.peak == tensor_bytes(model.text_encoder_module) < model.weight_bytes()
     assert normal.budget.peak == model.weight_bytes()
 
 
@@ -293,3 +293,28 @@ def test_a_model_too_big_for_the_device_leaves_the_previous_one(models_dir: Path
     assert manager.current is sd1 and manager.on_device
     assert manager.budget.current == sd1.weight_bytes()
     assert torch.isfinite(_denoise(sd1)).all()
+
+
+@pytest.mark.parametrize(("family", "kind"), [("sd1", "sd1"), ("sd2", "sd2"), ("sdxl", "sdxl"),
+                                              ("sdxl-refiner", "sdxl-refiner")])
+def test_default_builders_build_the_real_text_encoders(family: str, kind: str,
+                                                       tiny_checkpoint: Callable[..., Path]) -> None:
+    model = load_checkpoint(CheckpointInfo.from_path(tiny_checkpoint(family)), FP32)
+    assert model.text_encoders.kind == kind
+    expected = {"sd1": {"clip_l"}, "sd2": {"open_clip"}, "sdxl": {"clip_l", "open_clip"},
+                "sdxl-refiner": {"open_clip"}}[family]
+    assert set(model.text_encoder_module) == expected
+    assert set(model.components()) == {"text_encoder", "unet", "vae"}
+
+
+def test_medvram_activates_text_encoders_through_their_methods(tiny_checkpoint: Callable[..., Path]) -> None:
+    model = load_checkpoint(CheckpointInfo.from_path(tiny_checkpoint("sdxl")), FP32)
+    budget = DeviceBudget()
+    model.offloader = ModelOffloader(model.components(), OffloadPolicy("medvram"), "cpu", budget=budget)
+    tokens = torch.tensor([[49406, 320, 49407] + [49407] * 74])
+    model.text_encoders.open_clip.encode_tokens(tokens)  # no top-level forward: a submodule hook activates it
+    assert list(budget.resident) == ["text_encoder"]
+    with torch.no_grad():
+        model.vae.decode(torch.zeros(1, 4, 4, 4))
+    assert list(budget.resident) == ["vae"]
+    model.detach_offloader()
