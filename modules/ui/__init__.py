@@ -1,1 +1,15 @@
-"""ui package."""
+"""The Gradio web UI (layer 4). `build_ui(ctx)` / `create_ui(ctx)` return the `gr.Blocks` the server mounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_ui(ctx: Any) -> Any:
+    """Build the UI Blocks for `ctx` (imports Gradio only when called)."""
+    from modules.ui.app import build_ui as _build
+
+    return _build(ctx)
+
+
+create_ui = build_ui

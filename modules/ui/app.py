@@ -1,0 +1,217 @@
+"""`build_ui(ctx) -> gr.Blocks`: the whole web UI (reference §3): quicksettings bar, the tabs txt2img, img2img,
+Extras, PNG Info, Settings, Extensions, send-to wiring, and the browser assets.
+
+Assets: `javascript/*.js` and `style.css` are injected by a page-load script (they travel inside the Blocks, so
+the UI works however the server mounts it); `user.css` (data dir), the localization (`localization` setting),
+`--theme` and notification.mp3 are sent by a load event each time the page loads, so "Reload UI" picks up changes
+without a server restart (A1111 re-creates the Blocks instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from modules.ui.common import REFRESH_ICON, checkpoint_titles, tool_button
+from modules.ui.extensions_tab import build_extensions
+from modules.ui.extras import build_extras
+from modules.ui.gallery import infotext_for_index, selected_image
+from modules.ui.img2img import build_img2img
+from modules.ui.localization import load_localization
+from modules.ui.paste import updates_from_infotext
+from modules.ui.pnginfo import build_pnginfo
+from modules.ui.settings_tab import build_settings, make_component, ui_value
+from modules.ui.txt2img import GenerationTab, build_txt2img
+
+ROOT = Path(__file__).resolve().parents[2]
+ALWAYS_IN_TOP_BAR = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
+
+
+def boot_js() -> str:
+    """Page-load script that installs style.css and every javascript/*.js file (sorted, A1111 load order)."""
+    scripts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "javascript").glob("*.js"))]
+    css_file = ROOT / "style.css"
+    css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
+    return ("() => { if (window.sdBooted) return; window.sdBooted = true;"
+            f" const css = {json.dumps(css)}; const st = document.createElement('style'); st.id = 'sd-style';"
+            " st.textContent = css; document.head.appendChild(st);"
+            f" for (const src of {json.dumps(scripts)}) {{ const el = document.createElement('script');"
+            " el.textContent = src; document.head.appendChild(el); } }")
+
+
+def assets_payload(ctx: Any) -> str:
+    """JSON for the page: localization mapping, user.css, theme, notification sound and settings for scripts."""
+    notification = ""
+    path = Path(ctx.paths.notification_file)
+    if ctx.settings.get("notification_audio") and path.is_file():
+        notification = "data:audio/mpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    user_css = Path(ctx.paths.user_css_file)
+    return json.dumps({
+        "localization": load_localization(ctx, ctx.settings.get("localization")),
+        "user_css": user_css.read_text(encoding="utf-8", errors="replace") if user_css.is_file() else "",
+        "theme": getattr(ctx.flags, "theme", None) or "",
+        "notification": notification,
+        "notification_volume": ctx.settings.get("notification_volume"),
+        "keyedit_precision_attention": ctx.settings.get("keyedit_precision_attention"),
+        "keyedit_precision_extra": ctx.settings.get("keyedit_precision_extra"),
+    }, ensure_ascii=False)
+
+
+def build_quicksettings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
+    """The top bar: checkpoint dropdown with 🔄, VAE, clip skip and every other `quicksettings_list` entry."""
+    wanted = list(dict.fromkeys([*ALWAYS_IN_TOP_BAR, *(ctx.settings.get("quicksettings_list") or [])]))
+    keys = [k for k in wanted if k in ctx.settings.registry]
+    components: list[gr.components.Component] = []
+    with gr.Row(elem_id="quicksettings"):
+        for key in keys:
+            info = ctx.settings.registry[key]
+            component = make_component(ctx, info, ui_value(ctx, key), elem_id=f"setting_{key}")
+            components.append(component)
+            if key == "sd_model_checkpoint":
+                refresh = tool_button(REFRESH_ICON, "refresh_sd_model_checkpoint")
+                refresh.click(lambda: _refresh_checkpoints(ctx), None, component, queue=False)
+    for key, component in zip(keys, components, strict=True):
+        component.change(lambda value, k=key: _set_quick(ctx, k, value), component, None, show_progress="hidden")
+    return keys, components
+
+
+def _refresh_checkpoints(ctx: Any) -> Any:
+    """🔄: rescan the checkpoint folders (A1111 `refresh_checkpoints`)."""
+    if ctx.models is not None:
+        ctx.models.registry.refresh()
+    return gr.update(choices=checkpoint_titles(ctx), value=ctx.settings.get("sd_model_checkpoint") or None)
+
+
+def _set_quick(ctx: Any, key: str, value: Any) -> None:
+    """Store a quicksetting, save config.json and load the chosen checkpoint (A1111 reloads on change)."""
+    if value is None or value == ctx.settings.get(key):
+        return
+    try:
+        ctx.settings.set(key, value)
+        ctx.settings.save()
+    except Exception as exc:
+        raise gr.Error(str(exc)) from None
+    if key == "sd_model_checkpoint" and ctx.models is not None:
+        with ctx.jobs.exclusive():
+            ctx.models.load(value)
+
+
+def _decode_data_url(data: str) -> Any:
+    """PIL image from a `data:image/png;base64,...` string (drag-and-drop onto a prompt box)."""
+    from PIL import Image
+
+    payload = data.split(",", 1)[1] if "," in data else data
+    return Image.open(io.BytesIO(base64.b64decode(payload)))
+
+
+def wire_drop(ctx: Any, tab: GenerationTab) -> None:
+    """Dropping a PNG onto the prompt loads its parameters (A1111 `dragdrop.js` + paste)."""
+    from modules.images import read_infotext
+
+    box = gr.Textbox(elem_id=f"{tab.name}_drop_data", elem_classes=["sd-hidden"], show_label=False)
+    targets = list(dict.fromkeys(tab.fields.values()))
+
+    def on_drop(data: str) -> dict[Any, Any]:
+        if not data:
+            return {}
+        try:
+            text = read_infotext(_decode_data_url(data)) or ""
+        except Exception as exc:
+            raise gr.Error(f"The dropped file is not an image with generation parameters ({exc})") from None
+        if not text:
+            raise gr.Error("The dropped image has no generation parameters")
+        return updates_from_infotext(ctx, text, tab.fields)
+
+    box.change(on_drop, box, targets, queue=False)
+
+
+def wire_send_to(ctx: Any, source_image: Any, source_text: Any, button: gr.Button, target: GenerationTab | None,
+                 image_slot: Any, tabs: gr.Tabs, tab_id: str, *, sub_tabs: Any = None, sub_id: str | None = None,
+                 mode: Any = None, mode_index: int = 0, from_gallery: Any = None) -> None:
+    """Send an image and its infotext to another tab; parameters are pasted by name (A1111 send-to buttons)."""
+    fields = target.fields if target is not None else {}
+    outputs = [tabs, *([image_slot] if image_slot is not None else []), *dict.fromkeys(fields.values())]
+    if sub_tabs is not None:
+        outputs.append(sub_tabs)
+    if mode is not None:
+        outputs.append(mode)
+    inputs = [source_image, source_text] + ([from_gallery] if from_gallery is not None else [])
+
+    def send(image: Any, text: str, index: int | None = None) -> dict[Any, Any]:
+        if from_gallery is not None:
+            image, text = selected_image(image, index), infotext_for_index(text, int(index or 0))
+        if isinstance(image, str):
+            from PIL import Image
+
+            image = Image.open(image)
+        if image is None:
+            raise gr.Error("There is no image to send")
+        out: dict[Any, Any] = {tabs: gr.Tabs(selected=tab_id)}
+        if image_slot is not None:
+            out[image_slot] = image
+        if sub_tabs is not None:
+            out[sub_tabs] = gr.Tabs(selected=sub_id)
+        if mode is not None:
+            out[mode] = mode_index
+        if text and fields:
+            out.update(updates_from_infotext(ctx, text, fields, for_send=True))
+        return out
+
+    button.click(send, inputs, outputs, queue=False)
+
+
+def build_ui(ctx: Any) -> gr.Blocks:
+    """The complete UI for `ctx`; generation goes through `ctx.jobs` (shared FIFO with the API)."""
+    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
+        quick_keys, quick_components = build_quicksettings(ctx)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
+                txt2img = build_txt2img(ctx)
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
+                img2img = build_img2img(ctx)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                extras = build_extras(ctx)
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
+                png = build_pnginfo()
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
+                setting_keys, setting_components = build_settings(ctx)
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+                build_extensions(ctx)
+        gr.HTML("<div class='versions'>API: <a href='docs'>/docs</a> &#8226; "
+                "<a href='#' onclick='location.reload(); return false;'>Reload UI</a></div>", elem_id="footer")
+        for tab in (txt2img, img2img):
+            wire_drop(ctx, tab)
+        images = img2img.extra["images"]
+        i2i = {"target": img2img, "tabs": tabs, "tab_id": "img2img", "sub_tabs": img2img.extra["mode_tabs"],
+               "mode": img2img.extra["mode"]}
+        for out in (txt2img.output, img2img.output):
+            gal = {"from_gallery": out.selected_index}
+            wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_img2img, image_slot=images["init_img"],
+                         sub_id="img2img_tab", mode_index=0, **i2i, **gal)
+            wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_inpaint, image_slot=images["inpaint"],
+                         sub_id="inpaint_tab", mode_index=2, **i2i, **gal)
+            wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_extras, None, extras["image"], tabs,
+                         "extras", **gal)
+        wire_send_to(ctx, png.image, png.parameters, png.send_to_txt2img, txt2img, None, tabs, "txt2img")
+        wire_send_to(ctx, png.image, png.parameters, png.send_to_img2img, image_slot=images["init_img"],
+                     sub_id="img2img_tab", mode_index=0, **i2i)
+        wire_send_to(ctx, png.image, png.parameters, png.send_to_inpaint, image_slot=images["inpaint"],
+                     sub_id="inpaint_tab", mode_index=2, **i2i)
+        wire_send_to(ctx, png.image, png.parameters, png.send_to_extras, None, extras["image"], tabs, "extras")
+
+        payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
+        all_keys = [*quick_keys, *setting_keys]
+        all_components = [*quick_components, *setting_components]
+        demo.load(None, None, None, js=boot_js()).then(
+            lambda: [assets_payload(ctx), *[ui_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
+            queue=False, show_progress="hidden").then(
+            None, payload, None, js="(p) => { if (window.sdApplyAssets) window.sdApplyAssets(p); return []; }")
+    return demo
+
+
+create_ui = build_ui

@@ -1,0 +1,170 @@
+"""Output panel of txt2img/img2img: gallery, live preview, progress bar with ETA, infotext, "Time taken" footer,
+send-to buttons; and the generator that runs a job on the shared queue and streams its progress.
+
+A1111 `modules/ui_common.create_output_panel` and `javascript/progressbar.js` (which polls `/internal/progress` for
+progress, ETA and the live preview). Here the generate event is a Python generator that polls the job's
+`JobState` every `POLL_SECONDS` and yields the progress bar HTML and the newest preview image; the job itself runs
+on `ctx.jobs` (the FIFO queue shared with the API), so UI and API requests are served in submission order.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from modules.ui.common import error_html, format_time_taken, infotext_html
+
+POLL_SECONDS = 0.25
+
+
+@dataclass
+class OutputPanel:
+    """Components of one tab's output panel."""
+
+    gallery: gr.Gallery
+    preview: gr.Image
+    progress: gr.HTML
+    infotext: gr.HTML
+    html_log: gr.HTML
+    generation_info: gr.Textbox
+    selected_index: gr.Number
+    send_to_img2img: gr.Button
+    send_to_inpaint: gr.Button
+    send_to_extras: gr.Button
+
+
+def build_output_panel(tab: str) -> OutputPanel:
+    """Lay out the gallery column for `tab`."""
+    with gr.Column(elem_id=f"{tab}_results", elem_classes=["results"]):
+        progress = gr.HTML(progress_html(None), elem_id=f"{tab}_progress", elem_classes=["progress-area"])
+        preview = gr.Image(label="Live preview", elem_id=f"{tab}_preview", visible=False, interactive=False,
+                           type="pil", height=320)
+        gallery = gr.Gallery(label="Output", elem_id=f"{tab}_gallery", columns=4, height=420, show_label=False,
+                             format="png", interactive=False)
+        with gr.Row(elem_id=f"{tab}_tools_buttons"):
+            send_img2img = gr.Button("Send to img2img", elem_id=f"{tab}_send_to_img2img", size="sm")
+            send_inpaint = gr.Button("Send to inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm")
+            send_extras = gr.Button("Send to extras", elem_id=f"{tab}_send_to_extras", size="sm")
+        infotext = gr.HTML(infotext_html(""), elem_id=f"html_info_{tab}", elem_classes=["infotext-area"])
+        html_log = gr.HTML("", elem_id=f"html_log_{tab}", elem_classes=["html-log"])
+        generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tab}")
+        selected = gr.Number(value=0, precision=0, visible=False, elem_id=f"{tab}_selected_index")
+
+    def select(info: str, evt: gr.SelectData) -> tuple[int, str]:
+        """Clicking an image shows its own infotext (A1111 `selected_gallery_index` + per-image infotexts)."""
+        index = int(evt.index or 0)
+        return index, infotext_html(infotext_for_index(info, index))
+
+    gallery.select(select, [generation_info], [selected, infotext], queue=False)
+    return OutputPanel(gallery, preview, progress, infotext, html_log, generation_info, selected, send_img2img,
+                       send_inpaint, send_extras)
+
+
+def infotext_for_index(generation_info: str, index: int) -> str:
+    """The infotext of gallery entry `index` from the JSON kept in `generation_info` ("" if none)."""
+    try:
+        info = json.loads(generation_info or "{}")
+    except ValueError:
+        return ""
+    texts = info.get("infotexts") or []
+    if not texts:
+        return ""
+    return str(texts[index] if 0 <= index < len(texts) else texts[0])
+
+
+def progress_html(info: dict[str, Any] | None, *, state: str = "idle", queued: tuple[int, int] | None = None) -> str:
+    """The progress bar: "xx% ETA: n s" plus textinfo; `data-job-state` tells javascript/ui.js when a job ends."""
+    if info is None or state != "running":
+        return f"<div class='progress-info' data-job-state='{state}'></div>"
+    if queued is not None:
+        return (f"<div class='progress-info' data-job-state='running'><div class='progress-text'>"
+                f"In queue: {queued[0]}/{queued[1]}</div></div>")
+    fraction = float(info.get("progress") or 0.0)
+    eta = info.get("eta_relative")
+    eta_text = f" ETA: {format_eta(eta)}" if eta is not None and fraction > 0 else ""
+    text = html.escape(str(info.get("textinfo") or ""))
+    return (f"<div class='progress-info' data-job-state='running'><div class='progressDiv'>"
+            f"<div class='progress' style='width:{fraction * 100:.1f}%'>{fraction * 100:.0f}%{eta_text}</div></div>"
+            f"<div class='progress-text'>{text}</div></div>")
+
+
+def format_eta(seconds: float) -> str:
+    """A1111 progressbar.js ETA text: "1m 05s" over a minute, "12s" otherwise."""
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def stream_job(ctx: Any, fn: Callable[..., Any], params: Any, kind: str,
+               panel: OutputPanel) -> Iterator[dict[gr.components.Component, Any]]:
+    """Submit `fn(ctx, params)` to the shared queue and yield progress, preview and finally the results."""
+    live = bool(ctx.settings.get("live_previews_enable"))
+    job = ctx.jobs.submit(fn, ctx, params, kind=kind)
+    preview_id = -1
+    yield {panel.progress: progress_html({}, state="running", queued=ctx.jobs.queue_position(job.id)),
+           panel.html_log: "", panel.preview: gr.update(visible=False, value=None)}
+    while not job.wait(POLL_SECONDS):
+        queued = ctx.jobs.queue_position(job.id)
+        update: dict[gr.components.Component, Any] = {
+            panel.progress: progress_html(job.state.progress_info(), state="running", queued=queued)}
+        latest = job.state.latest_preview(preview_id) if live else None
+        if latest is not None:
+            preview_id, image = latest
+            update[panel.preview] = gr.update(visible=True, value=image)
+        yield update
+    yield finished_update(job, panel)
+
+
+def finished_update(job: Any, panel: OutputPanel) -> dict[gr.components.Component, Any]:
+    """Gallery, infotext, info JSON and the "Time taken" footer for a finished job (or its error)."""
+    done = {panel.progress: progress_html(None, state="done"), panel.preview: gr.update(visible=False)}
+    try:
+        result = job.result()
+    except Exception as exc:
+        error = getattr(exc, "error", exc)
+        return done | {panel.html_log: error_html(f"Error: {error}")}
+    if result is None:  # interrupted before any image was finished
+        return done | {panel.html_log: error_html("Interrupted")}
+    info = result.info_dict()
+    first = result.infotexts[result.index_of_first_image] if result.infotexts else ""
+    footer = format_time_taken(result.time_taken, result.peak_memory_bytes)
+    notices = "".join(error_html(n) for n in result.notices)
+    return done | {
+        panel.gallery: list(result.images),
+        panel.generation_info: json.dumps(info, ensure_ascii=False, default=str),
+        panel.infotext: infotext_html(first),
+        panel.html_log: notices + footer,
+        panel.selected_index: result.index_of_first_image,
+    }
+
+
+def selected_image(gallery_value: Any, index: int | float | None) -> Any:
+    """The PIL image / file path of gallery entry `index` (Gradio gives (image, caption) pairs)."""
+    if not gallery_value:
+        return None
+    items = list(gallery_value)
+    idx = int(index or 0)
+    item = items[idx if 0 <= idx < len(items) else 0]
+    if isinstance(item, (tuple, list)):
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("image") or item.get("path") or item.get("name")
+        if isinstance(item, dict):
+            item = item.get("path")
+    return item
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll `predicate` until true or `timeout` seconds passed (used by tests and the screenshot tool)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

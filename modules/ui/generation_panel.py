@@ -1,0 +1,154 @@
+"""The "Generation" panel of txt2img/img2img (reference §3.2): sampler, schedule, steps, size with ⇅ swap, batch,
+CFG, seed 🎲/♻️ with the variation "Extra" block, Hires. fix and Refiner accordions, override settings, Script.
+
+Every control is registered under its `Txt2ImgParams`/`Img2ImgParams` FIELD NAME in the returned dict, so that the
+generate handler, infotext paste and send-to buttons map values by name (never by position). Names that are not
+params fields (`seed_extra`, `refiner_enable`) are UI-only switches the handler interprets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from modules.ui.common import (
+    DEFAULT_SAMPLER,
+    RANDOM_ICON,
+    REUSE_ICON,
+    SWAP_ICON,
+    checkpoint_titles,
+    sampler_names,
+    scheduler_labels,
+    tool_button,
+)
+
+Fields = dict[str, gr.components.Component]
+
+
+def _sampler_row(tab: str, fields: Fields, prefix: str = "") -> None:
+    samplers = sampler_names()
+    default = DEFAULT_SAMPLER if DEFAULT_SAMPLER in samplers else (samplers[0] if samplers else None)
+    with gr.Row(elem_id=f"{tab}_{prefix}sampler_row"):
+        fields[f"{prefix}sampler_name"] = gr.Dropdown(
+            label="Sampling method" if not prefix else "Hires sampling method", elem_id=f"{tab}_{prefix}sampling",
+            choices=(["Use same sampler"] if prefix else []) + samplers,
+            value="Use same sampler" if prefix else default)
+        fields[f"{prefix}scheduler"] = gr.Dropdown(
+            label="Schedule type" if not prefix else "Hires schedule type", elem_id=f"{tab}_{prefix}scheduler",
+            choices=(["Use same scheduler"] if prefix else []) + scheduler_labels(),
+            value="Use same scheduler" if prefix else "Automatic")
+
+
+def build_size_rows(tab: str, fields: Fields) -> gr.Button:
+    """Width/Height sliders (64–2048 step 8, default 512) and the ⇅ swap button; returns the swap button."""
+    with gr.Row(elem_id=f"{tab}_dimensions_row"):
+        with gr.Column(scale=4):
+            fields["width"] = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id=f"{tab}_width")
+            fields["height"] = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id=f"{tab}_height")
+        swap = tool_button(SWAP_ICON, f"{tab}_res_switch_btn")
+    swap.click(lambda w, h: (h, w), [fields["width"], fields["height"]], [fields["width"], fields["height"]],
+               queue=False)
+    return swap
+
+
+def build_common_controls(ctx: Any, tab: str, fields: Fields, *, with_size: bool = True) -> gr.Button:
+    """Sampler, steps, (size), batch, CFG, seed and variation controls shared by both tabs; returns ♻️."""
+    _sampler_row(tab, fields)
+    fields["steps"] = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
+    if with_size:
+        build_size_rows(tab, fields)
+    with gr.Row(elem_id=f"{tab}_batch_row"):
+        fields["n_iter"] = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{tab}_batch_count")
+        fields["batch_size"] = gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{tab}_batch_size")
+    fields["cfg_scale"] = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale", elem_id=f"{tab}_cfg_scale")
+    reuse_seed, _ = build_seed_controls(tab, fields)
+    return reuse_seed
+
+
+def build_seed_controls(tab: str, fields: Fields) -> tuple[gr.Button, gr.Button]:
+    """Seed -1 with 🎲 (set -1) and ♻️ (reuse last seed), "Extra" → variation seed/strength, seed resize."""
+    with gr.Row(elem_id=f"{tab}_seed_row"):
+        fields["seed"] = gr.Number(label="Seed", value=-1, precision=0, elem_id=f"{tab}_seed", scale=4)
+        random_seed = tool_button(RANDOM_ICON, f"{tab}_random_seed")
+        reuse_seed = tool_button(REUSE_ICON, f"{tab}_reuse_seed")
+        fields["seed_extra"] = gr.Checkbox(label="Extra", value=False, elem_id=f"{tab}_subseed_show", scale=1)
+    with gr.Group(visible=False, elem_id=f"{tab}_seed_extras") as extras:
+        with gr.Row():
+            fields["subseed"] = gr.Number(label="Variation seed", value=-1, precision=0, elem_id=f"{tab}_subseed",
+                                          scale=4)
+            random_subseed = tool_button(RANDOM_ICON, f"{tab}_random_subseed")
+            fields["subseed_strength"] = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Variation strength",
+                                                   elem_id=f"{tab}_subseed_strength", scale=4)
+        with gr.Row():
+            fields["seed_resize_from_w"] = gr.Slider(0, 2048, value=0, step=8, label="Resize seed from width",
+                                                     elem_id=f"{tab}_seed_resize_from_w")
+            fields["seed_resize_from_h"] = gr.Slider(0, 2048, value=0, step=8, label="Resize seed from height",
+                                                     elem_id=f"{tab}_seed_resize_from_h")
+    fields["seed_extra"].change(lambda on: gr.update(visible=bool(on)), fields["seed_extra"], extras, queue=False)
+    random_seed.click(lambda: -1, None, fields["seed"], queue=False)
+    random_subseed.click(lambda: -1, None, fields["subseed"], queue=False)
+    return reuse_seed, random_subseed
+
+
+def build_hires(ctx: Any, tab: str, fields: Fields) -> None:
+    """Hires. fix accordion (reference §8): upscaler, steps 0, denoising 0.7, upscale by 2, resize to 0×0."""
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr"):
+        fields["enable_hr"] = gr.Checkbox(label="Enable Hires. fix", value=False, elem_id=f"{tab}_enable_hr")
+        with gr.Row():
+            fields["hr_upscaler"] = gr.Dropdown(label="Upscaler", elem_id=f"{tab}_hr_upscaler",
+                                                choices=hires_upscalers(), value="Latent")
+            fields["hr_second_pass_steps"] = gr.Slider(0, 150, value=0, step=1, label="Hires steps",
+                                                       elem_id=f"{tab}_hires_steps")
+            fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.7, step=0.01, label="Denoising strength",
+                                                     elem_id=f"{tab}_denoising_strength")
+        with gr.Row():
+            fields["hr_scale"] = gr.Slider(1.0, 4.0, value=2.0, step=0.05, label="Upscale by",
+                                           elem_id=f"{tab}_hr_scale")
+            fields["hr_resize_x"] = gr.Slider(0, 2048, value=0, step=8, label="Resize width to",
+                                              elem_id=f"{tab}_hr_resize_x")
+            fields["hr_resize_y"] = gr.Slider(0, 2048, value=0, step=8, label="Resize height to",
+                                              elem_id=f"{tab}_hr_resize_y")
+        with gr.Row():
+            fields["hr_checkpoint_name"] = gr.Dropdown(label="Hires checkpoint", elem_id=f"{tab}_hr_checkpoint",
+                                                       choices=["Use same checkpoint", *checkpoint_titles(ctx)],
+                                                       value="Use same checkpoint")
+        _sampler_row(tab, fields, prefix="hr_")
+        with gr.Row():
+            fields["hr_prompt"] = gr.Textbox(label="Hires prompt", elem_id=f"{tab}_hr_prompt", lines=2,
+                                             placeholder="Prompt for hires fix pass.\nLeave empty to use the same "
+                                                         "prompt as in first pass.")
+            fields["hr_negative_prompt"] = gr.Textbox(label="Hires negative prompt", lines=2,
+                                                      elem_id=f"{tab}_hr_negative_prompt",
+                                                      placeholder="Negative prompt for hires fix pass.\nLeave empty "
+                                                                  "to use the same negative prompt as in first pass.")
+
+
+def hires_upscalers() -> list[str]:
+    """A1111 hires upscalers: the latent modes first, then image upscalers that exist without extra weights."""
+    return ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+            "Latent (nearest)", "Latent (nearest-exact)", "None", "Lanczos", "Nearest"]
+
+
+def build_refiner(ctx: Any, tab: str, fields: Fields) -> None:
+    """Refiner accordion (reference §8): off; checkpoint "", switch at 0.8."""
+    with gr.Accordion("Refiner", open=False, elem_id=f"{tab}_refiner"):
+        fields["refiner_enable"] = gr.Checkbox(label="Enable Refiner", value=False, elem_id=f"{tab}_enable_refiner")
+        with gr.Row():
+            fields["refiner_checkpoint"] = gr.Dropdown(label="Checkpoint", elem_id=f"{tab}_refiner_checkpoint",
+                                                       choices=["", *checkpoint_titles(ctx)], value="")
+            fields["refiner_switch_at"] = gr.Slider(0.01, 1.0, value=0.8, step=0.01, label="Switch at",
+                                                    elem_id=f"{tab}_refiner_switch_at")
+
+
+def build_tail(ctx: Any, tab: str, fields: Fields) -> gr.Column:
+    """Override settings (hidden until a paste fills it) and the Script dropdown with its script-UI area."""
+    fields["override_settings"] = gr.Dropdown(label="Override settings", elem_id=f"{tab}_override_settings",
+                                              choices=[], value=[], multiselect=True, visible=False)
+    scripts = ctx.extra.get(f"{tab}_scripts", [])
+    fields["script_name"] = gr.Dropdown(label="Script", elem_id=f"{tab}_script_dropdown",
+                                        choices=["None", *[getattr(s, "title", str(s)) for s in scripts]],
+                                        value="None")
+    with gr.Column(elem_id=f"{tab}_script_container") as area:
+        gr.HTML("", elem_id=f"{tab}_script_ui")
+    return area

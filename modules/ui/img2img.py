@@ -1,0 +1,182 @@
+"""The img2img tab (reference §3.3): sub-tabs img2img, Sketch, Inpaint, Inpaint sketch, Inpaint upload, Batch;
+resize mode, denoising, inpaint mask controls; Generate runs `run_img2img` on the shared job queue.
+
+The selected sub-tab is A1111's `mode` index (0–5). Masks: Inpaint = the painted layer's alpha (white = inpaint),
+Inpaint sketch = pixels where the sketch differs from the original, Inpaint upload = the uploaded mask image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS, GenerationParams, Img2ImgParams
+from modules.ui import generation_panel as panel_ui
+from modules.ui.gallery import build_output_panel
+from modules.ui.toprow import build_toprow
+from modules.ui.txt2img import GenerationTab, params_from_values, wire_generation_tab
+
+MODES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+INPAINT_AREAS = ("Whole picture", "Only masked")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif")
+
+
+def _editor_layers(value: Any) -> tuple[Image.Image | None, Image.Image | None, list[Image.Image]]:
+    """(background, composite, layers) of an ImageEditor value (dict or EditorValue)."""
+    if value is None:
+        return None, None, []
+    get = value.get if isinstance(value, dict) else (lambda k, d=None: getattr(value, k, d))
+    return get("background"), get("composite"), list(get("layers") or [])
+
+
+def mask_from_layers(layers: list[Image.Image], size: tuple[int, int]) -> Image.Image | None:
+    """White where any painted layer has alpha > 0 (A1111 inpaint brush mask)."""
+    mask = np.zeros((size[1], size[0]), dtype=bool)
+    for layer in layers:
+        if layer is None:
+            continue
+        alpha = np.asarray(layer.convert("RGBA").resize(size))[:, :, 3]
+        mask |= alpha > 0
+    return Image.fromarray((mask * 255).astype(np.uint8), "L") if mask.any() else None
+
+
+def mask_from_sketch(background: Image.Image, composite: Image.Image) -> Image.Image | None:
+    """Inpaint sketch: pixels the sketch changed (A1111 compares the sketched image with the original)."""
+    a = np.asarray(background.convert("RGB").resize(composite.size), dtype=np.int16)
+    b = np.asarray(composite.convert("RGB"), dtype=np.int16)
+    changed = np.abs(a - b).sum(axis=2) > 0
+    return Image.fromarray((changed * 255).astype(np.uint8), "L") if changed.any() else None
+
+
+def init_and_mask(mode: int, inputs: dict[str, Any]) -> tuple[list[Image.Image], Image.Image | None]:
+    """Init image(s) and mask for sub-tab `mode`; a clear error names the missing input."""
+    if mode == 0:
+        image = inputs["init_img"]
+        if image is None:
+            raise gr.Error("img2img: upload an image first")
+        return [image.convert("RGB")], None
+    if mode in (1, 2, 3):
+        background, composite, layers = _editor_layers(inputs[("sketch", "inpaint", "inpaint_sketch")[mode - 1]])
+        if background is None:
+            raise gr.Error(f"{MODES[mode]}: upload an image first")
+        if mode == 1:
+            return [(composite or background).convert("RGB")], None
+        if mode == 2:
+            mask = mask_from_layers(layers, background.size)
+            if mask is None:
+                raise gr.Error("Inpaint: paint the area to change on the image (the mask is empty)")
+            return [background.convert("RGB")], mask
+        mask = mask_from_sketch(background, composite) if composite is not None else None
+        if mask is None:
+            raise gr.Error("Inpaint sketch: draw on the image (nothing was changed)")
+        return [composite.convert("RGB")], mask
+    if mode == 4:
+        if inputs["inpaint_upload"] is None or inputs["inpaint_mask"] is None:
+            raise gr.Error("Inpaint upload: upload both the image and the mask (white = inpaint)")
+        return [inputs["inpaint_upload"].convert("RGB")], inputs["inpaint_mask"].convert("L")
+    folder = Path(inputs["batch_input_dir"] or "")
+    if not folder.is_dir():
+        raise gr.Error(f"Batch: input directory {str(folder)!r} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise gr.Error(f"Batch: no images in {folder}")
+    return [Image.open(p).convert("RGB") for p in files], None
+
+
+def build_img2img(ctx: Any) -> GenerationTab:
+    """Lay out and wire the img2img tab."""
+    fields: dict[str, gr.components.Component] = {}
+    images: dict[str, gr.components.Component] = {}
+    row = build_toprow(ctx, "img2img")
+    with gr.Row(elem_id="img2img_settings_row", equal_height=False):
+        with gr.Column(scale=1, elem_id="img2img_settings"):
+            mode = gr.Number(value=0, precision=0, visible=False, elem_id="img2img_mode")
+            with gr.Tabs(elem_id="mode_img2img") as mode_tabs:
+                with gr.Tab("img2img", id="img2img_tab", elem_id="img2img_img2img_tab") as t0:
+                    images["init_img"] = gr.Image(label="Image for img2img", type="pil", elem_id="img2img_image",
+                                                  height=360, sources=["upload", "clipboard"])
+                with gr.Tab("Sketch", id="sketch_tab", elem_id="img2img_img2img_sketch_tab") as t1:
+                    images["sketch"] = gr.ImageEditor(label="Sketch", type="pil", elem_id="img2img_sketch",
+                                                      height=360)
+                with gr.Tab("Inpaint", id="inpaint_tab", elem_id="img2img_inpaint_tab") as t2:
+                    images["inpaint"] = gr.ImageEditor(label="Image for inpainting with mask", type="pil",
+                                                       elem_id="img2maskimg", height=360,
+                                                       brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
+                with gr.Tab("Inpaint sketch", id="inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab") as t3:
+                    images["inpaint_sketch"] = gr.ImageEditor(label="Color sketch inpainting", type="pil",
+                                                              elem_id="inpaint_sketch", height=360)
+                with gr.Tab("Inpaint upload", id="inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t4:
+                    images["inpaint_upload"] = gr.Image(label="Image for img2img", type="pil",
+                                                        elem_id="img_inpaint_base", height=300)
+                    images["inpaint_mask"] = gr.Image(label="Mask", type="pil", elem_id="img_inpaint_mask",
+                                                      height=300, image_mode="L")
+                with gr.Tab("Batch", id="batch_tab", elem_id="img2img_batch_tab") as t5:
+                    gr.HTML("<p>Process images in a directory on the same machine where the server is running."
+                            "</p>")
+                    images["batch_input_dir"] = gr.Textbox(label="Input directory", elem_id="img2img_batch_input_dir")
+                    images["batch_output_dir"] = gr.Textbox(label="Output directory",
+                                                            elem_id="img2img_batch_output_dir")
+            for index, sub in enumerate((t0, t1, t2, t3, t4, t5)):
+                sub.select(lambda i=index: i, None, mode, queue=False)
+            with gr.Tabs(elem_id="img2img_extra_tabs"), gr.Tab("Generation", elem_id="img2img_generation_tab"):
+                fields["resize_mode"] = gr.Radio(list(RESIZE_MODE_LABELS), value=RESIZE_MODE_LABELS[0],
+                                                 label="Resize mode", elem_id="resize_mode", type="index")
+                with gr.Group(elem_id="inpaint_controls"):
+                    fields["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label="Mask blur",
+                                                    elem_id="img2img_mask_blur")
+                    fields["inpainting_mask_invert"] = gr.Radio(list(MASK_MODES), value=MASK_MODES[0],
+                                                                label="Mask mode", type="index",
+                                                                elem_id="img2img_mask_mode")
+                    fields["inpainting_fill"] = gr.Radio(list(INPAINTING_FILL_LABELS),
+                                                         value=INPAINTING_FILL_LABELS[1], type="index",
+                                                         label="Masked content", elem_id="img2img_inpainting_fill")
+                    fields["inpaint_full_res"] = gr.Radio(list(INPAINT_AREAS), value=INPAINT_AREAS[0],
+                                                          label="Inpaint area", type="index",
+                                                          elem_id="img2img_inpaint_full_res")
+                    fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4,
+                                                                   label="Only masked padding, pixels",
+                                                                   elem_id="img2img_inpaint_full_res_padding")
+                panel_ui.build_size_rows("img2img", fields)
+                reuse = panel_ui.build_common_controls(ctx, "img2img", fields, with_size=False)
+                fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.75, step=0.01,
+                                                         label="Denoising strength",
+                                                         elem_id="img2img_denoising_strength")
+                fields["image_cfg_scale"] = gr.Slider(0.0, 3.0, value=1.5, step=0.05, label="Image CFG Scale",
+                                                      elem_id="img2img_image_cfg_scale")
+                panel_ui.build_refiner(ctx, "img2img", fields)
+                panel_ui.build_tail(ctx, "img2img", fields)
+        with gr.Column(scale=1):
+            output = build_output_panel("img2img")
+    tab = GenerationTab("img2img", fields, row, output,
+                        extra={"reuse_seed": reuse, "images": images, "mode": mode, "mode_tabs": mode_tabs,
+                               "inputs": [*images.values(), mode]})
+    tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
+
+    def build(values: dict[str, Any], data: dict[gr.components.Component, Any]) -> GenerationParams:
+        """Img2ImgParams by name, plus init images and mask from the selected sub-tab."""
+        mode_index = int(data.get(mode) or 0)
+        inputs = {name: data.get(component) for name, component in images.items()}
+        init_images, mask = init_and_mask(mode_index, inputs)
+        values = dict(values)
+        values["inpaint_full_res"] = bool(values.get("inpaint_full_res"))
+        values["mask_blur_x"] = values["mask_blur_y"] = int(values.get("mask_blur") or 0)
+        if ctx.models is not None and not _is_pix2pix(ctx):
+            values.pop("image_cfg_scale", None)
+        params = params_from_values(Img2ImgParams, values)
+        params.init_images = init_images
+        params.mask = mask
+        return params
+
+    wire_generation_tab(ctx, tab, "img2img", build, "run_img2img")
+    return tab
+
+
+def _is_pix2pix(ctx: Any) -> bool:
+    """Image CFG scale only applies to instruct-pix2pix models (A1111 hides the slider otherwise)."""
+    current = ctx.models.current() if hasattr(ctx.models, "current") else None
+    return getattr(getattr(current, "family", None), "startswith", lambda _p: False)("ip2p")

@@ -1,0 +1,139 @@
+"""Settings tab (reference §3.8): every option of `modules.settings.REGISTRY`, grouped by category and section,
+a search box, "Apply settings" (validate, `settings.update`, `settings.save()` to config.json) and "Reload UI".
+
+A1111 `modules/ui_settings.py`. Dynamic choices (checkpoints, VAEs, localizations, styles) are filled here because
+the registry declares them without choices. Component values are refreshed on every page load so a reload shows
+what config.json holds now.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import gradio as gr
+
+from modules.settings import CATEGORIES, OptionInfo, SettingsError
+from modules.ui.common import checkpoint_titles, error_html, vae_choices
+from modules.ui.localization import list_localizations
+
+
+def dynamic_choices(ctx: Any, info: OptionInfo) -> list[Any] | None:
+    """Choices for options whose list depends on files found at run time."""
+    if info.key == "sd_model_checkpoint":
+        return checkpoint_titles(ctx)
+    if info.key == "sd_vae":
+        return vae_choices(ctx)
+    if info.key == "localization":
+        return list_localizations(ctx)
+    if info.key == "quicksettings_list":
+        return list(ctx.settings.registry)
+    return list(info.choices) if info.choices is not None else None
+
+
+def make_component(ctx: Any, info: OptionInfo, value: Any, elem_id: str | None = None) -> gr.components.Component:
+    """The Gradio component for one option, by its declared component kind."""
+    label = info.label
+    eid = elem_id or f"setting_{info.key}"
+    kind = info.component
+    choices = dynamic_choices(ctx, info)
+    common: dict[str, Any] = {"label": label, "elem_id": eid, "elem_classes": ["setting-item"]}
+    if info.info:
+        common["info"] = info.info
+    if kind == "checkbox":
+        return gr.Checkbox(value=bool(value), **common)
+    if kind == "slider":
+        return gr.Slider(info.minimum or 0, info.maximum or 1, value=value, step=info.step or 1, **common)
+    if kind == "number":
+        return gr.Number(value=value, precision=0 if info.value_type == "int" else None, **common)
+    if kind == "radio":
+        return gr.Radio(choices or [], value=value, **common)
+    if kind in ("dropdown", "dropdown_editable"):
+        opts = list(choices or [])
+        if value is not None and value not in opts:
+            opts.append(value)
+        return gr.Dropdown(opts, value=value, allow_custom_value=kind == "dropdown_editable" or not choices, **common)
+    if kind == "checkboxgroup":
+        return gr.CheckboxGroup(choices or [], value=list(value or []), **common)
+    if kind == "dropdown_multi":
+        opts = list(choices or [])
+        opts += [v for v in value or [] if v not in opts]
+        return gr.Dropdown(opts, value=list(value or []), multiselect=True, allow_custom_value=not choices, **common)
+    if kind == "color":
+        return gr.ColorPicker(value=value, **common)
+    return gr.Textbox(value="" if value is None else str(value), **common)
+
+
+def ui_value(ctx: Any, key: str) -> Any:
+    """The current value in the form the component shows (None text → "")."""
+    value = ctx.settings.get(key)
+    return "" if value is None and ctx.settings.registry[key].component == "textbox" else value
+
+
+def apply_values(ctx: Any, keys: list[str], values: list[Any]) -> str:
+    """Validate and store the changed values, then save config.json; returns the result line (A1111 wording)."""
+    changed: dict[str, Any] = {}
+    for key, value in zip(keys, values, strict=True):
+        info = ctx.settings.registry[key]
+        if info.allow_none and value == "":
+            value = None
+        if info.value_type == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value != ctx.settings.get(key) and ctx.settings.frozen_reason(key) is None:
+            changed[key] = value
+    try:
+        names = ctx.settings.update(changed)
+        ctx.settings.save()
+    except SettingsError as exc:
+        return error_html(str(exc))
+    reload = [k for k in names if ctx.settings.registry[k].needs_reload_ui]
+    text = f"{len(names)} settings changed" + (f": {', '.join(names)}." if names else ".")
+    if reload:
+        text += " Reload the UI for these to take effect: " + ", ".join(reload) + "."
+    return f"<div class='settings-result'>{text}</div>"
+
+
+def build_settings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
+    """Lay out the Settings tab; returns (keys, components) so the app can refresh values on page load."""
+    registry = ctx.settings.registry
+    by_category: dict[str, list[Any]] = defaultdict(list)
+    for sec in registry.sections():
+        if sec.id is None:  # hidden options (A1111 section None) are not shown
+            continue
+        by_category[sec.category_label].append(sec)
+    keys: list[str] = []
+    components: list[gr.components.Component] = []
+    accordions: list[tuple[gr.Accordion, list[str]]] = []
+    with gr.Row(elem_id="settings_top"):
+        apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
+        reload_ui = gr.Button("Reload UI", elem_id="settings_restart_gradio")
+    result = gr.HTML(elem_id="settings_result")
+    search = gr.Textbox(label="Search", placeholder="Search...", elem_id="settings_search", show_label=False)
+    ordered = [c for c in [*CATEGORIES.values(), "Uncategorized"] if c in by_category]
+    with gr.Tabs(elem_id="settings"):
+        for category in ordered:
+            with gr.Tab(category, elem_id=f"settings_category_{category.lower().replace(' ', '_')}"):
+                for sec in by_category[category]:
+                    with gr.Accordion(sec.label, open=False, elem_id=f"settings_{sec.id}") as acc:
+                        section_keys = []
+                        for info in registry.in_section(sec.id):
+                            components.append(make_component(ctx, info, ui_value(ctx, info.key)))
+                            keys.append(info.key)
+                            section_keys.append(info.key)
+                    accordions.append((acc, section_keys))
+
+    apply.click(lambda *vals: apply_values(ctx, keys, list(vals)), components, result)
+    reload_ui.click(None, None, None, js="() => { setTimeout(() => location.reload(), 100); }")
+
+    def do_search(text: str) -> list[Any]:
+        """Show only settings whose label or key contains the text; open sections that have matches."""
+        needle = (text or "").strip().lower()
+        visible = {k: not needle or needle in k.lower() or needle in registry[k].label.lower() for k in keys}
+        updates: list[Any] = [gr.update(visible=visible[k]) for k in keys]
+        updates += [gr.update(open=bool(needle) and any(visible[k] for k in ks), visible=any(visible[k] for k in ks))
+                    for _acc, ks in accordions]
+        return updates
+
+    search.change(do_search, search, [*components, *[a for a, _ in accordions]], queue=False,
+                  trigger_mode="always_last", show_progress="hidden")
+    return keys, components

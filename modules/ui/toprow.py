@@ -1,0 +1,127 @@
+"""The prompt row of txt2img/img2img (reference §3.1): prompts with token counters, Generate/Interrupt/Skip,
+↙️ paste, 🗑️ clear, 📋 apply styles, the Styles dropdown and 💾 save-as-style.
+
+A1111 `modules/ui_toprow.py`; element ids are A1111's (`txt2img_prompt`, `txt2img_generate`, …) so user.css and
+extension scripts written for A1111 find the same elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from modules.ui.common import APPLY_STYLE_ICON, CLEAR_ICON, PASTE_ICON, SAVE_STYLE_ICON, style_names, tool_button
+
+PROMPT_PLACEHOLDER = "Prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)"
+NEGATIVE_PLACEHOLDER = ("Negative prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
+
+
+@dataclass
+class Toprow:
+    """Components of one tab's prompt row."""
+
+    prompt: gr.Textbox
+    negative_prompt: gr.Textbox
+    token_counter: gr.HTML
+    negative_token_counter: gr.HTML
+    generate: gr.Button
+    interrupt: gr.Button
+    skip: gr.Button
+    paste: gr.Button
+    clear: gr.Button
+    apply_styles: gr.Button
+    styles: gr.Dropdown
+    style_name: gr.Textbox
+    save_style: gr.Button
+
+
+def build_toprow(ctx: Any, tab: str) -> Toprow:
+    """Lay out the prompt row for `tab` ("txt2img" or "img2img")."""
+    with gr.Row(elem_id=f"{tab}_toprow", elem_classes=["toprow"]):
+        with gr.Column(scale=6, elem_id=f"{tab}_prompt_container"):
+            prompt = gr.Textbox(label="Prompt", elem_id=f"{tab}_prompt", show_label=False, lines=3,
+                                placeholder=PROMPT_PLACEHOLDER, elem_classes=["prompt"])
+            token_counter = gr.HTML("<span>0/75</span>", elem_id=f"{tab}_token_counter",
+                                    elem_classes=["token-counter"])
+            negative = gr.Textbox(label="Negative prompt", elem_id=f"{tab}_neg_prompt", show_label=False, lines=3,
+                                  placeholder=NEGATIVE_PLACEHOLDER, elem_classes=["prompt"])
+            negative_counter = gr.HTML("<span>0/75</span>", elem_id=f"{tab}_negative_token_counter",
+                                       elem_classes=["token-counter"])
+        with gr.Column(scale=1, elem_id=f"{tab}_actions_column", min_width=220):
+            with gr.Row(elem_id=f"{tab}_generate_box", elem_classes=["generate-box"]):
+                interrupt = gr.Button("Interrupt", elem_id=f"{tab}_interrupt", elem_classes=["generate-box-interrupt"])
+                skip = gr.Button("Skip", elem_id=f"{tab}_skip", elem_classes=["generate-box-skip"])
+                generate = gr.Button("Generate", elem_id=f"{tab}_generate", variant="primary")
+            with gr.Row(elem_id=f"{tab}_tools", elem_classes=["tools-row"]):
+                paste = tool_button(PASTE_ICON, f"{tab}_paste")
+                clear = tool_button(CLEAR_ICON, f"{tab}_clear_prompt")
+                apply_styles = tool_button(APPLY_STYLE_ICON, f"{tab}_style_apply")
+            styles = gr.Dropdown(label="Styles", elem_id=f"{tab}_styles", choices=style_names(ctx), value=[],
+                                 multiselect=True)
+            with gr.Row():
+                style_name = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=3,
+                                        placeholder="Save the current prompts as a style")
+                save_style = tool_button(SAVE_STYLE_ICON, f"{tab}_style_create")
+    return Toprow(prompt, negative, token_counter, negative_counter, generate, interrupt, skip, paste, clear,
+                  apply_styles, styles, style_name, save_style)
+
+
+def count_tokens(ctx: Any, text: str, steps: int | float | None, styles: list[str] | None,
+                 negative: bool = False) -> str:
+    """Counter text "N/75" (A1111 `update_token_counter`): the longest prompt-editing variant, chunks of 75.
+
+    Styles are included when `include_styles_into_token_counters` is on (A1111 default True).
+    """
+    from modules.prompts.token_counter import count_prompt_tokens, format_token_counter
+    from modules.prompts.tokenizer import get_tokenizer
+
+    text = text or ""
+    if styles and ctx.styles is not None and ctx.settings.get("include_styles_into_token_counters"):
+        apply = ctx.styles.apply_negative_styles_to_prompt if negative else ctx.styles.apply_styles_to_prompt
+        text = apply(text, styles)
+    try:
+        count, limit = count_prompt_tokens(text, get_tokenizer("clip"), steps=max(1, int(steps or 20)),
+                                           is_positive=not negative)
+    except Exception as exc:  # a malformed prompt must not break typing; show the error as the tooltip
+        return f"<span class='error' title='{exc}'>?/75</span>"
+    css = " class='over'" if count > limit else ""
+    return f"<span{css}>{format_token_counter(count, limit)}</span>"
+
+
+def wire_toprow(ctx: Any, row: Toprow, steps: gr.components.Component) -> None:
+    """Token counters, clear, apply-styles and save-style events."""
+    row.prompt.change(lambda t, s, st: count_tokens(ctx, t, s, st), [row.prompt, steps, row.styles],
+                      row.token_counter, show_progress="hidden", trigger_mode="always_last", queue=False)
+    row.negative_prompt.change(lambda t, s, st: count_tokens(ctx, t, s, st, True),
+                               [row.negative_prompt, steps, row.styles], row.negative_token_counter,
+                               show_progress="hidden", trigger_mode="always_last", queue=False)
+    row.styles.change(lambda t, n, s, st: (count_tokens(ctx, t, s, st), count_tokens(ctx, n, s, st, True)),
+                      [row.prompt, row.negative_prompt, steps, row.styles],
+                      [row.token_counter, row.negative_token_counter], show_progress="hidden", queue=False)
+    row.clear.click(lambda: ("", ""), None, [row.prompt, row.negative_prompt], queue=False)
+
+    def apply_styles(prompt: str, negative: str, styles: list[str]) -> tuple[str, str, list[str]]:
+        """A1111 📋: write the selected styles into the prompt boxes and clear the selection."""
+        if ctx.styles is None or not styles:
+            return prompt, negative, styles
+        return (ctx.styles.apply_styles_to_prompt(prompt, styles),
+                ctx.styles.apply_negative_styles_to_prompt(negative, styles), [])
+
+    row.apply_styles.click(apply_styles, [row.prompt, row.negative_prompt, row.styles],
+                           [row.prompt, row.negative_prompt, row.styles], queue=False)
+
+    def save_style(name: str, prompt: str, negative: str) -> tuple[Any, str]:
+        """A1111 style editor "Save": add or replace the style in styles.csv."""
+        name = (name or "").strip()
+        if not name:
+            raise gr.Error("Enter a style name to save the current prompts as a style")
+        if ctx.styles is None:
+            raise gr.Error("No styles file is configured")
+        ctx.styles.add_style(name, prompt or "", negative or "")
+        ctx.styles.save_styles()
+        return gr.update(choices=style_names(ctx)), ""
+
+    row.save_style.click(save_style, [row.style_name, row.prompt, row.negative_prompt],
+                         [row.styles, row.style_name], queue=False)

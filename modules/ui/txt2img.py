@@ -1,0 +1,183 @@
+"""The txt2img tab (reference §3.1–3.2): prompt row, Generation panel, output panel; Generate runs
+`modules.processing.run.run_txt2img` on the shared job queue.
+
+Values reach `Txt2ImgParams` BY FIELD NAME: the panel registers each control under its params field name, and
+`params_from_values` builds the dataclass from those names only (A1111 passes ~100 positional args instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
+from modules.ui import generation_panel as panel_ui
+from modules.ui.gallery import OutputPanel, build_output_panel, stream_job
+from modules.ui.paste import (
+    looks_like_infotext,
+    override_settings_from_choices,
+    read_last_params,
+    updates_from_infotext,
+)
+from modules.ui.toprow import Toprow, build_toprow, wire_toprow
+
+USE_SAME = ("Use same sampler", "Use same scheduler", "Use same checkpoint")
+
+
+@dataclass
+class GenerationTab:
+    """What other tabs need from txt2img/img2img: the named fields, prompt row and output panel."""
+
+    name: str
+    fields: dict[str, gr.components.Component]
+    toprow: Toprow
+    output: OutputPanel
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def params_from_values(params_type: type[GenerationParams], values: dict[str, Any]) -> GenerationParams:
+    """Build `params_type` from UI values keyed by field name; UI-only switches are applied, then bounds checked."""
+    names = {f.name for f in dataclasses.fields(params_type)}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names or value is None or value in USE_SAME:
+            continue
+        kwargs[name] = value
+    for int_name in ("seed", "subseed", "steps", "n_iter", "batch_size", "width", "height", "hr_second_pass_steps",
+                     "hr_resize_x", "hr_resize_y", "seed_resize_from_w", "seed_resize_from_h", "resize_mode",
+                     "mask_blur", "inpainting_fill", "inpaint_full_res_padding", "inpainting_mask_invert"):
+        if int_name in kwargs:
+            kwargs[int_name] = int(kwargs[int_name])
+    if not values.get("seed_extra", True):
+        kwargs.update(subseed_strength=0.0, seed_resize_from_w=-1, seed_resize_from_h=-1)
+    for name in ("seed_resize_from_w", "seed_resize_from_h"):
+        if kwargs.get(name, -1) == 0:
+            kwargs[name] = -1
+    if not values.get("refiner_enable", False) or not kwargs.get("refiner_checkpoint"):
+        kwargs.pop("refiner_checkpoint", None)
+        kwargs.pop("refiner_switch_at", None)
+    if kwargs.get("script_name") == "None":
+        kwargs.pop("script_name")
+    kwargs["styles"] = list(values.get("styles") or [])
+    kwargs["override_settings"] = override_settings_from_choices(values.get("override_settings"))
+    params = params_type(**kwargs)
+    try:
+        validate_params(params)
+    except ParamError as exc:
+        raise gr.Error(f"Invalid value for {exc.field}: {exc.message}") from None
+    return params
+
+
+def load_runner(name: str) -> Any:
+    """`modules.processing.run.<name>`, with a clear message while the processing layer is not installed."""
+    try:
+        from modules.processing import run
+    except ImportError as exc:
+        raise gr.Error(f"Generation is not available: modules.processing.run cannot be imported ({exc})") from None
+    return getattr(run, name)
+
+
+def collect(tab: GenerationTab, data: dict[gr.components.Component, Any]) -> dict[str, Any]:
+    """Named values from Gradio's {component: value} input dict."""
+    by_component = {id(c): n for n, c in tab.fields.items()}
+    return {by_component[id(c)]: v for c, v in data.items() if id(c) in by_component}
+
+
+def output_components(tab: GenerationTab) -> list[gr.components.Component]:
+    """Everything the generate generator may update."""
+    o = tab.output
+    return [o.gallery, o.preview, o.progress, o.infotext, o.html_log, o.generation_info, o.selected_index]
+
+
+def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: Any, runner_name: str) -> None:
+    """Generate / Interrupt / Skip / paste / reuse-seed events common to txt2img and img2img."""
+    fields, row, out = tab.fields, tab.toprow, tab.output
+    wire_toprow(ctx, row, fields["steps"])
+
+    def generate(data: dict[gr.components.Component, Any]) -> Any:
+        """Build params by name and stream the job's progress and results."""
+        params = build_params(collect(tab, data), data)
+        if not ctx.models or not len(ctx.models.registry):
+            raise gr.Error("No checkpoint found: put a .safetensors or .ckpt file in models/Stable-diffusion "
+                           "and press 🔄 next to the checkpoint list")
+        yield from stream_job(ctx, load_runner(runner_name), params, kind, out)
+
+    inputs = set(fields.values()) | set(tab.extra.get("inputs", []))
+    row.generate.click(generate, inputs, output_components(tab), show_progress="minimal",
+                       concurrency_limit=None)
+    row.prompt.submit(generate, inputs, output_components(tab), show_progress="minimal", concurrency_limit=None)
+
+    def interrupt() -> None:
+        """A1111 Interrupt: with `interrupt_after_current` the first click finishes the current image."""
+        job = ctx.jobs.current()
+        if job is None:
+            return
+        if ctx.settings.get("interrupt_after_current") and not job.state.stopping_generation \
+                and job.state.job_count > 1:
+            ctx.jobs.stop_generating()
+        else:
+            ctx.jobs.interrupt()
+
+    row.interrupt.click(interrupt, None, None, queue=False)
+    row.skip.click(lambda: ctx.jobs.skip() and None, None, None, queue=False)
+
+    paste_targets = [*fields.values(), row.prompt, row.negative_prompt]
+
+    def paste(prompt: str) -> dict[gr.components.Component, Any]:
+        """↙️: parse the prompt box if it holds an infotext, else the last generation's params.txt."""
+        text = prompt if looks_like_infotext(prompt or "") else read_last_params(ctx)
+        if not text.strip():
+            raise gr.Error("Nothing to paste: the prompt box has no generation parameters and params.txt is empty")
+        return updates_from_infotext(ctx, text, named_with_prompts(tab))
+
+    row.paste.click(paste, [row.prompt], list(dict.fromkeys(paste_targets)), queue=False)
+
+    def reuse_seed(info: str, index: int) -> int:
+        """♻️: the seed of the selected image of the last generation (A1111 `connect_reuse_seed`)."""
+        import json
+
+        try:
+            data = json.loads(info or "{}")
+        except ValueError:
+            return -1
+        seeds = data.get("all_seeds") or [data.get("seed", -1)]
+        first = int(data.get("index_of_first_image", 0))
+        idx = max(0, int(index or 0) - first)
+        return int(seeds[idx if idx < len(seeds) else 0])
+
+    tab.extra["reuse_seed"].click(reuse_seed, [out.generation_info, out.selected_index], fields["seed"],
+                                  queue=False)
+
+
+def named_with_prompts(tab: GenerationTab) -> dict[str, gr.components.Component]:
+    """Fields plus the prompt boxes and the styles dropdown under their params names."""
+    return tab.fields | {"prompt": tab.toprow.prompt, "negative_prompt": tab.toprow.negative_prompt,
+                         "styles": tab.toprow.styles}
+
+
+def build_txt2img(ctx: Any) -> GenerationTab:
+    """Lay out and wire the txt2img tab."""
+    fields: dict[str, gr.components.Component] = {}
+    row = build_toprow(ctx, "txt2img")
+    with gr.Row(elem_id="txt2img_settings_row", equal_height=False):
+        with gr.Column(scale=1, elem_id="txt2img_settings"), gr.Tabs(elem_id="txt2img_extra_tabs"), \
+                gr.Tab("Generation", elem_id="txt2img_generation_tab"):
+                reuse = panel_ui.build_common_controls(ctx, "txt2img", fields)
+                panel_ui.build_hires(ctx, "txt2img", fields)
+                panel_ui.build_refiner(ctx, "txt2img", fields)
+                panel_ui.build_tail(ctx, "txt2img", fields)
+        with gr.Column(scale=1):
+            output = build_output_panel("txt2img")
+    tab = GenerationTab("txt2img", fields, row, output)
+    tab.extra["reuse_seed"] = reuse
+    tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
+
+    def build(values: dict[str, Any], _data: Any) -> GenerationParams:
+        return params_from_values(Txt2ImgParams, values)
+
+    wire_generation_tab(ctx, tab, "txt2img", build, "run_txt2img")
+    return tab
+
