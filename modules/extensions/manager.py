@@ -1,0 +1,372 @@
+"""Extensions on disk: discovery, enable/disable, git versions, install from URL, update checks, the index.
+
+A1111 behaviour followed (reference §3.9, §10.3, `modules/extensions.py`, `modules/ui_extensions.py`):
+
+* An extension is a folder `extensions/<name>/` (built-ins in `extensions-builtin/`) with any of `install.py`,
+  `preload.py`, `scripts/`, `javascript/`, `style.css`, `localizations/`, `metadata.ini`.
+* Disabled extensions are listed by name in the `disabled_extensions` setting; `disable_all_extensions` "extra"
+  turns off all non-built-in ones and "all" every one.
+* Version info comes from git: remote URL, branch, commit hash (short = 8 chars) and commit date.
+* Install from URL: clone into a temporary folder next to `extensions/`, move into place, run `install.py`;
+  refused if the folder exists or the URL is already installed.  Default folder name = the last URL part without
+  `.git`.  Only `https://` URLs are accepted here (a local path or `file://` only with `allow_local=True`, for
+  tests and offline mirrors), and the folder name must be a plain name.
+* "Check for updates" = `git fetch` and compare HEAD with the remote branch; "update" = fetch + reset --hard to it.
+* Installing or changing extensions from the UI/API is refused when the server listens beyond localhost
+  (`--share`, `--listen`, `--ngrok`, `--server-name`) unless `--enable-insecure-extension-access`.
+* Index: JSON `{"tags": {...}, "extensions": [{"name", "url", "description", "tags", ...}]}` from
+  `WEBUI_EXTENSIONS_INDEX` or A1111's default URL.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+DEFAULT_INDEX_URL = ("https://raw.githubusercontent.com/AUTOMATIC1111/stable-diffusion-webui-extensions/master/"
+                     "index.json")
+INSECURE_ACCESS_MESSAGE = ("extension access disabled because of command line flags: the server is reachable "
+                           "from the network (--share/--listen/--ngrok/--server-name); add "
+                           "--enable-insecure-extension-access to allow it")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NETWORK_HINTS = ("could not resolve host", "unable to access", "failed to connect", "connection timed out",
+                  "ssl", "certificate", "tls", "network is unreachable", "could not read from remote")
+
+
+class ExtensionError(RuntimeError):
+    """An extension operation failed; the message says what and which extension/URL."""
+
+
+class SettingsLike(Protocol):
+    """What enable/disable needs from the settings store (`modules.settings.Settings`)."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any) -> Any: ...
+
+
+@dataclass
+class GitInfo:
+    """Version of an extension checked out with git."""
+
+    remote: str | None
+    branch: str | None
+    commit_hash: str
+    commit_date: int  # unix time of the commit
+
+    @property
+    def version(self) -> str:
+        """Short hash shown in the Installed table (A1111: first 8 characters)."""
+        return self.commit_hash[:8]
+
+
+@dataclass
+class Extension:
+    """One extension folder and what it contains."""
+
+    name: str
+    path: Path
+    is_builtin: bool = False
+    enabled: bool = True
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    git: GitInfo | None = None
+    update_status: str = "unknown"  # "unknown", "behind", "latest"
+
+    @property
+    def install_script(self) -> Path | None:
+        path = self.path / "install.py"
+        return path if path.is_file() else None
+
+    @property
+    def preload_script(self) -> Path | None:
+        path = self.path / "preload.py"
+        return path if path.is_file() else None
+
+    def script_files(self) -> list[Path]:
+        """`scripts/*.py`, sorted."""
+        return sorted((self.path / "scripts").glob("*.py"))
+
+    def javascript_files(self) -> list[Path]:
+        """`javascript/*.js` and `*.mjs`, sorted (injected into the page head)."""
+        folder = self.path / "javascript"
+        return sorted([*folder.glob("*.js"), *folder.glob("*.mjs")])
+
+    def stylesheet(self) -> Path | None:
+        path = self.path / "style.css"
+        return path if path.is_file() else None
+
+    def localization_files(self) -> list[Path]:
+        return sorted((self.path / "localizations").glob("*.json"))
+
+    @property
+    def canonical_name(self) -> str:
+        """`[Extension] Name=` from metadata.ini, else the folder name, lower-case (A1111 canonical name)."""
+        return self.metadata.get("Extension", {}).get("Name", self.name).lower()
+
+
+def read_metadata(folder: str | Path) -> dict[str, dict[str, str]]:
+    """`metadata.ini` as {section: {key: value}}; a missing or unreadable file gives {} (A1111 ignores it)."""
+    path = Path(folder) / "metadata.ini"
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return {}
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def _git(args: list[str], cwd: str | Path | None = None, timeout: float = 120) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "echo"}
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except FileNotFoundError:
+        raise ExtensionError("git is not installed or not on PATH; it is needed to install and update "
+                             "extensions") from None
+    except subprocess.TimeoutExpired:
+        raise ExtensionError(f"git {args[0]} timed out after {timeout:.0f}s (network problem?)") from None
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip()
+        if any(hint in message.lower() for hint in _NETWORK_HINTS):
+            raise ExtensionError(f"git {args[0]} could not reach the remote (network or TLS/certificate problem): "
+                                 f"{message}")
+        raise ExtensionError(f"git {' '.join(args[:2])} failed: {message}")
+    return done.stdout.strip()
+
+
+def git_info(folder: str | Path) -> GitInfo | None:
+    """Remote, branch, commit and date of a git checkout; None when the folder is not a git repository."""
+    folder = Path(folder)
+    if not (folder / ".git").exists():
+        return None
+    try:
+        commit, date = _git(["log", "-1", "--format=%H %ct"], folder).split()
+    except (ExtensionError, ValueError):
+        return None
+    try:
+        remote: str | None = _git(["config", "--get", "remote.origin.url"], folder) or None
+    except ExtensionError:
+        remote = None
+    try:
+        branch: str | None = _git(["rev-parse", "--abbrev-ref", "HEAD"], folder)
+    except ExtensionError:
+        branch = None
+    return GitInfo(remote, None if branch == "HEAD" else branch, commit, int(date))
+
+
+def disabled_names(settings: SettingsLike | None) -> list[str]:
+    """The `disabled_extensions` setting as a list."""
+    value = settings.get("disabled_extensions") if settings is not None else None
+    return list(value or [])
+
+
+def discover_extensions(extensions_dir: str | Path, builtin_dir: str | Path | None = None, *,
+                        disabled: Iterable[str] = (), disable_all: str = "none",
+                        with_git: bool = True) -> list[Extension]:
+    """Every extension folder (built-ins first, each group sorted by name) with its enabled state."""
+    disabled = set(disabled)
+    out: list[Extension] = []
+    for root, builtin in ((builtin_dir, True), (extensions_dir, False)):
+        if root is None or not Path(root).is_dir():
+            continue
+        for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+            off = folder.name in disabled or disable_all == "all" or (disable_all == "extra" and not builtin)
+            out.append(Extension(folder.name, folder, builtin, not off, read_metadata(folder),
+                                 git_info(folder) if with_git else None))
+    return out
+
+
+def set_extension_enabled(settings: SettingsLike, name: str, enabled: bool) -> list[str]:
+    """Enable or disable `name` by editing `disabled_extensions`; returns the new list (caller saves)."""
+    names = [n for n in disabled_names(settings) if n != name]
+    if not enabled:
+        names.append(name)
+    settings.set("disabled_extensions", sorted(names))
+    return sorted(names)
+
+
+def may_change_extensions(flags: Any) -> tuple[bool, str]:
+    """Whether the UI/API may install/update/toggle extensions under these parsed flags, and why not.
+
+    A1111: refused when `--share`, `--listen`, `--ngrok` or `--server-name` expose the server, unless
+    `--enable-insecure-extension-access`.  Pure: reads the flag attributes only (missing ones count as off).
+    """
+    exposed = any(getattr(flags, name, None) for name in ("share", "listen", "ngrok", "server_name"))
+    if exposed and not getattr(flags, "enable_insecure_extension_access", False):
+        return False, INSECURE_ACCESS_MESSAGE
+    return True, ""
+
+
+def check_url(url: str, *, allow_local: bool = False) -> str:
+    """Accept `https://…` (or, with allow_local, a local folder / `file://` URL); anything else is refused."""
+    url = url.strip()
+    if not url:
+        raise ExtensionError("no URL given")
+    if url.startswith("-"):
+        raise ExtensionError(f"{url!r} is not a URL")
+    if url.lower().startswith("https://"):
+        if "@" in url.split("/", 3)[2]:
+            raise ExtensionError("URLs with a user name or password are not accepted; use a public https URL")
+        return url
+    if allow_local:
+        if url.lower().startswith("file://"):
+            return url
+        if Path(url).is_dir():
+            return str(Path(url).resolve())
+    raise ExtensionError(f"only https:// git URLs can be installed, got {url!r}")
+
+
+def folder_name_for(url: str, dirname: str | None = None) -> str:
+    """The install folder: `dirname`, else the last URL part without `.git`; must be a plain, safe name."""
+    name = (dirname or "").strip() or url.rstrip("/").split("/")[-1]
+    name = name.removesuffix(".git")
+    if not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise ExtensionError(f"{name!r} is not a usable folder name for an extension (letters, digits, '.', '_', "
+                             "'-'; must start with a letter or digit)")
+    return name
+
+
+def _normalise_remote(url: str | None) -> str:
+    return (url or "").strip().rstrip("/").removesuffix(".git").lower()
+
+
+def run_install_script(ext_dir: str | Path, *, timeout: float = 600) -> str:
+    """Run `install.py` of an extension in its folder with this Python; returns its output."""
+    script = Path(ext_dir) / "install.py"
+    if not script.is_file():
+        return ""
+    done = subprocess.run([sys.executable, str(script)], cwd=ext_dir, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise ExtensionError(f"{script} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def install_extension(url: str, extensions_dir: str | Path, *, branch: str | None = None, dirname: str | None = None,
+                      allow_local: bool = False, run_install: bool = True) -> Path:
+    """Clone `url` into `extensions_dir/<name>` and run its install.py; returns the new folder."""
+    url = check_url(url, allow_local=allow_local)
+    name = folder_name_for(url, dirname)
+    extensions_dir = Path(extensions_dir)
+    target = extensions_dir / name
+    if target.exists():
+        raise ExtensionError(f"extension folder already exists: {target}")
+    for ext in discover_extensions(extensions_dir):
+        if ext.git and _normalise_remote(ext.git.remote) == _normalise_remote(url):
+            raise ExtensionError(f"extension {url} is already installed in {ext.path}")
+    extensions_dir.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=".install-", dir=extensions_dir.parent))
+    try:
+        args = ["clone", "--filter=blob:none", "--recurse-submodules"]
+        if branch:
+            args += ["--branch", branch]
+        _git([*args, "--", url, str(tmp_root / name)], timeout=600)
+        shutil.move(str(tmp_root / name), str(target))
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    if run_install:
+        try:
+            run_install_script(target)
+        except (ExtensionError, subprocess.TimeoutExpired) as exc:
+            raise ExtensionError(f"extension {name} was installed but its install.py failed: {exc}") from None
+    return target
+
+
+def _remote_ref(folder: Path) -> str:
+    try:
+        return _git(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], folder)
+    except ExtensionError:
+        return "origin/HEAD"
+
+
+def check_for_updates(ext: Extension) -> str:
+    """`git fetch` then compare HEAD with the remote branch: "behind" or "latest" (sets `ext.update_status`)."""
+    if ext.git is None:
+        raise ExtensionError(f"extension {ext.name} is not a git checkout; cannot check for updates")
+    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300)
+    head = _git(["rev-parse", "HEAD"], ext.path)
+    remote = _git(["rev-parse", _remote_ref(ext.path)], ext.path)
+    ext.update_status = "latest" if head == remote else "behind"
+    return ext.update_status
+
+
+def update_extension(ext: Extension) -> GitInfo:
+    """Fetch and reset --hard to the remote branch head (A1111 "Apply and restart" update); returns the new info."""
+    if ext.git is None:
+        raise ExtensionError(f"extension {ext.name} is not a git checkout; cannot update")
+    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300)
+    _git(["reset", "--hard", _remote_ref(ext.path)], ext.path)
+    info = git_info(ext.path)
+    if info is None:
+        raise ExtensionError(f"extension {ext.name}: git information unreadable after update")
+    ext.git, ext.update_status = info, "latest"
+    return info
+
+
+@dataclass
+class ExtensionIndex:
+    """The parsed extension index."""
+
+    tags: dict[str, str]
+    extensions: list[dict[str, Any]]
+
+
+def parse_extension_index(text: str, source: str = "index") -> ExtensionIndex:
+    """Validate the index JSON; errors name the source and the problem."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExtensionError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("extensions"), list):
+        raise ExtensionError(f"{source}: expected an object with an \"extensions\" list")
+    entries = []
+    for i, item in enumerate(data["extensions"]):
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item.get("name"):
+            raise ExtensionError(f"{source}: extensions[{i}] needs a name and a url")
+        entries.append({"description": "", "tags": [], **item})
+    tags = data.get("tags") or {}
+    return ExtensionIndex({str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}, entries)
+
+
+def load_extension_index(url: str | None = None, *, fetch: Callable[[str], str] | None = None,
+                         timeout: float = 30) -> ExtensionIndex:
+    """Download and parse the index (`WEBUI_EXTENSIONS_INDEX` or A1111's default URL)."""
+    url = url or os.environ.get("WEBUI_EXTENSIONS_INDEX") or DEFAULT_INDEX_URL
+
+    def _fetch(address: str) -> str:
+        if not address.lower().startswith(("https://", "http://", "file://")):
+            raise ExtensionError(f"extension index URL must be http(s):// or file://, got {address!r}")
+        try:
+            with urllib.request.urlopen(address, timeout=timeout) as response:
+                return response.read().decode("utf-8")
+        except urllib.error.URLError as exc:
+            raise ExtensionError(f"could not download the extension index from {address} (network or TLS "
+                                 f"problem): {exc.reason}") from None
+        except (TimeoutError, OSError) as exc:
+            raise ExtensionError(f"could not download the extension index from {address}: {exc}") from None
+
+    return parse_extension_index((fetch or _fetch)(url), url)
+
+
+def installed_urls(extensions: Iterable[Extension]) -> set[str]:
+    """Normalised remotes of installed extensions (to mark index rows as Installed)."""
+    return {_normalise_remote(e.git.remote) for e in extensions if e.git and e.git.remote}
+
+
+def is_installed(entry: dict[str, Any], extensions: Iterable[Extension]) -> bool:
+    """Whether an index entry's URL is already installed."""
+    return _normalise_remote(entry.get("url")) in installed_urls(extensions)
