@@ -1,0 +1,221 @@
+"""The loaded model as a sampler model, sigmas, sampler options, noise samplers and the per-step callback.
+
+A1111 behaviour kept (`sd_samplers_kdiffusion`, `sd_samplers_common`):
+* sigmas from the sampler registry (`sampler_sigmas`), the UNet wrapped as an eps/v `DiscreteDenoiser`
+  (LCM: `LCMDenoiser`) inside the `CFGDenoiser`;
+* txt2img starts from `noise · initial_noise_scale`; img2img runs the tail of the schedule (see `img2img_sigmas`);
+* ancestral samplers draw their noise from the per-image generators (`ImageRNG.next`, re-seeded by ENSD), SDE
+  samplers from per-image Brownian trees seeded with the image seeds;
+* the callback records progress, raises on interrupt/skip (`JobState.sampler_callback`) and stores a cheap
+  preview every `show_progress_every_n_steps` steps;
+* the refiner takes over once `1 - t/999` exceeds "Switch at" (fraction of model timesteps, A1111 1.9+): the rest
+  of the sigmas run with the refiner model and its own conds.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modules.memory.precision import check_for_nans
+from modules.processing.conditioning import opt
+from modules.processing.preview import cheap_preview
+from modules.processing.rng import ImageRNG
+from modules.sampling import (
+    BrownianTreeNoiseSampler,
+    CFGDenoiser,
+    CFGPolicy,
+    CondSchedule,
+    DiscreteDenoiser,
+    DiscreteSchedule,
+    LCMDenoiser,
+    MultiCond,
+    SamplerSpec,
+    final_latent_scale,
+    rescale_zero_terminal_snr,
+    sampler_sigmas,
+    scaled_linear_alphas_cumprod,
+)
+
+Tensor = torch.Tensor
+
+
+def model_schedule(model: Any) -> DiscreteSchedule:
+    """The model's discrete noise schedule from its architecture preset (`schedule` block), with zero terminal SNR
+    when the checkpoint asks for it."""
+    preset = model.architecture.preset.get("schedule", {}) if model.architecture.preset else {}
+    alphas = scaled_linear_alphas_cumprod(float(preset.get("linear_start", 0.00085)),
+                                          float(preset.get("linear_end", 0.012)),
+                                          int(preset.get("num_timesteps", 1000)))
+    if getattr(model.architecture, "zero_terminal_snr", False):
+        alphas = rescale_zero_terminal_snr(alphas)
+    return DiscreteSchedule(alphas)
+
+
+def unet_apply(model: Any) -> Callable[[Tensor, Tensor, dict[str, Tensor]], Tensor]:
+    """`apply_model(x, t, cond)` for the UNet: `concat` joins the channels (inpainting 9-ch, pix2pix 8-ch),
+    `crossattn` is the context and `vector` SDXL's `y`. Runs in the UNet's dtype, returns float32."""
+    unet = model.unet
+    dtype = next(unet.parameters()).dtype
+
+    def apply(x: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
+        if "concat" in cond:
+            x = torch.cat([x, cond["concat"].to(x)], dim=1)
+        y = cond.get("vector")
+        with torch.no_grad():
+            out = unet(x.to(dtype), t, context=cond["crossattn"].to(dtype), y=None if y is None else y.to(dtype))
+        return out.float()
+
+    return apply
+
+
+def make_denoiser(model: Any, spec: SamplerSpec, schedule: DiscreteSchedule) -> DiscreteDenoiser:
+    """eps/v `DiscreteDenoiser` (or `LCMDenoiser` for the LCM sampler) over the model's UNet."""
+    if spec.denoiser == "lcm":
+        return LCMDenoiser(unet_apply(model), schedule.alphas_cumprod)
+    return DiscreteDenoiser(unet_apply(model), schedule, model.prediction_type)
+
+
+def sigmas_for(spec: SamplerSpec, steps: int, scheduler: str | None, denoiser: DiscreteDenoiser,
+               settings: Mapping[str, Any], is_sdxl: bool) -> Tensor:
+    """The full sigma schedule for `steps` with A1111's per-sampler rules and schedule settings."""
+    overrides: dict[str, Any] = {"is_sdxl": is_sdxl}
+    for key, name in (("sigma_min", "sigma_min"), ("sigma_max", "sigma_max"), ("rho", "rho")):
+        value = opt(settings, name, 0.0)
+        if value:
+            overrides[key] = float(value)
+    automatic = denoiser.get_sigmas if spec.denoiser == "lcm" else None
+    return sampler_sigmas(spec, steps, scheduler, denoiser.schedule,
+                          always_discard_next_to_last_sigma=bool(opt(settings, "always_discard_next_to_last_sigma",
+                                                                     False)),
+                          automatic=automatic, uni_pc_skip_type=str(opt(settings, "uni_pc_skip_type", "time_uniform")),
+                          **overrides)
+
+
+def img2img_steps(steps: int, denoising_strength: float, fix_steps: bool) -> tuple[int, int]:
+    """(schedule length, t_enc) of an img2img pass (A1111 `setup_img2img_steps`): with `img2img_fix_steps` (and
+    for hires fix) exactly `steps` are run on a schedule of `int(steps / min(denoising, 0.999))`; otherwise the
+    schedule has `steps` entries and `int(min(denoising, 0.999) · steps)` of them are run."""
+    strength = min(denoising_strength, 0.999)
+    if fix_steps:
+        return (int(steps / strength) if denoising_strength > 0 else 0), steps - 1
+    return steps, int(strength * steps)
+
+
+def img2img_sigmas(sigmas: Tensor, steps: int, t_enc: int) -> Tensor:
+    """The tail of the schedule img2img runs on: `sigmas[steps - t_enc - 1:]` (A1111 `sample_img2img`)."""
+    return sigmas[steps - t_enc - 1:]
+
+
+def sampler_options(spec: SamplerSpec, params: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword options of a sampler: eta from the params or `eta_ancestral`/`eta_ddim`, churn values from the
+    params or the `s_*` settings (`s_tmax` 0 means infinity, as A1111)."""
+    options = dict(spec.options)
+    if spec.eta_setting:
+        eta = params.eta if params.eta is not None else opt(settings, spec.eta_setting, options.get("eta", 1.0))
+        options["eta"] = float(eta)
+    for key in ("s_churn", "s_tmin", "s_tmax", "s_noise"):
+        if key in options:
+            value = getattr(params, key, None)
+            value = opt(settings, key, options[key]) if value is None else value
+            options[key] = float("inf") if key == "s_tmax" and not value else float(value)
+    return options
+
+
+def _accepts(function: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def noise_sampler_for(spec: SamplerSpec, x: Tensor, sigmas: Tensor, rng: ImageRNG, seeds: list[int]) -> Any:
+    """Seeded extra noise: Brownian trees per image seed for SDE samplers, else `ImageRNG.next()` draws."""
+    if spec.brownian_noise:
+        positive = sigmas[sigmas > 0]
+        return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=seeds)
+    return lambda sigma, sigma_next: rng.next().to(x)
+
+
+@dataclass
+class Pass:
+    """One sampling pass: the model, its conds and the sigmas to run."""
+
+    model: Any
+    cond: MultiCond
+    uncond: list[CondSchedule]
+    image_cond: Tensor | None = None
+
+
+@dataclass
+class SamplingRun:
+    """Everything a sampling call needs besides the starting latent."""
+
+    spec: SamplerSpec
+    params: Any
+    settings: Mapping[str, Any]
+    job: Any
+    rng: ImageRNG
+    seeds: list[int]
+    cfg_scale: float
+    image_cfg_scale: float | None = None
+    pad_with: Tensor | None = None
+    mask: Tensor | None = None
+    nmask: Tensor | None = None
+    init_latent: Tensor | None = None
+    step_offset: int = 0
+
+    def callback(self, sdxl: bool) -> Callable[[dict[str, Any]], None]:
+        state = self.job.state
+        every = int(opt(self.settings, "show_progress_every_n_steps", 10))
+        previews = bool(opt(self.settings, "live_previews_enable", True))
+
+        def on_step(info: dict[str, Any]) -> None:
+            state.sampler_callback({"i": info["i"] + self.step_offset, "denoised": info["denoised"]})
+            if previews and every > 0 and state.preview_due(every):
+                state.set_preview(cheap_preview(info["denoised"], sdxl=sdxl))
+
+        return on_step
+
+    def _segment(self, stage: Pass, x: Tensor, sigmas: Tensor, total_steps: int) -> Tensor:
+        schedule = model_schedule(stage.model)
+        denoiser = make_denoiser(stage.model, self.spec, schedule)
+        policy = CFGPolicy(batch_cond_uncond=bool(opt(self.settings, "batch_cond_uncond", True)),
+                           pad_with=self.pad_with if opt(self.settings, "pad_cond_uncond", False) else None,
+                           s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)))
+        cfg = CFGDenoiser(denoiser, policy=policy, image_cfg_scale=self.image_cfg_scale, total_steps=total_steps,
+                          cond_scale_multiplier=self.spec.cfg_scale_multiplier)
+        cfg.step = self.step_offset
+        if self.mask is not None:
+            cfg.mask, cfg.nmask, cfg.init_latent = self.mask, self.nmask, self.init_latent
+        options = sampler_options(self.spec, self.params, self.settings)
+        if _accepts(self.spec.function, "noise_sampler"):
+            options["noise_sampler"] = noise_sampler_for(self.spec, x, sigmas, self.rng, self.seeds)
+        extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
+                 "image_cond": stage.image_cond}
+        out = self.spec.function(cfg, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
+                                 disable=True, **options)
+        check_for_nans(out, "unet", stage.model.dtypes)
+        return out
+
+    def sample(self, base: Pass, x: Tensor, sigmas: Tensor, refiner: Callable[[], Pass] | None = None,
+               switch_at: float = 1.0) -> Tensor:
+        """Run `sigmas` from `x`; with a refiner (built on demand: loading it swaps the model), hand the remaining
+        sigmas over at the switch point."""
+        total = len(sigmas) - 1
+        self.job.state.set_sampling_steps(total)
+        split = total
+        if refiner is not None:
+            ts = model_schedule(base.model).sigma_to_t(sigmas[:-1].clamp(min=1e-8))
+            completed = 1.0 - ts / (len(model_schedule(base.model)) - 1)
+            after = (completed > switch_at).nonzero()
+            split = int(after[0]) if len(after) else total
+        x = self._segment(base, x, sigmas[: split + 1], total) if split > 0 else x
+        if refiner is not None and split < total:
+            self.step_offset += split
+            x = self._segment(refiner(), x, sigmas[split:], total)
+        return x * final_latent_scale(self.spec, sigmas[-1])
