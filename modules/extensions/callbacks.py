@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +184,43 @@ class CallbackRegistry:
             yield
         finally:
             self.source = previous
+
+    def order(self, category: str, *, hints: Mapping[str, tuple[Sequence[str], Sequence[str]]] | None = None,
+              prioritized: Sequence[str] = ()) -> list[str]:
+        """Reorder a category's callbacks; returns the new name order (A1111 1.9 callback ordering).
+
+        `hints` maps a callback name to (Before, After) lists from its extension's metadata.ini section
+        `[callbacks/<name>]`; `prioritized` is the `prioritized_callbacks_<category>` setting: those names first,
+        in that order, then the rest.  Within those constraints registration order is kept (stable topological
+        sort); a cycle is reported and registration order kept for the callbacks in it.
+        """
+        entries = self.callbacks[_canonical(category)]
+        names = [e.name for e in entries]
+        rank = {n: i for i, n in enumerate(names)}
+        for i, n in enumerate(p for p in prioritized if p in rank):
+            rank[n] = i - len(names)
+        after: dict[str, set[str]] = {n: set() for n in names}  # n runs after every member
+        for name, (before, later) in (hints or {}).items():
+            if name not in after:
+                continue
+            for other in before:
+                if other in after:
+                    after[other].add(name)
+            after[name].update(o for o in later if o in after)
+        ordered: list[str] = []
+        pending = sorted(names, key=rank.__getitem__)
+        while pending:
+            ready = next((n for n in pending if after[n] <= set(ordered)), None)
+            if ready is None:
+                log.error("callback order hints for %s form a cycle among %s; keeping registration order",
+                          category, ", ".join(pending))
+                ordered += pending
+                break
+            ordered.append(ready)
+            pending.remove(ready)
+        by_name = {e.name: e for e in entries}
+        entries[:] = [by_name[n] for n in ordered]
+        return ordered
 
     # firing -----------------------------------------------------------------------------------------------------
     def fire(self, category: str, *args: Any, **kwargs: Any) -> list[Any]:

@@ -199,6 +199,30 @@ def set_extension_enabled(settings: SettingsLike, name: str, enabled: bool) -> l
     return sorted(names)
 
 
+def run_preloads(extensions: Iterable[Extension], parser: Any) -> list[str]:
+    """Call `preload(parser)` of each enabled extension's preload.py (adds command-line flags before parsing).
+
+    A broken preload.py is reported (returned message naming the file) and skipped, as A1111 does.
+    """
+    import importlib.util
+
+    errors = []
+    for ext in extensions:
+        script = ext.preload_script
+        if not ext.enabled or script is None:
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location(f"webui_preload_{ext.name}".replace("-", "_"), script)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            if hasattr(module, "preload"):
+                module.preload(parser)
+        except (Exception, SystemExit) as exc:
+            errors.append(f"{script}: preload failed, skipped: {type(exc).__name__}: {exc}")
+    return errors
+
+
 def may_change_extensions(flags: Any) -> tuple[bool, str]:
     """Whether the UI/API may install/update/toggle extensions under these parsed flags, and why not.
 

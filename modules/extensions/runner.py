@@ -172,6 +172,16 @@ class ScriptRunner:
                 self.add_script_class(cls, str(loaded.path), loaded.extension)
         return errors
 
+    def unload(self) -> None:
+        """Fire `script_unloaded`, then forget the scripts and the callbacks their files registered (before a
+        reload; A1111 `scripts.reload_scripts`)."""
+        self.callbacks.fire("script_unloaded")
+        for script in self.scripts:
+            if script.filename:
+                self.callbacks.remove_script(f"{script.extension}/{Path(script.filename).name}")
+        self.scripts, self.selectable_scripts, self.alwayson_scripts = [], [], []
+        self.load_errors, self.hook_errors = [], []
+
     def add_script_class(self, cls: type[Script], filename: str = "", extension: str = "base") -> Script | None:
         """Instantiate `cls` for this tab; returns the script or None if hidden or broken (reported)."""
         try:

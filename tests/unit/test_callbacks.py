@@ -78,3 +78,19 @@ def test_compat_module_exports_every_registration_function() -> None:
     from modules.extensions.callbacks import REGISTRATION_FUNCTIONS
     for name in REGISTRATION_FUNCTIONS:
         assert callable(getattr(script_callbacks, name)), name
+
+
+def test_order_hints_and_priorities() -> None:
+    registry = CallbackRegistry()
+    calls: list[str] = []
+    names = []
+    for ext in ("a", "b", "c"):
+        with registry.loading_from(f"{ext}/s.py"):
+            names.append(registry.on_model_loaded(lambda m, ext=ext: calls.append(ext)))
+    # b asks to run before a; c is prioritized by the user
+    order = registry.order("model_loaded", hints={names[1]: ([names[0]], [])}, prioritized=[names[2]])
+    assert order == [names[2], names[1], names[0]]
+    registry.fire("model_loaded", None)
+    assert calls == ["c", "b", "a"]
+    # a cycle keeps registration order instead of failing
+    assert len(registry.order("model_loaded", hints={names[0]: ([names[1]], []), names[1]: ([names[0]], [])})) == 3

@@ -66,3 +66,39 @@ def test_old_style_script_callbacks_register_on_the_default_registry(tmp_path: P
         assert "base/oldstyle.py/app_started" in default_registry.names("app_started")
     finally:
         default_registry.remove_script("base/oldstyle.py")
+
+
+def test_unload_fires_script_unloaded_and_drops_the_files_callbacks(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "cbs.py").write_text(
+        "from modules.extensions.api import Script\n"
+        "from modules import script_callbacks\n"
+        "class S(Script):\n    def title(self): return 'S'\n", encoding="utf-8")
+    registry = CallbackRegistry()
+    runner = ScriptRunner(callbacks=registry)
+    runner.load(tmp_path)
+    seen: list[str] = []
+    with registry.loading_from("base/cbs.py"):
+        registry.on_script_unloaded(lambda: seen.append("unloaded"))
+        registry.on_model_loaded(lambda m: None)
+    runner.unload()
+    assert seen == ["unloaded"]
+    assert runner.titles() == [] and registry.names("model_loaded") == []
+
+
+def test_preload_adds_flags_and_broken_preload_is_reported(tmp_path: Path) -> None:
+    import argparse
+
+    from modules.extensions import manager
+
+    good = tmp_path / "extensions" / "good"
+    bad = tmp_path / "extensions" / "bad"
+    good.mkdir(parents=True)
+    bad.mkdir(parents=True)
+    (good / "preload.py").write_text("def preload(parser):\n    parser.add_argument('--my-flag')\n", encoding="utf-8")
+    (bad / "preload.py").write_text("raise ImportError('missing')\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    errors = manager.run_preloads(manager.discover_extensions(tmp_path / "extensions", with_git=False), parser)
+    assert parser.parse_args(["--my-flag", "x"]).my_flag == "x"
+    assert len(errors) == 1 and "bad" in errors[0] and "missing" in errors[0]
