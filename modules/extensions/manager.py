@@ -190,6 +190,24 @@ def discover_extensions(extensions_dir: str | Path, builtin_dir: str | Path | No
     return out
 
 
+def missing_requirements(extensions: Iterable[Extension]) -> dict[str, list[str]]:
+    """Enabled extensions whose metadata.ini `[Extension] Requires=` names extensions that are not enabled.
+
+    Names are compared as canonical names (A1111); `a|b` means either one will do.
+    """
+    extensions = list(extensions)
+    enabled = {e.canonical_name for e in extensions if e.enabled} | {e.name.lower() for e in extensions if e.enabled}
+    out: dict[str, list[str]] = {}
+    for ext in extensions:
+        if not ext.enabled:
+            continue
+        required = [r.strip() for r in ext.metadata.get("Extension", {}).get("Requires", "").split(",") if r.strip()]
+        missing = [r for r in required if not any(alt.strip().lower() in enabled for alt in r.split("|"))]
+        if missing:
+            out[ext.name] = missing
+    return out
+
+
 def set_extension_enabled(settings: SettingsLike, name: str, enabled: bool) -> list[str]:
     """Enable or disable `name` by editing `disabled_extensions`; returns the new list (caller saves)."""
     names = [n for n in disabled_names(settings) if n != name]

@@ -263,7 +263,7 @@ def default_axes() -> list[Axis]:
         Axis("Eta", "float", set_field("eta")),
         Axis("Clip skip", "int", set_override("CLIP_stop_at_last_layers")),
         Axis("Denoising", "float", set_field("denoising_strength")),
-        Axis("Initial noise multiplier", "float", set_field("initial_noise_multiplier"), tabs=I2I),
+        Axis("Initial noise multiplier", "float", set_field("initial_noise_multiplier")),
         Axis("Extra noise", "float", set_override("img2img_extra_noise")),
         Axis("Hires upscaler", "str", set_field("hr_upscaler"), tabs=T2I),
         Axis("Cond. Image Mask Weight", "float", set_override("inpainting_mask_weight"), tabs=I2I),

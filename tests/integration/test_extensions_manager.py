@@ -145,3 +145,14 @@ def test_disable_all_modes(tmp_path: Path) -> None:
     assert {(e.name, e.enabled) for e in found} == {("Lora", True), ("user-ext", False)}
     found = manager.discover_extensions(tmp_path / "extensions", tmp_path / "builtin", disable_all="all")
     assert not any(e.enabled for e in found)
+
+
+def test_missing_requirements_are_reported(tmp_path: Path) -> None:
+    root = tmp_path / "extensions"
+    for name, meta in (("base-ext", "[Extension]\nName=Base\n"), ("needs", "[Extension]\nRequires=base, other|alt\n")):
+        (root / name).mkdir(parents=True)
+        (root / name / "metadata.ini").write_text(meta, encoding="utf-8")
+    found = manager.discover_extensions(root, with_git=False)
+    assert manager.missing_requirements(found) == {"needs": ["other|alt"]}
+    found = manager.discover_extensions(root, disabled=["base-ext"], with_git=False)
+    assert manager.missing_requirements(found) == {"needs": ["base", "other|alt"]}
