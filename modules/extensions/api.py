@@ -23,6 +23,7 @@ from modules.extensions.callbacks import (
 from modules.extensions.runner import (
     ScriptLoadError,
     ScriptRunner,
+    build_runners,
     copy_params,
     load_script_file,
     process_images,
@@ -62,6 +63,7 @@ __all__ = [
     "ScriptRunner",
     "UiTrainTabParams",
     "basedir_of",
+    "build_runners",
     "copy_params",
     "default_registry",
     "load_script_file",

@@ -7,8 +7,9 @@ through `modules.script_callbacks.on_*` (the only module-level mutable state, a 
 Behaviour taken from A1111 (reference §10.2):
 
 * `on_<category>(callback, *, name=None)` appends the callback; each gets the unique name
-  `<extension name or "base">/<file.py>/<category>[/<name>]`.  Registering the same unique name twice replaces
-  the earlier one (A1111 does this so a reloaded script does not run twice).
+  `<extension name or "base">/<file.py>/<category>[/<name>]` (a second one with the same name gets `#2`, …).
+  Before a script file is imported again its callbacks are removed (`remove_script`), so reloads do not double
+  them; `build_runners` imports each file once for both tabs.
 * Callbacks run in registration order; an exception is caught and reported with the callback's name and the job
   goes on ("Exceptions in callbacks are caught and reported, never fatal").
 * Parameter objects keep A1111's class and field names (`ImageSaveParams`, `CFGDenoiserParams`, …) so extension
@@ -151,9 +152,13 @@ class CallbackRegistry:
         category = _canonical(category)
         if not callable(callback):
             raise TypeError(f"on_{category}: the callback must be callable, got {type(callback).__name__}")
-        unique = f"{self.source}/{category}" + (f"/{name}" if name else "")
+        base = f"{self.source}/{category}" + (f"/{name}" if name else "")
         entries = self.callbacks[category]
-        entries[:] = [e for e in entries if e.name != unique]
+        taken = {e.name for e in entries}
+        unique, n = base, 1
+        while unique in taken:
+            n += 1
+            unique = f"{base}#{n}"
         entries.append(CallbackEntry(unique, self.source, callback))
         return unique
 

@@ -97,6 +97,7 @@ def load_script_file(path: str | Path, *, extension: str = "base",
     module = importlib.util.module_from_spec(spec)
     module.__dict__.setdefault("__webui_extension__", extension)
     sys.modules[module_name] = module
+    registry.remove_script(f"{extension}/{path.name}")  # a re-import replaces the file's earlier callbacks
     try:
         with registry.loading_from(f"{extension}/{path.name}"):
             spec.loader.exec_module(module)
@@ -164,13 +165,20 @@ class ScriptRunner:
 
     # loading ------------------------------------------------------------------------------------------------
     def load(self, root: str | Path | None, extension_dirs: Iterable[str | Path] = ()) -> list[ScriptLoadError]:
-        """Load `<root>/scripts/*.py` and each enabled extension's `scripts/*.py`; returns the load errors."""
+        """Load `<root>/scripts/*.py` and each enabled extension's `scripts/*.py`; returns the load errors.
+
+        For the two tabs of an app use `build_runners`, which imports each file only once.
+        """
         files, errors = load_scripts(script_paths(root, extension_dirs), callbacks=self.callbacks)
         self.load_errors += errors
+        self.add_files(files)
+        return errors
+
+    def add_files(self, files: Iterable[ScriptFile]) -> None:
+        """Add the Script classes of already imported files."""
         for loaded in files:
             for cls in loaded.classes:
                 self.add_script_class(cls, str(loaded.path), loaded.extension)
-        return errors
 
     def unload(self) -> None:
         """Fire `script_unloaded`, then forget the scripts and the callbacks their files registered (before a
@@ -348,3 +356,20 @@ class ScriptRunner:
             except Exception as exc:
                 self.hook_errors.append(ScriptLoadError(script.filename, f"after_component: {exc}"))
         self.callbacks.fire("after_component", component, **kwargs)
+
+
+def build_runners(root: str | Path | None, extension_dirs: Iterable[str | Path] = (), *,
+                  callbacks: CallbackRegistry | None = None) -> tuple[ScriptRunner, ScriptRunner, list[ScriptLoadError]]:
+    """The txt2img and img2img runners of an app, sharing one import of every script file (as A1111 does).
+
+    Returns (txt2img runner, img2img runner, load errors); each runner's `load_errors` also lists the errors.
+    """
+    registry = callbacks or default_registry
+    files, errors = load_scripts(script_paths(root, extension_dirs), callbacks=registry)
+    runners = []
+    for is_img2img in (False, True):
+        runner = ScriptRunner(is_img2img=is_img2img, callbacks=registry)
+        runner.load_errors += errors
+        runner.add_files(files)
+        runners.append(runner)
+    return runners[0], runners[1], errors

@@ -62,11 +62,11 @@ def test_ui_tabs_results_are_collected_in_order() -> None:
     assert registry.fire("ui_tabs") == [[("blocks1", "Tab 1", "tab1")], [("blocks2", "Tab 2", "tab2")]]
 
 
-def test_same_name_replaces_and_unknown_category_is_an_error() -> None:
+def test_same_name_is_kept_unique_and_unknown_category_is_an_error() -> None:
     registry = CallbackRegistry()
-    registry.on_model_loaded(lambda m: "first", name="x")
-    registry.on_model_loaded(lambda m: "second", name="x")
-    assert registry.fire("model_loaded", None) == ["second"]
+    assert registry.on_model_loaded(lambda m: "first", name="x") == "base/unknown/model_loaded/x"
+    assert registry.on_model_loaded(lambda m: "second", name="x") == "base/unknown/model_loaded/x#2"
+    assert registry.fire("model_loaded", None) == ["first", "second"]
     with pytest.raises(ValueError, match="unknown callback category"):
         registry.fire("on_nonsense")
     with pytest.raises(TypeError, match="callable"):

@@ -102,3 +102,26 @@ def test_preload_adds_flags_and_broken_preload_is_reported(tmp_path: Path) -> No
     errors = manager.run_preloads(manager.discover_extensions(tmp_path / "extensions", with_git=False), parser)
     assert parser.parse_args(["--my-flag", "x"]).my_flag == "x"
     assert len(errors) == 1 and "bad" in errors[0] and "missing" in errors[0]
+
+
+def test_build_runners_imports_each_file_once(tmp_path: Path) -> None:
+    from modules.extensions.api import build_runners
+
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "counted.py").write_text(
+        "from modules.extensions.api import Script\n"
+        "class S(Script):\n"
+        "    def title(self): return 'Counted'\n", encoding="utf-8")
+    (scripts / "cb.py").write_text(
+        "from modules import script_callbacks\n"
+        "script_callbacks.on_before_ui(lambda: None)\n"
+        "script_callbacks.on_before_ui(lambda: None)\n", encoding="utf-8")
+    from modules.extensions.callbacks import default_registry
+    try:
+        txt2img, img2img, errors = build_runners(tmp_path)
+        assert errors == [] and txt2img.titles() == ["Counted"] and img2img.titles() == ["Counted"]
+        assert not txt2img.scripts[0].is_img2img and img2img.scripts[0].is_img2img
+        assert default_registry.names("before_ui") == ["base/cb.py/before_ui", "base/cb.py/before_ui#2"]
+    finally:
+        default_registry.remove_script("base/cb.py")
