@@ -14,7 +14,7 @@ Full-size models are built on the ``meta`` device and filled with ``load_state_d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -58,7 +58,6 @@ class UNetConfig:
     num_head_channels: int = -1
     use_linear_in_transformer: bool = False
     adm_in_channels: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
@@ -98,8 +97,7 @@ class UNetConfig:
             d.setdefault("transformer_depth_output",
                          [depth[lv] for lv in reversed(range(levels)) for _ in range(nrb[lv] + 1)])
             d.setdefault("transformer_depth_middle", depth[-1] if depth[-1] > 0 else max(depth))
-        known = set(cls.__dataclass_fields__) - {"extra"}
-        unknown = set(d) - known
+        unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"UNet config: unknown field(s) {sorted(unknown)}")
         for key in ("transformer_depth_input", "transformer_depth_output"):
@@ -108,9 +106,7 @@ class UNetConfig:
         return cls(channel_mult=mult, num_res_blocks=nrb, **d)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("extra")
-        return out
+        return asdict(self)
 
 
 class TimestepEmbedSequential(nn.Sequential):
