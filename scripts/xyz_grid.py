@@ -116,6 +116,8 @@ def assemble(results: dict[tuple[int, int, int], Any], x: AxisPlan, y: AxisPlan,
         sub_grids.append(pages)
     if nz == 1:
         return [page.image for page in sub_grids[0]], []
+    if any(len(pages) > 1 for pages in sub_grids):  # already paged: the Z pages themselves are the result
+        return [page.image for pages in sub_grids for page in pages], []
     firsts = [pages[0].image for pages in sub_grids]
     combined = build_grid_pages(firsts, 1, nz, hor_texts=z.labels if draw_legend else None, margin=margin,
                                 settings=settings)
