@@ -70,6 +70,20 @@ def _build_ui(ctx: Any) -> Any:
     return create_ui(ctx)
 
 
+def _device_summary(flags: Any, settings: Any, models: Any) -> None:
+    """Python/torch/GPU facts and the chosen device, dtype and attention backend (modules.runtime.diagnostics)."""
+    from modules.memory.attention import preferred_backend_from_flags, select_backend
+    from modules.runtime.diagnostics import startup_diagnostics
+
+    if models is None:
+        return
+    policy = models.policy
+    backend = select_backend(settings.get("cross_attention_optimization"),
+                             preferred=preferred_backend_from_flags(flags.as_dict()))
+    _print(startup_diagnostics(str(policy.device), str(policy.dtypes.unet).removeprefix("torch."), backend.name,
+                               vae_dtype=str(policy.dtypes.vae).removeprefix("torch.")))
+
+
 def _startup_diagnostics(flags: Any, paths: Any, warnings: list[str], models: Any) -> None:
     from modules.cli.flags import flag_warnings
 
@@ -122,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         flags = parse_flags(argv)
     except FlagError as exc:
         return int(exc.code or 2)
+    try:
+        sock = bind_for_flags(flags)  # first, so a busy port fails fast, before models and torch load
+    except (PortInUseError, OSError) as exc:
+        print(f"webui: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     ctx = build_context(flags)
+    _device_summary(flags, ctx.settings, ctx.models)
     _startup_diagnostics(flags, ctx.paths, ctx.extra["startup_warnings"], ctx.models)
     skip_load = flags.ui_debug_mode or (flags.nowebui and flags.skip_load_model_at_start)
     if ctx.models is not None and len(ctx.models.registry) and not skip_load:
@@ -134,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     handle = ServerHandle(ctx.paths.restart_file)
     try:
         app = build_app(ctx, ui, server_action=handle.action)
-        sock = bind_for_flags(flags)
-    except (PortInUseError, AuthFormatError, OSError) as exc:
+    except AuthFormatError as exc:
+        sock.close()
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
     _print(f"Running on local URL: {local_url(flags, sock)}")

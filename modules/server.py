@@ -53,9 +53,9 @@ class PortInUseError(OSError):
     """The port is taken; `str()` is the one-line message for the console."""
 
     def __init__(self, host: str, port: int, suggestion: int | None) -> None:
-        hint = f"start with --port {suggestion} (free now)" if suggestion else "start with --port <another port>"
-        super().__init__(errno.EADDRINUSE, f"port {port} on {host} is already in use (another web UI or program is "
-                                           f"listening there); stop that program or {hint}")
+        from modules.runtime.diagnostics import port_in_use_message
+
+        super().__init__(errno.EADDRINUSE, port_in_use_message(host, port, suggestion))
         self.host, self.port, self.suggestion = host, port, suggestion
 
     def __str__(self) -> str:

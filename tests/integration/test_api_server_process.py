@@ -71,5 +71,5 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, result.stderr
-    assert f"port {port}" in errors[0] and "already in use" in errors[0] and "--port" in errors[0]
+    assert f"port {port} " in errors[0].lower() and "already in use" in errors[0] and "--port" in errors[0]
     assert "Traceback" not in result.stderr
