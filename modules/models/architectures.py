@@ -88,8 +88,13 @@ def load_preset(family: str) -> dict[str, Any]:
 
 # --- shape helpers ---------------------------------------------------------------------------------------------
 
+def _as_shapes(shapes: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """``{key: shape}`` from shapes or from tensors (anything with ``.shape``), so a state dict works as well."""
+    return {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in shapes.items()}
+
+
 def _sub(shapes: Shapes, prefix: str) -> dict[str, tuple[int, ...]]:
-    return {k[len(prefix):]: tuple(v) for k, v in shapes.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: s for k, s in _as_shapes(shapes).items() if k.startswith(prefix)}
 
 
 def _indices(keys: Mapping[str, Any], pattern: str) -> list[int]:
@@ -297,13 +302,14 @@ def with_prediction(match: ArchitectureMatch, prediction_type: str, source: str)
                    default_image_size=int(preset["default_image_size"]))
 
 
-def detect_architecture(shapes: Shapes, *, prediction_type: str | None = None) -> ArchitectureMatch:
+def detect_architecture(shapes: Mapping[str, Any], *, prediction_type: str | None = None) -> ArchitectureMatch:
     """Detect the family of a checkpoint from ``{key: shape}`` (a state dict's ``{k: v.shape}`` works).
 
     ``prediction_type`` ("eps"/"v") overrides the family default (from a sidecar config). A ``v_pred`` key in the
     file means v-prediction (as Forge/reForge read it). Raises :class:`UnknownArchitectureError` naming what was
     found when nothing matches or the UNet weights are damaged.
     """
+    shapes = _as_shapes(shapes)
     if not any(k.startswith(UNET_PREFIX) for k in shapes):
         for key, what in _UNSUPPORTED[:2]:
             if key in shapes:

@@ -172,6 +172,11 @@ def test_unknown_input_channels_and_damaged_blocks(tiny_checkpoint):
         detect_architecture(broken_vae)
 
 
+def test_a_state_dict_of_tensors_works_like_its_shapes(tiny_checkpoint):
+    state = load_file(str(tiny_checkpoint("sdxl-refiner")))
+    assert detect_architecture(state) == detect_architecture({k: tuple(v.shape) for k, v in state.items()})
+
+
 def test_ckpt_variant_holds_the_same_weights(tiny_checkpoint):
     ckpt = torch.load(tiny_checkpoint("sdxl-refiner", fmt="ckpt"), weights_only=True)
     safetensors_state = load_file(str(tiny_checkpoint("sdxl-refiner")))
