@@ -47,8 +47,9 @@ def _from_heads(t: Tensor) -> Tensor:
 
 
 def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """Plain softmax(q k^T * scale) v on (..., n, d) tensors; the softmax runs in fp32 for half inputs."""
-    sim = torch.matmul(q, k.transpose(-1, -2)) * scale
+    """Plain softmax(q k^T * scale) v on (..., n, d) tensors. q is scaled before the product (smaller fp16
+    intermediates, the overflow SD2.x is known for) and the softmax runs in fp32 for half inputs."""
+    sim = torch.matmul(q * scale if scale != 1.0 else q, k.transpose(-1, -2))
     return torch.matmul(sim.softmax(dim=-1, dtype=torch.float32).to(v.dtype), v)
 
 
