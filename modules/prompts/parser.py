@@ -29,7 +29,7 @@ from modules.prompts.errors import PromptError
 
 ROUND_MULTIPLIER = 1.1
 SQUARE_MULTIPLIER = 1 / 1.1
-MAX_EMPHASIS_WORK = 4_000_000
+MAX_EMPHASIS_WORK = 1_000_000
 
 
 class WeightedText(NamedTuple):
@@ -104,15 +104,18 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
     square_open: list[int] = []
     work = 0
 
-    def multiply_from(start: int, multiplier: float) -> None:
-        nonlocal work
-        count = len(weights) - start
-        work += count
-        if work > MAX_EMPHASIS_WORK:
+    def check_budget(extra: int) -> None:
+        if work + extra > MAX_EMPHASIS_WORK:
             raise PromptError(
                 "prompt has too many nested or unclosed brackets to weigh "
                 f"(more than {MAX_EMPHASIS_WORK} weight updates); close or remove some brackets"
             )
+
+    def multiply_from(start: int, multiplier: float) -> None:
+        nonlocal work
+        count = len(weights) - start
+        check_budget(count)
+        work += count
         for index in range(start, len(weights)):
             weights[index] *= multiplier
 
@@ -140,6 +143,8 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
                 texts.append(part)
                 weights.append(1.0)
 
+    unclosed_work = sum(len(weights) - start for start in round_open) + sum(len(weights) - s for s in square_open)
+    check_budget(unclosed_work)  # fail before doing any of it
     for start in round_open:
         multiply_from(start, ROUND_MULTIPLIER)
     for start in square_open:

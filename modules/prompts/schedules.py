@@ -15,10 +15,9 @@ without stray brackets. With stray characters right next to a top-level `[from:t
 "scheduled" and "literal" comes from version-dependent Earley tie-breaking — lark 1.1.2 and 1.3 disagree — and
 here the element is always scheduled.)
 
-The parser below is a single left-to-right pass with an explicit bracket stack (no recursion, any nesting depth).
-When a bracket cannot be closed validly every open bracket is marked invalid and the text after the outermost one
-is scanned again with those brackets treated as stray characters; each bracket is marked at most once, so the work
-stays linear. Rendering and step collection walk the tree with explicit stacks as well.
+The parser below is a single left-to-right pass with an explicit bracket stack (no recursion, any nesting depth,
+linear time). When a bracket cannot be closed validly every open bracket becomes a stray character (see
+`parse_schedule_tree`). Rendering and step collection walk the tree with explicit stacks as well.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 _SPECIAL = re.compile(r"[\[\]():|\\]")
@@ -59,43 +58,79 @@ class ScheduledText(NamedTuple):
     text: str
 
 
-@dataclass
-class _Frame:
-    kind: str  # "(" or "["
-    position: int  # index of the bracket in the source
-    item_start: int  # index in the item list of the bracket's own item
-    separators: list[tuple[str, int, int]] = field(default_factory=list)  # (char, item index, source index)
+class _Stack:
+    """Open brackets as parallel lists of plain values (no per-bracket objects, so no GC pressure at depth).
+
+    Separators of the innermost bracket are the tail of `separator_items`/`separator_sources` from
+    `separator_base[-1]` on; an inner bracket's separators are dropped when it closes, so every bracket's
+    separators stay contiguous.
+    """
+
+    __slots__ = ("item_start", "kind", "separator", "separator_base", "separator_items", "separator_sources")
+
+    def __init__(self) -> None:
+        self.kind: list[str] = []  # "(" or "["
+        self.item_start: list[int] = []  # item index of the bracket itself
+        self.separator: list[str] = []  # "", ":" or "|" (they cannot be mixed)
+        self.separator_base: list[int] = []
+        self.separator_items: list[int] = []
+        self.separator_sources: list[int] = []
+
+    def push(self, kind: str, item_start: int) -> None:
+        self.kind.append(kind)
+        self.item_start.append(item_start)
+        self.separator.append("")
+        self.separator_base.append(len(self.separator_items))
+
+    def pop(self) -> None:
+        self.kind.pop()
+        self.item_start.pop()
+        self.separator.pop()
+        del self.separator_items[self.separator_base[-1] :], self.separator_sources[self.separator_base[-1] :]
+        self.separator_base.pop()
+
+    def clear(self) -> None:
+        for values in (self.kind, self.item_start, self.separator, self.separator_base):
+            values.clear()
+        self.separator_items.clear()
+        self.separator_sources.clear()
+
+    def separator_count(self) -> int:
+        return len(self.separator_items) - self.separator_base[-1]
+
+    def accepts(self, char: str) -> bool:
+        """Can the innermost bracket take separator `char`: `(a:b)` one colon; `[a:b:N]` two; `[a|b|...]` pipes."""
+        current = self.separator[-1]
+        if self.kind[-1] == "(":
+            return char == ":" and not current
+        if char == "|":
+            return current in ("", "|")
+        return current == "" or (current == ":" and self.separator_count() < 2)
 
 
-def _split_parts(items: list[Item], frame: _Frame) -> list[list[Item]]:
-    parts = []
-    start = frame.item_start + 1
-    for _char, item_index, _source in frame.separators:
-        parts.append(items[start:item_index])
-        start = item_index + 1
-    parts.append(items[start:])
-    return parts
-
-
-def _close_square(text: str, items: list[Item], frame: _Frame, close_at: int) -> bool:
-    """Turn an open `[` frame into its element at `close_at` (`]`); False when no element fits."""
-    separators = frame.separators
-    if not separators:
+def _close_square(text: str, items: list[Item], stack: _Stack, close_at: int) -> bool:
+    """Turn the innermost `[` into its element at `close_at` (`]`); False when no element fits."""
+    separator = stack.separator[-1]
+    if not separator:
         items.append("]")
         return True
-    kinds = {char for char, _, _ in separators}
-    if kinds == {"|"}:
-        node: Item = Alternation(_split_parts(items, frame))
-    elif kinds == {":"} and len(separators) <= 2:
-        number = _NUMBER.fullmatch(text, separators[-1][2] + 1, close_at)
+    base = stack.separator_base[-1]
+    boundaries = stack.separator_items[base:]
+    start = stack.item_start[-1]
+    parts = []
+    previous = start + 1
+    for boundary in boundaries:
+        parts.append(items[previous:boundary])
+        previous = boundary + 1
+    parts.append(items[previous:])
+    if separator == "|":
+        node: Item = Alternation(parts)
+    else:  # one or two ":" (a third one already failed the bracket)
+        number = _NUMBER.fullmatch(text, stack.separator_sources[-1] + 1, close_at)
         if number is None:
             return False
-        parts = _split_parts(items, frame)
-        before = parts[0] if len(separators) == 2 else None
-        node = Scheduled(before, parts[-2], number.group(1))
-    else:
-        return False
-    del items[frame.item_start :]
+        node = Scheduled(parts[0] if len(boundaries) == 2 else None, parts[-2], number.group(1))
+    del items[start:]
     items.append(node)
     return True
 
@@ -105,78 +140,79 @@ def parse_schedule_tree(text: str) -> list[Item] | None:
 
     Concatenating the strings of the result (with every node expanded) reproduces the prompt minus the syntax of
     scheduled and alternation elements; emphasis brackets and stray characters are kept verbatim.
+
+    When a bracket turns out invalid, every open bracket becomes a stray character. Their items (the bracket, its
+    separators, the text and the completed elements inside) are already what a top-level scan would produce, so
+    nothing is re-scanned; only a `|` separator among them now stands outside any alternation and fails the
+    grammar.
     """
+    if "[" not in text or (":" not in text and "|" not in text):
+        return None if _grammar_fails_without_elements(text) else [text]
     items: list[Item] = []
-    stack: list[_Frame] = []
-    invalid: set[int] = set()
+    stack = _Stack()
     length = len(text)
     index = 0
-
-    def fail() -> int:
-        outermost = stack[0]
-        invalid.update(frame.position for frame in stack)
-        del items[outermost.item_start :]
-        stack.clear()
-        return outermost.position
-
-    while True:
-        while index < length:
-            match = _SPECIAL.search(text, index)
-            stop = match.start() if match else length
-            if stop > index:
-                items.append(text[index:stop])
-                index = stop
+    search = _SPECIAL.search
+    while index < length:
+        match = search(text, index)
+        stop = match.start() if match else length
+        if stop > index:
+            items.append(text[index:stop])
+            index = stop
+            continue
+        char = text[index]
+        index += 1
+        if char == "\\":
+            if index >= length or text[index] == "\n":
+                return None
+            items.append(text[index - 1 : index + 1])
+            index += 1
+            continue
+        if char in "([":
+            stack.push(char, len(items))
+            items.append(char)
+            continue
+        if stack.kind:
+            kind = stack.kind[-1]
+            if char in ":|":
+                if stack.accepts(char):
+                    stack.separator[-1] = char
+                    stack.separator_items.append(len(items))
+                    stack.separator_sources.append(index - 1)
+                    items.append(char)
+                    continue
+            elif char == ")" and kind == "(":
+                stack.pop()
+                items.append(")")
                 continue
-            char = text[index]
-            if char == "\\":
-                if index + 1 >= length or text[index + 1] == "\n":
-                    return None
-                items.append(text[index : index + 2])
-                index += 2
-            elif char in "([":
-                if index in invalid:
-                    items.append(char)
-                else:
-                    stack.append(_Frame(char, index, len(items)))
-                    items.append(char)
-                index += 1
-            elif not stack:
-                if char == "|":
-                    return None
-                items.append(char)  # stray ) ] : at top level
-                index += 1
-            else:
-                frame = stack[-1]
-                ok = True
-                if char == ":":
-                    if frame.kind == "(":
-                        ok = not frame.separators
-                    else:
-                        ok = len(frame.separators) < 2 and all(c == ":" for c, _, _ in frame.separators)
-                    if ok:
-                        frame.separators.append((":", len(items), index))
-                        items.append(":")
-                elif char == "|":
-                    ok = frame.kind == "[" and all(c == "|" for c, _, _ in frame.separators)
-                    if ok:
-                        frame.separators.append(("|", len(items), index))
-                        items.append("|")
-                elif char == ")":
-                    ok = frame.kind == "("
-                    if ok:
-                        items.append(")")
-                        stack.pop()
-                else:  # "]"
-                    ok = frame.kind == "[" and _close_square(text, items, frame, index)
-                    if ok:
-                        stack.pop()
-                if ok:
-                    index += 1
-                else:
-                    index = fail()
-        if not stack:
-            return items
-        index = fail()
+            elif char == "]" and kind == "[" and _close_square(text, items, stack, index - 1):
+                stack.pop()
+                continue
+            # the innermost bracket cannot go on: all open brackets are stray characters
+            if "|" in stack.separator:
+                return None
+            stack.clear()
+        if char == "|":
+            return None
+        items.append(char)  # stray ) ] : at top level
+    if "|" in stack.separator:
+        return None
+    return items
+
+
+def _grammar_fails_without_elements(text: str) -> bool:
+    """For text that cannot hold a scheduled/alternation element: does lark's grammar reject it?
+
+    It does for a `|` (only allowed inside an alternation) and for a backslash that escapes nothing.
+    """
+    if "|" in text:
+        return True
+    position = text.find("\\")
+    while position != -1:
+        if position + 1 >= len(text) or text[position + 1] == "\n":
+            return True
+        position = text.find("\\", position + 2)
+    return False
 
 
 def _walk_nodes(items: list[Item]) -> Iterator[Item]:
@@ -245,7 +281,7 @@ def prompt_schedule(
         int_offset, float_offset, steps = base_steps, 1.0, hires_steps
 
     tree = parse_schedule_tree(prompt)
-    if tree is None:
+    if tree is None or all(type(item) is str for item in tree):
         return [ScheduledText(steps, prompt)]
 
     switch_steps = {steps}
