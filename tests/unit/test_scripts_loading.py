@@ -125,3 +125,16 @@ def test_build_runners_imports_each_file_once(tmp_path: Path) -> None:
         assert default_registry.names("before_ui") == ["base/cb.py/before_ui", "base/cb.py/before_ui#2"]
     finally:
         default_registry.remove_script("base/cb.py")
+
+
+def test_old_style_basedir_is_the_extension_folder(tmp_path: Path) -> None:
+    ext = tmp_path / "extensions" / "based"
+    (ext / "scripts").mkdir(parents=True)
+    (ext / "scripts" / "b.py").write_text(
+        "from modules import scripts\n"
+        "BASE = scripts.basedir()\n"
+        "class B(scripts.Script):\n"
+        "    def title(self): return BASE\n", encoding="utf-8")
+    runner = ScriptRunner(callbacks=CallbackRegistry())
+    assert runner.load(None, [ext]) == []
+    assert Path(runner.titles()[0]) == ext
