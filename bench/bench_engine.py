@@ -55,13 +55,16 @@ def measure_ours_load(dtype_name: str) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from modules.models.loader import load_for_benchmark
+    from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
+    from modules.models.checkpoints import CheckpointInfo
+    from modules.models.loader import DevicePolicy, load_checkpoint
 
-    dtype = getattr(torch, dtype_name)
+    flags = PrecisionFlags(cpu_bf16=dtype_name == "bfloat16", no_half=dtype_name == "float32")
+    policy = DevicePolicy(device=torch.device("cpu"), dtypes=resolve_dtype_policy("cpu", flags))
     start = time.perf_counter()
-    model, breakdown = load_for_benchmark(CHECKPOINT, dtype)
+    model = load_checkpoint(CheckpointInfo.from_path(CHECKPOINT), policy)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "breakdown": breakdown, "family": getattr(model, "family", "?")}
+    return {"seconds": seconds, "breakdown": model.timings.summary(), "family": model.family}
 
 
 def measure_diffusers_load(dtype_name: str) -> dict:
