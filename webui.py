@@ -53,7 +53,9 @@ def _load_default_model(ctx: Any) -> None:
         try:
             with ctx.jobs.exclusive():
                 model = ctx.models.load(ctx.settings.get("sd_model_checkpoint") or None)
-            _print(f"Model loaded: {model.checkpoint.title}")
+            timings = getattr(model, "timings", None)
+            _print(f"{timings.summary()}: {model.checkpoint.title}" if timings is not None
+                   else f"Model loaded: {model.checkpoint.title}")
         except Exception as exc:
             log.error("Could not load the checkpoint: %s", exc)
 
@@ -121,7 +123,33 @@ def build_context(flags: Any, env: Any = None) -> Any:
     ctx = AppContext(flags=flags, paths=paths, settings=loaded.settings, models=models, jobs=JobQueue(),
                      styles=StyleDatabase(list(paths.styles_files)))
     ctx.extra["startup_warnings"] = list(loaded.warnings)
+    _add_script_runners(ctx)
     return ctx
+
+
+def _add_script_runners(ctx: Any) -> None:
+    """The txt2img/img2img ScriptRunners over `<install>/scripts` and the enabled extensions, and their callbacks.
+
+    Stored as `ctx.extra["txt2img_scripts"]`, `["img2img_scripts"]` and `["callbacks"]` (the pipeline and the API
+    read them there). The callbacks are `default_registry`, where old-style `script_callbacks.on_*` calls register
+    (a re-import of a file replaces that file's callbacks). A1111: `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`.
+    """
+    from modules.extensions.callbacks import default_registry
+    from modules.extensions.manager import discover_extensions
+    from modules.extensions.runner import build_runners
+
+    flags, settings = ctx.flags, ctx.settings
+    mode = "all" if flags.disable_all_extensions else "extra" if flags.disable_extra_extensions else \
+        str(settings.get("disable_all_extensions") or "none")
+    extensions = discover_extensions(ctx.paths.extensions_dir, ctx.paths.extensions_builtin_dir,
+                                     disabled=settings.get("disabled_extensions") or (), disable_all=mode,
+                                     with_git=False)
+    callbacks = default_registry
+    txt2img, img2img, errors = build_runners(ctx.paths.script_dir, [e.path for e in extensions if e.enabled],
+                                             callbacks=callbacks)
+    for error in errors:
+        log.error("Script not loaded: %s", error)
+    ctx.extra.update(txt2img_scripts=txt2img, img2img_scripts=img2img, callbacks=callbacks)
 
 
 def main(argv: list[str] | None = None) -> int:

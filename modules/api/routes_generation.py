@@ -79,12 +79,71 @@ def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str) ->
     data["override_settings"] = overrides
 
 
-def check_scripts(data: dict[str, Any]) -> None:
-    """No scripts are loaded yet, so any named script is unknown (A1111: 422 "Script 'x' not found")."""
-    if data.get("script_name"):
-        raise ApiError(422, f"script_name: Script '{data['script_name']}' not found", field="script_name")
-    for title in data.get("alwayson_scripts") or {}:
-        raise ApiError(422, f"alwayson_scripts: always on script {title} not found", field="alwayson_scripts")
+def script_runner(services: ApiServices, kind: str) -> Any:
+    """The ScriptRunner of the txt2img or img2img tab (`ctx.extra["<kind>_scripts"]`, built by webui.py); None
+    when the app was built without scripts."""
+    return services.ctx.extra.get(f"{kind}_scripts")
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def script_arg_info(component: Any) -> dict[str, Any]:
+    """One `script-info` argument: `{label, value, minimum, maximum, step, choices}` (A1111 `ScriptArg`)."""
+    from modules.extensions.script import arg_default
+
+    choices = getattr(component, "choices", None)
+    return {"label": getattr(component, "label", None), "value": _jsonable(arg_default(component)),
+            "minimum": getattr(component, "minimum", None), "maximum": getattr(component, "maximum", None),
+            "step": getattr(component, "step", None),
+            "choices": [_jsonable(c) for c in choices] if choices is not None else None}
+
+
+def scripts_list(services: ApiServices) -> dict[str, list[str]]:
+    """`GET /scripts`: lower-cased titles of every script per tab, selectable and always-on (A1111 `script.name`)."""
+    out: dict[str, list[str]] = {}
+    for kind in ("txt2img", "img2img"):
+        runner = script_runner(services, kind)
+        out[kind] = [s.title().lower() for s in runner.scripts] if runner is not None else []
+    return out
+
+
+def script_info_list(services: ApiServices) -> list[dict[str, Any]]:
+    """`GET /script-info`: `[{name, is_alwayson, is_img2img, args}]` for every script of both tabs."""
+    out: list[dict[str, Any]] = []
+    for kind in ("txt2img", "img2img"):
+        runner = script_runner(services, kind)
+        for script in runner.scripts if runner is not None else []:
+            out.append({"name": script.title().lower(), "is_alwayson": bool(script.alwayson),
+                        "is_img2img": kind == "img2img", "args": [script_arg_info(c) for c in script.arg_specs()]})
+    return out
+
+
+def check_scripts(services: ApiServices, kind: str, data: dict[str, Any]) -> None:
+    """`script_name` must be a selectable script and `alwayson_scripts` titles always-on ones (case-insensitive);
+    too many or unknown arguments are refused too (A1111: 422 "Script 'x' not found")."""
+    from types import SimpleNamespace
+
+    from modules.extensions.script import ScriptArgumentError
+
+    runner = script_runner(services, kind)
+    if runner is None:
+        if data.get("script_name"):
+            raise ApiError(422, f"script_name: Script '{data['script_name']}' not found", field="script_name")
+        for title in data.get("alwayson_scripts") or {}:
+            raise ApiError(422, f"alwayson_scripts: always on script {title} not found", field="alwayson_scripts")
+        return
+    p = SimpleNamespace(script_name=data.get("script_name"), script_args=data.get("script_args") or [],
+                        alwayson_scripts=data.get("alwayson_scripts") or {})
+    try:
+        runner.selected_args(p)
+    except ScriptArgumentError as exc:
+        raise ApiError(422, f"script_name: {exc}", field="script_name") from None
+    try:
+        runner.alwayson_args(p)
+    except ScriptArgumentError as exc:
+        raise ApiError(422, f"alwayson_scripts: {exc}", field="alwayson_scripts") from None
 
 
 def check_overrides(services: ApiServices, overrides: dict[str, Any]) -> None:
@@ -103,7 +162,7 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     if getattr(req, "infotext", None):
         apply_infotext(data, set(req.model_fields_set), req.infotext)  # type: ignore[attr-defined]
     resolve_sampler_fields(data)
-    check_scripts(data)
+    check_scripts(services, "img2img" if params_type is Img2ImgParams else "txt2img", data)
     check_overrides(services, data.get("override_settings") or {})
     data["do_not_save_samples"] = data["do_not_save_grid"] = not data.get("save_images", False)
     settings = services.settings_view()

@@ -168,10 +168,14 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
                 for e in registry.available.values()]
 
     def scripts() -> dict[str, list[str]]:
-        return {"txt2img": [], "img2img": []}
+        from modules.api.routes_generation import scripts_list
+
+        return scripts_list(services)
 
     def script_info() -> list[dict[str, Any]]:
-        return []
+        from modules.api.routes_generation import script_info_list
+
+        return script_info_list(services)
 
     def extensions() -> list[dict[str, Any]]:
         return list_extensions(services)
