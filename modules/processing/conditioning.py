@@ -7,7 +7,11 @@
   (SGM `ConcatTimestepEmbedderND`, 256 sinusoidal features per number). SDXL refiner: bigG only, `vector` = pooled ⊕
   original size, crop, aesthetic score (A1111: `sdxl_refiner_high_aesthetic_score` 6.0 for the prompt,
   `sdxl_refiner_low_aesthetic_score` 2.5 for the negative).
-* Extra-network tags (`<lora:…>`) are removed before encoding (A1111 `extra_networks.parse_prompts`).
+* Extra-network tags (`<lora:…>`) are removed before encoding (A1111 `extra_networks.parse_prompts`). While a job's
+  networks are active on the model (`modules.processing.extra_networks.activate_networks`), `build_conds` first
+  switches them to the networks of the pass's prompts (A1111 activates per batch, and the hires prompt's networks
+  for the hires pass), and encoding passes the textual-inversion lookup to the text encoders' splice hook and
+  records the embeddings used (for `TI hashes`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from modules.models.nn.blocks import timestep_embedding
 from modules.models.nn.text_encoders import ClipTextEncoder, OpenClipTextEncoder, encode_prompts
+from modules.processing.extra_networks import active_networks
 from modules.prompts import get_learned_conditioning_prompt_schedules, get_multicond_prompt_list, parse_prompts
 from modules.sampling import CondSchedule, MultiCond, ScheduledCond, WeightedCond
 from modules.sampling.conditioning import Cond
@@ -81,11 +86,16 @@ class PromptEncoder:
         self.family: str = self.model.family
 
     def _encode_with(self, encoder: Any, texts: list[str]) -> Any:
-        return encode_prompts(
+        networks = active_networks(self.model)
+        out = encode_prompts(
             encoder, texts, emphasis=str(opt(self.settings, "emphasis", "Original")),
             clip_skip=int(opt(self.settings, "CLIP_stop_at_last_layers", 1)),
             comma_padding_backtrack=int(opt(self.settings, "comma_padding_backtrack", 20)),
+            embedding_lookup=networks.embedding_lookup() if networks is not None else None,
             sdxl_clip_l_skip=bool(opt(self.settings, "sdxl_clip_l_skip", False)))
+        if networks is not None and out.used_embeddings:
+            networks.note_embeddings(out.used_embeddings)
+        return out
 
     def _vector(self, pooled: torch.Tensor, negative: bool) -> torch.Tensor:
         adm = self.model.architecture.unet.adm_in_channels
@@ -149,7 +159,11 @@ def _schedules(encoder: PromptEncoder, texts: Sequence[str], steps: int, hires_s
 def build_conds(encoder: PromptEncoder, prompts: Sequence[str], negative_prompts: Sequence[str], steps: int,
                 hires_steps: int | None = None) -> tuple[MultiCond, list[CondSchedule]]:
     """(cond, uncond) of a batch: `AND` parts become weighted schedules (A1111 `get_multicond_learned_conditioning`),
-    negative prompts plain schedules (A1111 `get_learned_conditioning`). `steps` counts model evaluations."""
+    negative prompts plain schedules (A1111 `get_learned_conditioning`). `steps` counts model evaluations.
+    Active extra networks switch to those of `prompts` first (cached conds are dropped when the weights change)."""
+    networks = active_networks(encoder.model)
+    if networks is not None and networks.use(list(prompts)):
+        encoder.cache.clear()
     indexes, flat = get_multicond_prompt_list(list(prompts))
     schedules = _schedules(encoder, flat, steps, hires_steps, negative=False)
     cond = MultiCond(tuple(tuple(WeightedCond(schedules[i], w) for i, w in parts) for parts in indexes))

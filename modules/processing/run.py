@@ -31,6 +31,7 @@ from PIL import Image
 from modules.images import FilenameJob, build_infotext
 from modules.processing.conditioning import PromptEncoder, build_conds, empty_chunk_cond, opt
 from modules.processing.context import AppContext, GenerationResult
+from modules.processing.extra_networks import activate_networks
 from modules.processing.hires import (
     LATENT_SCALE,
     LATENT_UPSCALE_MODES,
@@ -246,16 +247,18 @@ def _run_batches(run: _Job, one_batch: Callable[[slice], list[Image.Image]]) -> 
     state.set_job_count(p.n_iter)
     images: list[Image.Image] = []
     done: list[int] = []
-    for n in range(p.n_iter):
-        if state.should_stop:
-            break
-        index = slice(n * p.batch_size, (n + 1) * p.batch_size)
-        try:
-            images.extend(one_batch(index))
-            done.extend(range(index.start, index.stop))
-        except Skipped:
-            pass
-        state.next_job()
+    # extra networks: LoRA/hypernetwork patches and TI for the job, restored on any exit (extra_networks.py)
+    with activate_networks(run):
+        for n in range(p.n_iter):
+            if state.should_stop:
+                break
+            index = slice(n * p.batch_size, (n + 1) * p.batch_size)
+            try:
+                images.extend(one_batch(index))
+                done.extend(range(index.start, index.stop))
+            except Skipped:
+                pass
+            state.next_job()
     state.check()
     return images, done
 
