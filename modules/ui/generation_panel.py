@@ -22,6 +22,7 @@ from modules.ui.common import (
     scheduler_labels,
     tool_button,
 )
+from modules.ui.scripts_ui import ScriptControls, build_script_controls
 
 Fields = dict[str, gr.components.Component]
 
@@ -141,14 +142,12 @@ def build_refiner(ctx: Any, tab: str, fields: Fields) -> None:
                                                     elem_id=f"{tab}_refiner_switch_at")
 
 
-def build_tail(ctx: Any, tab: str, fields: Fields) -> gr.Column:
-    """Override settings (hidden until a paste fills it) and the Script dropdown with its script-UI area."""
+def build_tail(ctx: Any, tab: str, fields: Fields) -> ScriptControls:
+    """Override settings (hidden until a paste fills it), then the Script dropdown with the selected script's
+    controls and the always-on script accordions (`modules.ui.scripts_ui`)."""
     fields["override_settings"] = gr.Dropdown(label="Override settings", elem_id=f"{tab}_override_settings",
                                               choices=[], value=[], multiselect=True, visible=False)
-    scripts = ctx.extra.get(f"{tab}_scripts", [])
-    fields["script_name"] = gr.Dropdown(label="Script", elem_id=f"{tab}_script_dropdown",
-                                        choices=["None", *[getattr(s, "title", str(s)) for s in scripts]],
-                                        value="None")
-    with gr.Column(elem_id=f"{tab}_script_container") as area:
-        gr.HTML("", elem_id=f"{tab}_script_ui")
-    return area
+    with gr.Column(elem_id=f"{tab}_script_container"):
+        controls = build_script_controls(ctx, tab)
+    fields["script_name"] = controls.dropdown
+    return controls

@@ -149,11 +149,11 @@ def build_img2img(ctx: Any) -> GenerationTab:
                 fields["image_cfg_scale"] = gr.Slider(0.0, 3.0, value=1.5, step=0.05, label="Image CFG Scale",
                                                       elem_id="img2img_image_cfg_scale")
                 panel_ui.build_refiner(ctx, "img2img", fields)
-                panel_ui.build_tail(ctx, "img2img", fields)
+                scripts = panel_ui.build_tail(ctx, "img2img", fields)
         with gr.Column(scale=1):
             output = build_output_panel("img2img")
     tab = GenerationTab("img2img", fields, row, output,
-                        extra={"reuse_seed": reuse, "images": images, "mode": mode, "mode_tabs": mode_tabs,
+                        extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,
                                "inputs": [*images.values(), mode]})
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
 

@@ -22,6 +22,7 @@ from modules.ui.paste import (
     read_last_params,
     updates_from_infotext,
 )
+from modules.ui.scripts_ui import script_values
 from modules.ui.toprow import Toprow, build_toprow, wire_toprow
 
 USE_SAME = ("Use same sampler", "Use same scheduler", "Use same checkpoint")
@@ -99,13 +100,18 @@ def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: A
 
     def generate(data: dict[gr.components.Component, Any]) -> Any:
         """Build params by name and stream the job's progress and results."""
-        params = build_params(collect(tab, data), data)
+        values = collect(tab, data)
+        if "scripts" in tab.extra:
+            values.update(script_values(tab.extra["scripts"], values.get("script_name"), data))
+        params = build_params(values, data)
         if not ctx.models or not len(ctx.models.registry):
             raise gr.Error("No checkpoint found: put a .safetensors or .ckpt file in models/Stable-diffusion "
                            "and press 🔄 next to the checkpoint list")
         yield from stream_job(ctx, load_runner(runner_name), params, kind, out)
 
     inputs = set(fields.values()) | set(tab.extra.get("inputs", []))
+    if "scripts" in tab.extra:
+        inputs |= set(tab.extra["scripts"].components())
     row.generate.click(generate, inputs, output_components(tab), show_progress="minimal",
                        concurrency_limit=None)
     row.prompt.submit(generate, inputs, output_components(tab), show_progress="minimal", concurrency_limit=None)
@@ -168,11 +174,11 @@ def build_txt2img(ctx: Any) -> GenerationTab:
                 reuse = panel_ui.build_common_controls(ctx, "txt2img", fields)
                 panel_ui.build_hires(ctx, "txt2img", fields)
                 panel_ui.build_refiner(ctx, "txt2img", fields)
-                panel_ui.build_tail(ctx, "txt2img", fields)
+                scripts = panel_ui.build_tail(ctx, "txt2img", fields)
         with gr.Column(scale=1):
             output = build_output_panel("txt2img")
     tab = GenerationTab("txt2img", fields, row, output)
-    tab.extra["reuse_seed"] = reuse
+    tab.extra.update(reuse_seed=reuse, scripts=scripts)
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
 
     def build(values: dict[str, Any], _data: Any) -> GenerationParams:
