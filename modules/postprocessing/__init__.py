@@ -1,1 +1,51 @@
-"""postprocessing package."""
+"""Postprocessing (layer 2): upscaler and face-restorer registries (neural ones through spandrel) and the Extras chain.
+
+Public surface: `UpscalerRegistry` (Mapping name → `UpscalerEntry`; `upscale(image, scale, name, settings)`),
+`FaceRestorerRegistry` (Mapping name → `FaceRestorer`; `restore(...)`), `ExtrasChain` / `ExtrasOptions` and
+`build_registries(paths, flags)`, which `webui.py` stores as `ctx.extra["upscalers"]` and
+`ctx.extra["face_restorers"]`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modules.postprocessing.extras import (
+    ExtrasChain,
+    ExtrasImage,
+    ExtrasInputError,
+    ExtrasOptions,
+    ExtrasResult,
+    extras_output_dir,
+    folder_sources,
+    infotext_from_info,
+    plaintext_to_html,
+    save_extras_image,
+)
+from modules.postprocessing.face_restorers import FaceRestorerError, FaceRestorerRegistry
+from modules.postprocessing.spandrel_models import UpscalerModelError
+from modules.postprocessing.upscalers import (
+    BUILTIN_UPSCALERS,
+    LATENT_UPSCALE_MODES,
+    UnknownUpscalerError,
+    UpscalerEntry,
+    UpscalerRegistry,
+)
+
+__all__ = [
+    "BUILTIN_UPSCALERS", "LATENT_UPSCALE_MODES", "ExtrasChain", "ExtrasImage", "ExtrasInputError", "ExtrasOptions",
+    "ExtrasResult", "FaceRestorerError", "FaceRestorerRegistry", "UnknownUpscalerError", "UpscalerEntry",
+    "UpscalerModelError", "UpscalerRegistry", "build_registries", "extras_output_dir", "folder_sources",
+    "infotext_from_info", "plaintext_to_html", "save_extras_image",
+]
+
+
+def build_registries(paths: Any, flags: Any = None) -> tuple[UpscalerRegistry, FaceRestorerRegistry]:
+    """Both registries over `paths.upscaler_dirs` (models/ESRGAN, RealESRGAN, SwinIR, DAT, ScuNET, GFPGAN,
+    Codeformer, or the `--*-models-path` flags); devices follow `--use-cpu`/`--device-id`/`--no-half` in `flags`."""
+    dirs = {name: Path(p) for name, p in dict(getattr(paths, "upscaler_dirs", {}) or {}).items()}
+    models_dir = Path(getattr(paths, "models_dir", "models"))
+    for name in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "ScuNET", "GFPGAN", "Codeformer"):
+        dirs.setdefault(name, models_dir / name)
+    return UpscalerRegistry(dirs, flags=flags), FaceRestorerRegistry(dirs, flags=flags)
