@@ -108,6 +108,33 @@ def _startup_diagnostics(flags: Any, paths: Any, warnings: list[str], models: An
                f"{paths.checkpoint_dir} and use /sdapi/v1/refresh-checkpoints (or restart).")
 
 
+def _ensure_checkpoint(ctx: Any) -> None:
+    """First start: no checkpoint anywhere → download the default SD1.5 one (A1111 `sd_models.list_models`), unless
+    `--no-download-sd-model`; on failure (offline) it says where to put a model and the UI starts without one."""
+    from modules.runtime.download import ensure_default_checkpoint
+
+    if ctx.models is None or len(ctx.models.registry):
+        return
+    flags = ctx.flags
+    found = ensure_default_checkpoint(ctx.paths.checkpoint_dir, extra_paths=[flags.ckpt_dir, flags.ckpt],
+                                      no_download=bool(flags.no_download_sd_model))
+    if found is not None:
+        ctx.models.registry.refresh()
+
+
+def _add_extra_networks(ctx: Any) -> None:
+    """`ctx.extra["extra_networks"]` (+ `lora_registry`, `embedding_db` for the API): the network files of this
+    install, sharing the checkpoints' hash cache (`cache.json`)."""
+    from modules.processing.extra_networks import NetworkLibrary
+
+    registry = getattr(ctx.models, "registry", None)
+    library = NetworkLibrary.from_paths(
+        ctx.paths, hash_cache=getattr(registry, "hash_cache", None),
+        safe_unpickle=not getattr(ctx.flags, "disable_safe_unpickle", False),
+        prefer_filename=ctx.settings.get("lora_preferred_name") == "Filename")
+    ctx.extra.update(extra_networks=library, lora_registry=library.loras, embedding_db=library.embeddings)
+
+
 def build_context(flags: Any, env: Any = None) -> Any:
     """Paths, settings, models, queue and styles for this run: the `AppContext` every part receives."""
     from modules.cli.app_settings import load_settings
@@ -123,6 +150,7 @@ def build_context(flags: Any, env: Any = None) -> Any:
     ctx = AppContext(flags=flags, paths=paths, settings=loaded.settings, models=models, jobs=JobQueue(),
                      styles=StyleDatabase(list(paths.styles_files)))
     ctx.extra["startup_warnings"] = list(loaded.warnings)
+    _add_extra_networks(ctx)  # extra networks: LoRA/TI/hypernetwork library (modules/processing/extra_networks.py)
     _add_script_runners(ctx)
     return ctx
 
@@ -156,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse flags, build everything, serve until stopped; the process exit status."""
     from modules.cli.flags import FlagError, parse_flags
     from modules.cli.server import AuthFormatError
+    from modules.runtime.diagnostics import StageTimer
     from modules.server import PortInUseError, ServerHandle, bind_for_flags, build_app, local_url, run_server
 
     logging.basicConfig(level=os.environ.get("SD_WEBUI_LOG_LEVEL", "INFO").upper(),
@@ -169,13 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     except (PortInUseError, OSError) as exc:
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    timer = StageTimer()
     ctx = build_context(flags)
+    timer.record("load scripts and settings")
+    _ensure_checkpoint(ctx)
+    timer.record("check for a checkpoint")
     _device_summary(flags, ctx.settings, ctx.models)
     _startup_diagnostics(flags, ctx.paths, ctx.extra["startup_warnings"], ctx.models)
     skip_load = flags.ui_debug_mode or (flags.nowebui and flags.skip_load_model_at_start)
     if ctx.models is not None and len(ctx.models.registry) and not skip_load:
         _load_default_model(ctx)
     ui = None if flags.nowebui else _build_ui(ctx)
+    timer.record("create ui")
     if ui is None and not flags.nowebui and not flags.api:
         flags = _with_api(flags)
         ctx.flags = flags
@@ -186,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         sock.close()
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    timer.record("create app")
     _print(f"Running on local URL: {local_url(flags, sock)}")
+    _print(f"Startup time: {timer.summary()}.")
     if flags.api or flags.nowebui:
         _print(f"API docs: {local_url(flags, sock)}docs")
     try:
