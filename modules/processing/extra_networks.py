@@ -321,6 +321,9 @@ class NetworkActivation:
         report = add_loras(patcher, loaded, self._index)
         for message in report.messages:
             self._note(message)
+        for lora, request in loaded:
+            if lora.name in report.skipped:
+                self.lora_hashes.pop(request.name, None)
         value = format_hashes(self.lora_hashes.items())
         if value:
             self.extra_fields["Lora hashes"] = value
