@@ -289,14 +289,15 @@ class ExtrasChain:
 def save_extras_image(done: ExtrasImage, folder: Path, options: ExtrasOptions,
                       settings: Mapping[str, Any] | None = None) -> Path:
     """Save like A1111: `postprocessing` and `extras` chunks added to the original ones, no date folder, the original
-    name in batch mode (`use_original_name_batch`), "-<upscaler>" suffix with `use_upscaler_name_as_suffix`."""
+    name in batch mode (`use_original_name_batch`), "-<upscaler>" suffix with `use_upscaler_name_as_suffix`
+    (`save_image` adds the dash after the sequence number)."""
     settings = settings or {}
     suffix = ""
     if settings.get("use_upscaler_name_as_suffix", False) and "Postprocess upscaler" in done.info:
-        suffix = f"-{done.info['Postprocess upscaler']}"
+        suffix = str(done.info["Postprocess upscaler"])
     forced = None
     if settings.get("use_original_name_batch", True) and done.name:
-        forced = Path(done.name).stem + suffix
+        forced = Path(done.name).stem + (f"-{suffix}" if suffix else "")
     chunks = dict(done.chunks)
     chunks["postprocessing"] = done.infotext
     saved = save_image(done.image, folder, "", settings=settings, info=done.infotext, short_filename=True,
