@@ -151,8 +151,16 @@ def build_context(flags: Any, env: Any = None) -> Any:
                      styles=StyleDatabase(list(paths.styles_files)))
     ctx.extra["startup_warnings"] = list(loaded.warnings)
     _add_extra_networks(ctx)  # extra networks: LoRA/TI/hypernetwork library (modules/processing/extra_networks.py)
+    _add_postprocessing(ctx)  # upscalers / face restorers (modules/postprocessing)
     _add_script_runners(ctx)
     return ctx
+
+
+def _add_postprocessing(ctx: Any) -> None:
+    """Upscaler and face-restorer registries (modules.postprocessing) as `ctx.extra["upscalers"/"face_restorers"]`."""
+    from modules.postprocessing import build_registries
+
+    ctx.extra["upscalers"], ctx.extra["face_restorers"] = build_registries(ctx.paths, ctx.flags)
 
 
 def _add_script_runners(ctx: Any) -> None:
