@@ -7,8 +7,8 @@ scale}]` starting with the built-in None, Lanczos and Nearest (A1111 sorts those
 `hypernetworks` `[{name, path}]`; `face-restorers` `[{name, cmd_dir}]`; `realesrgan-models` `[{name, path, scale}]`;
 `prompt-styles` `[{name, prompt, negative_prompt}]`; `embeddings` `{loaded, skipped}`; `loras`
 `[{name, alias, path, metadata}]`; `scripts` `{txt2img, img2img}`; `script-info` `[…]`; `extensions`
-`[{name, remote, branch, commit_hash, commit_date, version, enabled}]`. Lists whose models are not built yet (face
-restorers, Real-ESRGAN, scripts) are empty: nothing of that kind can be used.
+`[{name, remote, branch, commit_hash, commit_date, version, enabled}]`. Upscalers, face restorers and Real-ESRGAN
+models come from the modules.postprocessing registries (model files found in models/ESRGAN, RealESRGAN, …).
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ def lora_registry(services: ApiServices) -> Any:
         return registry
 
     return services.component("lora_registry", build)
+
+
+def upscaler_registry(services: ApiServices) -> Any:
+    """The upscaler registry (`ctx.extra["upscalers"]`, set by webui.py, or one built from the paths)."""
+    from modules.postprocessing import build_registries
+
+    return services.component("upscalers", lambda: build_registries(services.ctx.paths, services.ctx.flags)[0])
+
+
+def face_restorer_registry(services: ApiServices) -> Any:
+    """The face-restorer registry (`ctx.extra["face_restorers"]` or one built from the paths)."""
+    from modules.postprocessing import build_registries
+
+    return services.component("face_restorers",
+                              lambda: build_registries(services.ctx.paths, services.ctx.flags)[1])
 
 
 def embedding_db(services: ApiServices) -> Any:
@@ -122,8 +137,10 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
                  "default_rho": s.default_rho, "need_inner_model": s.need_inner_model} for s in list_schedulers()]
 
     def upscalers() -> list[dict[str, Any]]:
-        return [{"name": name, "model_name": None, "model_path": None, "model_url": None,
-                 "scale": UPSCALER_DEFAULT_SCALE} for name in BUILTIN_UPSCALERS]
+        # postprocessing registry: built-ins first, then model files (modules/postprocessing/upscalers.py)
+        registry = upscaler_registry(services)
+        registry.refresh()
+        return [registry[name].api_entry() for name in registry]
 
     def latent_upscale_modes() -> list[dict[str, Any]]:
         from modules.processing.hires import LATENT_UPSCALE_MODES
@@ -147,10 +164,11 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
                 for name, path in list_hypernetworks([ctx.paths.hypernetwork_dir]).items()]
 
     def face_restorers() -> list[dict[str, Any]]:
-        return []
+        return face_restorer_registry(services).api_entries()
 
     def realesrgan_models() -> list[dict[str, Any]]:
-        return []
+        return [{"name": e.name, "path": str(e.path), "scale": e.scale}
+                for e in upscaler_registry(services).model_entries("RealESRGAN")]
 
     def prompt_styles() -> list[dict[str, Any]]:
         styles = ctx.styles
