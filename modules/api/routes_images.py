@@ -5,8 +5,9 @@ infotext (PNG `parameters` text chunk or JPEG/WebP EXIF UserComment), `items` th
 `parameters` the parsed infotext (`parse_generation_parameters`); an empty `image` gives `info: ""`. The extras
 routes take A1111's extras fields (`resize_mode` 0, `upscaling_resize` 2, `upscaler_1`/`upscaler_2` "None", …)
 and answer `{image|images, html_info}`; `interrogate {image, model: "clip"|"deepdanbooru"}` → `{caption}`.
-The extras (upscalers, face restoration) and interrogation pipelines are not built yet: after the request is
-validated (bad images are still 422 naming the field) those routes answer 501 saying so.
+The extras routes run the modules.postprocessing chain in the job queue (A1111 does not save API extras results;
+images come back as PNG with the original `parameters` chunk and the new `postprocessing` chunk). Interrogation is
+not built yet: after the request is validated (bad images are 422 naming the field) it answers 501.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ExtrasBaseRequest(_Request):
     upscaler_2: str = "None"
     extras_upscaler_2_visibility: float = Field(0, ge=0, le=1)
     upscale_first: bool = False
+    restore_whole_image: bool = Field(False, description="No face detector here: restore the whole image at 512")
 
 
 class ExtrasSingleImageRequest(ExtrasBaseRequest):
@@ -95,6 +97,67 @@ def png_info(services: ApiServices, req: PNGInfoRequest) -> PNGInfoResponse:
     return PNGInfoResponse(info=geninfo or "", items=items, parameters=_json_safe(parameters))
 
 
+def extras_options(req: ExtrasBaseRequest) -> Any:
+    """The request as `modules.postprocessing.ExtrasOptions` (A1111 `run_extras` argument mapping)."""
+    from modules.postprocessing import ExtrasOptions
+
+    return ExtrasOptions(resize_mode=req.resize_mode, upscaling_resize=req.upscaling_resize,
+                         upscaling_resize_w=req.upscaling_resize_w, upscaling_resize_h=req.upscaling_resize_h,
+                         upscaling_crop=req.upscaling_crop, upscaler_1=req.upscaler_1, upscaler_2=req.upscaler_2,
+                         upscaler_2_visibility=req.extras_upscaler_2_visibility,
+                         gfpgan_visibility=req.gfpgan_visibility, codeformer_visibility=req.codeformer_visibility,
+                         codeformer_weight=req.codeformer_weight, restore_whole_image=req.restore_whole_image)
+
+
+def run_extras(services: ApiServices, req: ExtrasBaseRequest, sources: list[tuple[Any, str | None]]) -> Any:
+    """Validate, then run the extras chain in the job queue (one job at a time, like A1111's queue_lock)."""
+    from modules.api.routes_info import face_restorer_registry, upscaler_registry
+    from modules.postprocessing import ExtrasChain, ExtrasInputError
+    from modules.runtime.jobs import JobFailedError
+
+    chain = ExtrasChain(upscaler_registry(services), face_restorer_registry(services))
+    options = extras_options(req)
+    try:
+        chain.check(options)
+    except ExtrasInputError as exc:
+        raise ApiError(422, str(exc), field=exc.field) from None
+    settings = services.settings_view()
+
+    def job_fn(job: Any) -> Any:
+        return chain.run(sources, options, settings=settings, state=job.state)
+
+    job = services.ctx.jobs.submit(job_fn, kind="extras")
+    try:
+        return job.result()
+    except JobFailedError as exc:
+        status = 422 if exc.error.type in ("ExtrasInputError", "FaceRestorerError") else 500
+        raise ApiError(status, f"extras failed: {exc.error}") from None
+
+
+def encode_extras_image(done: Any, settings: dict[str, Any]) -> str:
+    """Base64 image in `samples_format`; PNG keeps the original chunks plus `postprocessing` (A1111 encodes
+    `image.info`); JPEG/WebP carry the original `parameters` (or the postprocessing text) as EXIF UserComment."""
+    import base64
+    import io
+
+    from modules.images import save_image_with_geninfo
+
+    fmt = str(settings.get("samples_format") or "png").lower().lstrip(".")
+    fmt = {"jpeg": "jpg"}.get(fmt, fmt) if fmt in ("jpg", "jpeg", "webp") else "png"
+    image = done.image if fmt == "png" or done.image.mode in ("RGB", "L") else done.image.convert("RGB")
+    buffer = io.BytesIO()
+    if fmt == "png":
+        save_image_with_geninfo(image, done.infotext, buffer, ".png", existing_pnginfo=done.chunks,
+                                pnginfo_section_name="postprocessing",
+                                enable_pnginfo=bool(settings.get("enable_pnginfo", True)))
+    else:
+        save_image_with_geninfo(image, done.chunks.get("parameters") or done.infotext, buffer, f".{fmt}",
+                                enable_pnginfo=bool(settings.get("enable_pnginfo", True)),
+                                jpeg_quality=int(settings.get("jpeg_quality", 80)),
+                                webp_lossless=bool(settings.get("webp_lossless", False)))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def add_routes(router: APIRouter, services: ApiServices) -> None:
     """png-info, extras and interrogate."""
 
@@ -103,15 +166,21 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
 
     def extra_single_image(req: ExtrasSingleImageRequest) -> dict[str, Any]:
         """Upscale / restore faces of one image (A1111 `extras_single_image_api`)."""
-        decode_image(req.image, "image", services.settings_view())
-        raise FeatureNotAvailableError("Extras (upscaling and face restoration)")
+        image = decode_image(req.image, "image", services.settings_view())
+        result = run_extras(services, req, [(image, None)])
+        if not result.images:
+            raise ApiError(500, "extras produced no image")
+        return {"image": encode_extras_image(result.images[0], services.settings_view()),
+                "html_info": result.html_info}
 
     def extra_batch_images(req: ExtrasBatchImagesRequest) -> dict[str, Any]:
         """Upscale / restore faces of several images (A1111 `extras_batch_images_api`)."""
         settings = services.settings_view()
-        for index, item in enumerate(req.imageList):
-            decode_image(item.data, f"imageList[{index}].data", settings)
-        raise FeatureNotAvailableError("Extras (upscaling and face restoration)")
+        sources = [(decode_image(item.data, f"imageList[{index}].data", settings), item.name or None)
+                   for index, item in enumerate(req.imageList)]
+        result = run_extras(services, req, sources)
+        return {"images": [encode_extras_image(done, settings) for done in result.images],
+                "html_info": result.html_info}
 
     def interrogate(req: InterrogateRequest) -> dict[str, Any]:
         """Caption an image with CLIP or DeepBooru (A1111 `interrogateapi`)."""
