@@ -62,10 +62,19 @@ class ApiServices:
 
 def create_api_router(services: ApiServices, guard: AuthGuard) -> APIRouter:
     """The `/sdapi/v1` router with every route, each answering errors as A1111-style JSON."""
-    from modules.api import routes_generation, routes_images, routes_info, routes_misc, routes_options, routes_progress
+    from modules.api import (
+        routes_generation,
+        routes_images,
+        routes_info,
+        routes_misc,
+        routes_networks,  # extra networks: /loras, /embeddings, /hypernetworks
+        routes_options,
+        routes_progress,
+    )
 
     router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=[Depends(guard)])
-    for module in (routes_generation, routes_images, routes_progress, routes_options, routes_info, routes_misc):
+    for module in (routes_generation, routes_images, routes_progress, routes_options, routes_info, routes_misc,
+                   routes_networks):
         module.add_routes(router, services)
     return router
 

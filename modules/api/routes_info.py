@@ -4,9 +4,8 @@ Shapes are A1111 1.10's (reference §12): `samplers` `[{name, aliases, options}]
 `[{name, label, aliases, default_rho, need_inner_model}]`; `upscalers` `[{name, model_name, model_path, model_url,
 scale}]` starting with the built-in None, Lanczos and Nearest (A1111 sorts those first); `latent-upscale-modes`
 `[{name}]`; `sd-models` `[{title, model_name, hash, sha256, filename, config}]`; `sd-vae` `[{model_name, filename}]`;
-`hypernetworks` `[{name, path}]`; `face-restorers` `[{name, cmd_dir}]`; `realesrgan-models` `[{name, path, scale}]`;
-`prompt-styles` `[{name, prompt, negative_prompt}]`; `embeddings` `{loaded, skipped}`; `loras`
-`[{name, alias, path, metadata}]`; `scripts` `{txt2img, img2img}`; `script-info` `[…]`; `extensions`
+`face-restorers` `[{name, cmd_dir}]`; `realesrgan-models` `[{name, path, scale}]`;
+`prompt-styles` `[{name, prompt, negative_prompt}]`; `scripts` `{txt2img, img2img}`; `script-info` `[…]`; `extensions`
 `[{name, remote, branch, commit_hash, commit_date, version, enabled}]`. Upscalers, face restorers and Real-ESRGAN
 models come from the modules.postprocessing registries (model files found in models/ESRGAN, RealESRGAN, …).
 """
@@ -19,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter
 
 from modules.api.app import ApiServices
-from modules.api.errors import FeatureNotAvailableError
 
 BUILTIN_UPSCALERS = ("None", "Lanczos", "Nearest")
 UPSCALER_DEFAULT_SCALE = 4
@@ -36,18 +34,10 @@ def vae_registry(services: ApiServices) -> Any:
 
 
 def lora_registry(services: ApiServices) -> Any:
-    """The LoRA registry (`ctx.extra["lora_registry"]` or one built over `--lora-dir` and the LyCORIS dir)."""
-    try:
-        from modules.models.networks.lora import LoraRegistry
-    except ModuleNotFoundError:
-        raise FeatureNotAvailableError("LoRA networks") from None
+    """The LoRA registry of the app's extra-network library (modules/api/routes_networks.py)."""
+    from modules.api.routes_networks import network_library
 
-    def build() -> Any:
-        registry = LoraRegistry([services.ctx.paths.lora_dir, services.ctx.paths.lyco_dir])
-        registry.refresh()
-        return registry
-
-    return services.component("lora_registry", build)
+    return network_library(services).loras
 
 
 def upscaler_registry(services: ApiServices) -> Any:
@@ -66,14 +56,10 @@ def face_restorer_registry(services: ApiServices) -> Any:
 
 
 def embedding_db(services: ApiServices) -> Any:
-    """The textual-inversion database of the loaded model (`ctx.extra["embedding_db"]`); 501 when there is none."""
-    db = services.ctx.extra.get("embedding_db")
-    if db is None:
-        db = getattr(getattr(services.ctx.models, "current", None), "embeddings", None)
-    if db is None or not hasattr(db, "summary"):
-        raise FeatureNotAvailableError("Textual inversion embeddings",
-                                       "not available: no embedding database is loaded in this version yet")
-    return db
+    """The textual-inversion database, adjusted to the loaded model (modules/api/routes_networks.py)."""
+    from modules.api.routes_networks import synced_embeddings
+
+    return synced_embeddings(services)
 
 
 def checkpoint_entry(info: Any) -> dict[str, Any]:
@@ -155,14 +141,6 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
     def sd_vae() -> list[dict[str, Any]]:
         return [{"model_name": name, "filename": str(path)} for name, path in vae_registry(services).files.items()]
 
-    def hypernetworks() -> list[dict[str, Any]]:
-        try:
-            from modules.models.networks.hypernetworks import list_hypernetworks
-        except ModuleNotFoundError:
-            raise FeatureNotAvailableError("Hypernetworks") from None
-        return [{"name": name, "path": str(path)}
-                for name, path in list_hypernetworks([ctx.paths.hypernetwork_dir]).items()]
-
     def face_restorers() -> list[dict[str, Any]]:
         return face_restorer_registry(services).api_entries()
 
@@ -176,14 +154,6 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
             return []
         return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
                 for s in styles.styles.values() if s.prompt is not None]
-
-    def embeddings() -> dict[str, Any]:
-        return embedding_db(services).summary()
-
-    def loras() -> list[dict[str, Any]]:
-        registry = lora_registry(services)
-        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": e.metadata}
-                for e in registry.available.values()]
 
     def scripts() -> dict[str, list[str]]:
         from modules.api.routes_generation import scripts_list
@@ -200,8 +170,8 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
 
     for path, fn in (("/samplers", samplers), ("/schedulers", schedulers), ("/upscalers", upscalers),
                      ("/latent-upscale-modes", latent_upscale_modes), ("/sd-models", sd_models),
-                     ("/sd-vae", sd_vae), ("/hypernetworks", hypernetworks), ("/face-restorers", face_restorers),
+                     ("/sd-vae", sd_vae), ("/face-restorers", face_restorers),
                      ("/realesrgan-models", realesrgan_models), ("/prompt-styles", prompt_styles),
-                     ("/embeddings", embeddings), ("/loras", loras), ("/scripts", scripts),
+                     ("/scripts", scripts),
                      ("/script-info", script_info), ("/extensions", extensions)):
         router.add_api_route(path, fn, methods=["GET"], summary=path.strip("/"))
