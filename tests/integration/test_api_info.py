@@ -75,7 +75,9 @@ def test_models_vae_networks_styles(server: LiveServer) -> None:
     assert [h["name"] for h in get(server, "hypernetworks")] == ["anime"]
     assert get(server, "prompt-styles") == [{"name": "Cinematic", "prompt": "{prompt}, film grain",
                                               "negative_prompt": "blurry"}]
-    assert get(server, "face-restorers") == [] and get(server, "realesrgan-models") == []
+    # postprocessing registries: both restorers are always listed; no Real-ESRGAN files in this data dir
+    assert [r["name"] for r in get(server, "face-restorers")] == ["CodeFormer", "GFPGAN"]
+    assert get(server, "realesrgan-models") == []
 
 
 def test_refresh_picks_up_new_files(server: LiveServer) -> None:
