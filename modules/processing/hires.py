@@ -2,7 +2,8 @@
 
 Target size rules (A1111 `StableDiffusionProcessingTxt2Img.init`): both resize fields 0 → scale by `hr_scale`;
 one field set → keep the aspect ratio; both set → scale to *cover* the target keeping the aspect ratio, then
-centre-crop the upscaled latent by (upscaled − target) / 8 on each axis.
+centre-crop the upscaled latent by (upscaled − target) / f on each axis, where f is the VAE's downscale factor
+(8 for every released SD/SDXL VAE; A1111 hard-codes `opt_f = 8`, here it is a parameter so other VAEs work).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 LATENT_SCALE = 8
-"""Pixels per latent cell of the SD/SDXL KL VAE."""
+"""Pixels per latent cell of the SD/SDXL KL VAE (the default `factor`)."""
 
 # name → (interpolation mode, antialias); the names and modes of A1111's `shared.latent_upscale_modes`.
 LATENT_UPSCALE_MODES: dict[str, tuple[str, bool]] = {
@@ -35,27 +36,32 @@ class HiresTarget:
     truncate_x: int   # latent cells to crop in x (split between the two sides)
     truncate_y: int
     infotext: dict[str, object]
+    factor: int = LATENT_SCALE  # pixels per latent cell of the VAE
 
     @property
     def final_size(self) -> tuple[int, int]:
-        return (self.upscale_width - self.truncate_x * LATENT_SCALE,
-                self.upscale_height - self.truncate_y * LATENT_SCALE)
+        return (self.upscale_width - self.truncate_x * self.factor,
+                self.upscale_height - self.truncate_y * self.factor)
 
 
-def hires_target(width: int, height: int, hr_scale: float, hr_resize_x: int, hr_resize_y: int) -> HiresTarget:
-    """Compute the hires target of a `width`×`height` first pass (A1111 rules, see module docstring)."""
+def hires_target(width: int, height: int, hr_scale: float, hr_resize_x: int, hr_resize_y: int,
+                 factor: int = LATENT_SCALE) -> HiresTarget:
+    """Compute the hires target of a `width`×`height` first pass (A1111 rules, see module docstring); `factor` is
+    the VAE's pixels per latent cell."""
+    if factor < 1:
+        raise ValueError(f"latent factor must be >= 1, got {factor}")
     if hr_resize_x == 0 and hr_resize_y == 0:
-        return HiresTarget(int(width * hr_scale), int(height * hr_scale), 0, 0, {"Hires upscale": hr_scale})
+        return HiresTarget(int(width * hr_scale), int(height * hr_scale), 0, 0, {"Hires upscale": hr_scale}, factor)
     info: dict[str, object] = {"Hires resize": f"{hr_resize_x}x{hr_resize_y}"}
     if hr_resize_y == 0:
-        return HiresTarget(hr_resize_x, hr_resize_x * height // width, 0, 0, info)
+        return HiresTarget(hr_resize_x, hr_resize_x * height // width, 0, 0, info, factor)
     if hr_resize_x == 0:
-        return HiresTarget(hr_resize_y * width // height, hr_resize_y, 0, 0, info)
+        return HiresTarget(hr_resize_y * width // height, hr_resize_y, 0, 0, info, factor)
     if width / height < hr_resize_x / hr_resize_y:
         up_w, up_h = hr_resize_x, hr_resize_x * height // width
     else:
         up_w, up_h = hr_resize_y * width // height, hr_resize_y
-    return HiresTarget(up_w, up_h, (up_w - hr_resize_x) // LATENT_SCALE, (up_h - hr_resize_y) // LATENT_SCALE, info)
+    return HiresTarget(up_w, up_h, (up_w - hr_resize_x) // factor, (up_h - hr_resize_y) // factor, info, factor)
 
 
 def upscale_latent(latent: torch.Tensor, mode_name: str, target: HiresTarget) -> torch.Tensor:
@@ -63,7 +69,7 @@ def upscale_latent(latent: torch.Tensor, mode_name: str, target: HiresTarget) ->
     if mode_name not in LATENT_UPSCALE_MODES:
         raise ValueError(f"unknown latent upscale mode {mode_name!r}; choose from {list(LATENT_UPSCALE_MODES)}")
     mode, antialias = LATENT_UPSCALE_MODES[mode_name]
-    size = (target.upscale_height // LATENT_SCALE, target.upscale_width // LATENT_SCALE)
+    size = (target.upscale_height // target.factor, target.upscale_width // target.factor)
     kwargs = {"antialias": antialias} if mode in ("bilinear", "bicubic") else {}
     up = F.interpolate(latent.float(), size=size, mode=mode, **kwargs).to(latent.dtype)
     return crop_latent(up, target)

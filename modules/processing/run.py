@@ -1,15 +1,22 @@
 """The shared generation pipeline: `run_txt2img` and `run_img2img` (A1111 `process_images` / `process_images_inner`).
 
-UI, API and scripts all call these. The orchestration reads as numbered stages:
+UI, API and scripts all call these. Per job (A1111 `modules/txt2img.py`): the selected script's `run(p)` gets the
+job (`ScriptRunner.run`, scripts call `process_images(p)` back), else the pipeline runs `process(p)` itself; with
+`override_settings_restore_afterwards` the checkpoint that was current before the job is loaded again afterwards.
+`process(p)` reads as numbered stages (script hooks and callbacks per docs/extensions.md, through `JobHooks`):
 
-1. resolve the settings snapshot (with `override_settings`) and the checkpoint (`sd_model_checkpoint` override);
-2. apply styles to the prompts; round the size to multiples of 8 (notice);
-3. seeds (`seed + i`, variation subseeds) and, per batch, prompts → scheduled/composable conds (cached per job);
-4. noise (`ImageRNG`, `randn_source`, ENSD) and sampling through the registry (interrupt/skip/preview per step);
-   the refiner takes over at "Switch at"; img2img starts from the noised init latent at the right sigma;
-5. VAE decode (fp32 retry on NaN, notice); hires fix (txt2img) as an img2img-style second pass;
-6. inpainting paste-back/overlay;
-7. infotexts, saving (samples, grid, params.txt) and the `GenerationResult`.
+1. `setup`; the settings snapshot (`override_settings`) and the checkpoint (`sd_model_checkpoint` override);
+2. `before_process`; styles applied to the prompts; size rounded to multiples of 8 (notice);
+3. seeds (`seed + i`, variation subseeds); `process` (scripts may change `p.prompt`, `p.all_prompts`, …);
+   per batch `before_process_batch` / `process_batch`, prompts → scheduled/composable conds (cached per job);
+4. noise (`ImageRNG`, `randn_source`, ENSD) and sampling through the registry (interrupt/skip/preview per step, the
+   `cfg_*` callbacks per model call, `process_before_every_sampling`); the refiner takes over at "Switch at";
+   img2img starts from the noised init latent at the right sigma (`extra_noise` callback);
+5. `post_sample`, VAE decode (fp32 retry on NaN); hires fix (txt2img, `before_hr`, optional hires checkpoint, or
+   only the hires pass on `firstpass_image`) as an img2img-style second pass;
+6. `postprocess_batch(_list)`, face restoration, `postprocess_image`, inpainting paste-back/overlay (or the soft
+   inpainting composite), `postprocess_image_after_composite`;
+7. infotexts, saving (samples, grid, params.txt) and the `GenerationResult`; `postprocess(p, result)`.
 
 An interrupt raises `Interrupted` out of the sampler callback before anything is saved; a skip drops the current
 batch and continues with the next (A1111 "Skip"). Tiling applies circular padding for this job only.
@@ -17,292 +24,276 @@ batch and continues with the next (A1111 "Skip"). Tiling applies circular paddin
 
 from __future__ import annotations
 
-import dataclasses
-import resource
-import sys
+import contextvars
+import copy
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from PIL import Image
 
-from modules.images import FilenameJob, build_infotext
-from modules.processing.conditioning import PromptEncoder, build_conds, empty_chunk_cond, opt
+from modules.processing.conditioning import opt
 from modules.processing.context import AppContext, GenerationResult
-from modules.processing.extra_networks import activate_networks
-from modules.processing.hires import (
-    LATENT_SCALE,
-    LATENT_UPSCALE_MODES,
-    HiresTarget,
-    crop_latent,
-    hires_target,
-    upscale_latent,
-)
-from modules.processing.image_ops import resize_image
-from modules.processing.img2img_init import prepare_img2img, txt2img_image_conditioning, unet_in_channels
-from modules.processing.infotext_fields import ImageContext, generation_fields
-from modules.processing.masks import apply_overlay
-from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams, rounded_size
-from modules.processing.rng import ImageRNG
-from modules.processing.sampling_glue import (
-    Pass,
-    SamplingRun,
-    img2img_sigmas,
-    img2img_steps,
-    make_denoiser,
-    model_schedule,
-    sigmas_for,
-)
-from modules.processing.save_outputs import SaveRequest, make_grid, save_outputs, wants_grid
-from modules.processing.seeds import image_seeds, resolve_seed
-from modules.processing.vae_io import circular_padding, decode_latents, encode_images, latent_factor
+from modules.processing.hires_pass import hires_pass
+from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
+from modules.processing.img2img_init import txt2img_image_conditioning
+from modules.processing.img2img_pass import img2img_batch
+from modules.processing.job import Job
+from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
+from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
+from modules.processing.vae_io import circular_padding, decode_latents
 from modules.runtime.job_state import Skipped
-from modules.sampling import display_schedule, initial_noise_scale, resolve_sampler
+from modules.sampling import initial_noise_scale
 
-IMAGE_UPSCALERS: dict[str, Callable[[Image.Image, int, int], Image.Image]] = {
-    "Lanczos": lambda im, w, h: im.resize((w, h), Image.Resampling.LANCZOS),
-    "Nearest": lambda im, w, h: im.resize((w, h), Image.Resampling.NEAREST),
-    "None": lambda im, w, h: im.resize((w, h), Image.Resampling.LANCZOS),
-}
-"""Pixel upscalers available to hires fix without an upscaler model (A1111's built-in Lanczos/Nearest/None)."""
+Composite = Callable[[int, Image.Image], Image.Image]
+"""(index in the batch, image) → the image with the inpainting paste-back/overlay applied."""
+
+_pipeline: contextvars.ContextVar[Callable[[Any], GenerationResult] | None] = contextvars.ContextVar(
+    "processing_pipeline", default=None)
+"""`process(p)` of the job running in this thread/task, for `modules.processing.process_images` (old scripts)."""
 
 
-@dataclass
-class _Job:
-    """State of one running job (A1111's `p` plus `Processed`)."""
+def current_pipeline() -> Callable[[Any], GenerationResult] | None:
+    """The running job's `process(p)`, or None outside a job."""
+    return _pipeline.get()
 
-    ctx: AppContext
-    params: GenerationParams
-    job: Any
-    kind: str
-    settings: Any = None
-    model: Any = None
-    width: int = 0
-    height: int = 0
-    prompts: list[str] = field(default_factory=list)
-    negative_prompts: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    subseeds: list[int] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    extra_fields: dict[str, Any] = field(default_factory=dict)
-    hires_info: dict[str, Any] = field(default_factory=dict)
-    encoders: dict[tuple[int, int, int], PromptEncoder] = field(default_factory=dict)
 
-    # -- stage 1: settings and checkpoint -------------------------------------------------------------------------
-    def resolve(self) -> None:
-        self.settings = self.ctx.settings.snapshot(self.params.override_settings)
-        wanted = self.params.override_settings.get("sd_model_checkpoint")
-        manager = self.ctx.models
-        current = manager.current
-        if wanted is not None:
-            self.model = manager.load(wanted)
-        elif current is not None:
-            self.model = manager.load(current.checkpoint)
+def run_txt2img(ctx: AppContext, params: Txt2ImgParams, job: Any) -> GenerationResult:
+    """txt2img (+ hires fix, refiner, scripts) for `params`; returns the images, seeds and infotexts."""
+    return _run(ctx, params, job, "txt2img")
+
+
+def run_img2img(ctx: AppContext, params: Img2ImgParams, job: Any) -> GenerationResult:
+    """img2img / inpainting (+ scripts) for `params`; returns the images, seeds and infotexts."""
+    return _run(ctx, params, job, "img2img")
+
+
+def _run(ctx: AppContext, params: GenerationParams, job: Any, kind: str) -> GenerationResult:
+    hooks = JobHooks.from_context(ctx, kind)
+    hooks.script("validate", params)
+
+    def process(p: Any) -> GenerationResult:
+        return process_job(ctx, p, job, kind, hooks)
+
+    token = _pipeline.set(process)
+    try:
+        with restored_overrides(ctx, params):
+            result = None
+            if hooks.scripts is not None:
+                result = hooks.scripts.run(params, process_images=process)
+            return result if result is not None else process(params)
+    finally:
+        _pipeline.reset(token)
+
+
+@contextmanager
+def restored_overrides(ctx: AppContext, params: GenerationParams) -> Iterator[None]:
+    """A1111 `override_settings_restore_afterwards`: True (default) → the checkpoint current before the job is
+    loaded again when the job (an override, hires checkpoint, refiner) switched it; False → the overrides stay
+    as the app's settings (in memory, not saved) and the switched checkpoint stays loaded."""
+    before = ctx.models.current.checkpoint if ctx.models.current is not None else None
+    try:
+        yield
+    finally:
+        if params.override_settings_restore_afterwards:
+            now = ctx.models.current
+            if before is not None and now is not None and now.checkpoint.filename != before.filename:
+                ctx.models.load(before)
         else:
-            self.model = manager.load(opt(self.settings, "sd_model_checkpoint", None))
-
-    def base_model(self) -> Any:
-        """The job's model, loaded again if a refiner pass swapped it out."""
-        if self.ctx.models.current is not self.model:
-            self.model = self.ctx.models.load(self.model.checkpoint)
-        return self.model
-
-    # -- stage 2: styles, size -------------------------------------------------------------------------------------
-    def prepare_prompts(self) -> None:
-        p = self.params
-        prompt, negative = p.prompt, p.negative_prompt
-        if self.ctx.styles is not None and p.styles:
-            prompt = self.ctx.styles.apply_styles_to_prompt(prompt, p.styles)
-            negative = self.ctx.styles.apply_negative_styles_to_prompt(negative, p.styles)
-        count = p.batch_size * p.n_iter
-        self.prompts, self.negative_prompts = [prompt] * count, [negative] * count
-        self.width, self.height, notice = rounded_size(p.width, p.height)
-        if notice:
-            self.notices.append(notice)
-
-    # -- stage 3: seeds and conds ----------------------------------------------------------------------------------
-    def prepare_seeds(self) -> None:
-        p = self.params
-        seed = resolve_seed(p.seed)
-        subseed = resolve_seed(p.subseed)
-        self.seeds, self.subseeds = image_seeds(seed, subseed, p.subseed_strength, p.batch_size * p.n_iter)
-
-    def encoder(self, model: Any, width: int, height: int) -> PromptEncoder:
-        key = (id(model), width, height)
-        if key not in self.encoders:
-            self.encoders[key] = PromptEncoder(model, self.settings, width, height)
-        return self.encoders[key]
-
-    def conds(self, model: Any, spec: Any, steps: int, index: slice, width: int, height: int,
-              prompts: list[str] | None = None, negatives: list[str] | None = None,
-              hires_steps: int | None = None) -> tuple[Pass, torch.Tensor]:
-        encoder = self.encoder(model, width, height)
-        multiplier = 2 if spec.second_order else 1
-        cond, uncond = build_conds(encoder, (prompts or self.prompts)[index],
-                                   (negatives or self.negative_prompts)[index], steps * multiplier,
-                                   None if hires_steps is None else hires_steps * multiplier)
-        return Pass(model, cond, uncond), empty_chunk_cond(encoder)
-
-    # -- stage 4: sampling -----------------------------------------------------------------------------------------
-    def rng(self, index: slice, width: int, height: int) -> ImageRNG:
-        p = self.params
-        f = latent_factor(self.model)
-        return ImageRNG((4, height // f, width // f), self.seeds[index], self.subseeds[index], p.subseed_strength,
-                        p.seed_resize_from_h, p.seed_resize_from_w,
-                        source=str(opt(self.settings, "randn_source", "GPU")), device=self.model.device,
-                        eta_noise_seed_delta=int(opt(self.settings, "eta_noise_seed_delta", 0)), downscale=f)
-
-    def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor, **kwargs: Any) -> SamplingRun:
-        return SamplingRun(spec, self.params, self.settings, self.job, rng, self.seeds[index],
-                           self.params.cfg_scale, pad_with=pad_with, **kwargs)
-
-    def refiner_factory(self, spec: Any, steps: int, index: slice, width: int, height: int
-                        ) -> tuple[Callable[[], Pass] | None, float]:
-        p = self.params
-        if not p.refiner_checkpoint or p.refiner_checkpoint == "None" or (p.refiner_switch_at or 1.0) >= 1.0:
-            return None, 1.0
-
-        def load() -> Pass:
-            refiner = self.ctx.models.load(p.refiner_checkpoint)
-            self.extra_fields["Refiner"] = refiner.checkpoint.short_title
-            stage, _ = self.conds(refiner, spec, steps, index, width, height)
-            stage.image_cond = txt2img_image_conditioning(refiner, index.stop - index.start, width, height)
-            return stage
-
-        return load, float(p.refiner_switch_at or 1.0)
-
-    def sampler(self, name: str | None, scheduler: str | None) -> tuple[Any, str | None]:
-        spec, suffix_schedule = resolve_sampler(name)
-        return spec, scheduler or suffix_schedule
-
-    # -- stage 7: infotext, save, result --------------------------------------------------------------------------
-    def infotext(self, i: int, spec: Any, schedule: str | None) -> str:
-        p, s = self.params, self.settings
-        info = self.model.checkpoint
-        image_cfg = p.image_cfg_scale if isinstance(p, Img2ImgParams) and unet_in_channels(self.model) == 8 else None
-        image_ctx = ImageContext(
-            seed=self.seeds[i], subseed=self.subseeds[i], sampler=spec.name,
-            schedule_label=display_schedule(spec, schedule), model_name=info.model_name,
-            model_hash=self.ctx.models.shorthash(info), vae_name=self.model.vae_name,
-            clip_skip=int(opt(s, "CLIP_stop_at_last_layers", 1)),
-            eta_noise_seed_delta=int(opt(s, "eta_noise_seed_delta", 0)), sampler_uses_ensd=spec.uses_ensd,
-            randn_source=str(opt(s, "randn_source", "GPU")), tiling=self.tiling,
-            conditional_mask_weight=(float(opt(s, "inpainting_mask_weight", 1.0))
-                                     if unet_in_channels(self.model) == 9 else None),
-            image_cfg_scale=image_cfg, extra=dict(self.extra_fields))
-        fields = generation_fields(p, image_ctx, width=self.width, height=self.height, hires_info=self.hires_info)
-        return build_infotext(self.prompts[i], self.negative_prompts[i], fields)
-
-    @property
-    def tiling(self) -> bool:
-        return bool(self.params.tiling if self.params.tiling is not None else opt(self.settings, "tiling", False))
-
-    def finish(self, images: list[Image.Image], done: list[int], spec: Any, schedule: str | None,
-               started: float) -> GenerationResult:
-        p = self.params
-        self.job.state.set_textinfo("Saving")
-        infotexts = [self.infotext(i, spec, schedule) for i in done]
-        seeds = [self.seeds[i] for i in done]
-        prompts = [self.prompts[i] for i in done]
-        negatives = [self.negative_prompts[i] for i in done]
-        grid = make_grid(images, p.batch_size, dict(self.settings)) if wants_grid(len(images), self.settings) else None
-        info = self.model.checkpoint
-        filename_job = FilenameJob(
-            prompt=self.prompts[0], negative_prompt=self.negative_prompts[0], styles=tuple(p.styles),
-            steps=p.steps, cfg_scale=p.cfg_scale, sampler_name=spec.name, scheduler=schedule,
-            model_name=info.model_name, model_hash=self.ctx.models.shorthash(info), batch_size=p.batch_size,
-            n_iter=p.n_iter, all_seeds=tuple(self.seeds), job_timestamp=self.job.state.job_timestamp)
-        request = SaveRequest(self.kind, images, infotexts, seeds, prompts, negatives, p.batch_size, p.n_iter,
-                              p.do_not_save_samples, p.do_not_save_grid, filename_job)
-        saved = save_outputs(self.ctx, self.settings, request, grid) if images else []
-        out_images, out_infos, first = list(images), list(infotexts), 0
-        if grid is not None and opt(self.settings, "return_grid", True):
-            out_images, out_infos, first = [grid, *images], [infotexts[0], *infotexts], 1
-        return GenerationResult(
-            images=out_images, infotexts=out_infos, all_prompts=prompts, all_negative_prompts=negatives,
-            all_seeds=seeds, all_subseeds=[self.subseeds[i] for i in done], index_of_first_image=first,
-            width=self.width, height=self.height, sampler_name=spec.name, cfg_scale=p.cfg_scale, steps=p.steps,
-            seed=self.seeds[0], subseed=self.subseeds[0], subseed_strength=p.subseed_strength,
-            sd_model_name=info.model_name, sd_model_hash=self.ctx.models.shorthash(info) or "",
-            clip_skip=int(opt(self.settings, "CLIP_stop_at_last_layers", 1)),
-            job_timestamp=self.job.state.job_timestamp, notices=list(dict.fromkeys(self.notices)),
-            saved_paths=saved, time_taken=time.perf_counter() - started, peak_memory_bytes=peak_memory(self.model))
+            for key, value in params.override_settings.items():
+                ctx.settings.set(key, value)
 
 
-def peak_memory(model: Any) -> int:
-    """Peak device memory of the job on CUDA, else the process's peak resident set size (bytes)."""
-    device = getattr(model, "device", torch.device("cpu"))
-    if torch.device(device).type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
+def _job_copy(p: GenerationParams) -> Any:
+    """A copy of `p` whose lists/dicts are copies too: scripts may change it without touching the caller's."""
+    q = copy.copy(p)
+    for key, value in list(vars(q).items()):
+        if isinstance(value, dict | list):
+            setattr(q, key, copy.copy(value))
+    return q
 
 
-def _run_batches(run: _Job, one_batch: Callable[[slice], list[Image.Image]]) -> tuple[list[Image.Image], list[int]]:
-    """Batch-count loop: `next_job` after each batch; a skip drops the batch, an interrupt propagates."""
-    p = run.params
+def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
+                hooks: JobHooks | None = None) -> GenerationResult:
+    """The pipeline's `process_images(p)`: stages 1–7 with every script hook (see module docstring)."""
+    started = time.perf_counter()
+    hooks = hooks or JobHooks()
+    p = _job_copy(params)
+    hooks.script("setup", p)
+    run = Job(ctx, p, job, kind, hooks)
+    run.resolve()
+    hooks.script("before_process", p)
+    run.prepare_prompts()
+    run.prepare_seeds()
+    _expose(run)
+    hooks.script("process", p)
+    _read_back(run)
+    if kind == "txt2img":
+        assert isinstance(p, Txt2ImgParams)
+        one_batch, spec, schedule = _txt2img_stages(run, p)
+    else:
+        assert isinstance(p, Img2ImgParams)
+        one_batch, spec, schedule = _img2img_stages(run, p)
+    images, done = _run_batches(run, one_batch)
+    result = run.finish(images, done, spec, schedule, started)
+    hooks.script("postprocess", p, result)
+    return result
+
+
+def _expose(run: Job) -> None:
+    """Put A1111's expanded lists on `p` for scripts (`all_prompts`, `all_seeds`, …)."""
+    p: Any = run.params
+    p.all_prompts, p.all_negative_prompts = list(run.prompts), list(run.negative_prompts)
+    p.all_seeds, p.all_subseeds = list(run.seeds), list(run.subseeds)
+    p.seed, p.subseed = run.seeds[0], run.subseeds[0]
+    run.extra_fields.update(getattr(p, "extra_generation_params", None) or {})
+    p.extra_generation_params = run.extra_fields
+    p.settings = run.settings
+    run.extra_network_data["prompt"] = (p.prompt, p.negative_prompt)
+
+
+def _read_back(run: Job) -> None:
+    """After `process(p)`: a changed `p.prompt`/`p.negative_prompt` re-expands the prompts (styles), otherwise
+    the (possibly edited) `p.all_*` lists are used."""
+    p: Any = run.params
+    if (p.prompt, p.negative_prompt) != run.extra_network_data.pop("prompt"):
+        run.prepare_prompts()
+    else:
+        run.prompts, run.negative_prompts = list(p.all_prompts), list(p.all_negative_prompts)
+    run.seeds, run.subseeds = list(p.all_seeds), list(p.all_subseeds)
+    count = p.batch_size * p.n_iter
+    for name in ("prompts", "negative_prompts", "seeds", "subseeds"):
+        if len(getattr(run, name)) < count:
+            raise ValueError(f"all_{name}: a script left {len(getattr(run, name))} entries for {count} images")
+
+
+def _run_batches(run: Job, one_batch: Callable[[slice], tuple[list[Image.Image], Composite | None]]
+                 ) -> tuple[list[Image.Image], list[int]]:
+    """Batch-count loop with the per-batch hooks: `next_job` after each batch; a skip drops the batch, an interrupt
+    propagates."""
+    p: Any = run.params
     state = run.job.state
     state.set_job_count(p.n_iter)
     images: list[Image.Image] = []
     done: list[int] = []
-    # extra networks: LoRA/hypernetwork patches and TI for the job, restored on any exit (extra_networks.py)
-    with activate_networks(run):
-        for n in range(p.n_iter):
-            if state.should_stop:
-                break
-            index = slice(n * p.batch_size, (n + 1) * p.batch_size)
-            try:
-                images.extend(one_batch(index))
-                done.extend(range(index.start, index.stop))
-            except Skipped:
-                pass
-            state.next_job()
+    for n in range(p.n_iter):
+        if state.should_stop:
+            break
+        index = slice(n * p.batch_size, (n + 1) * p.batch_size)
+        prompts, seeds, subseeds = run.prompts[index], run.seeds[index], run.subseeds[index]
+        try:
+            run.hooks.script("before_process_batch", p, batch_number=n, prompts=prompts, seeds=seeds,
+                             subseeds=subseeds)
+            run.prompts[index] = prompts
+            run.hooks.script("process_batch", p, batch_number=n, prompts=prompts, seeds=seeds, subseeds=subseeds)
+            run.prompts[index] = prompts
+            batch, composite = one_batch(index)
+            out, indices = _postprocess_batch(run, n, index, batch, composite)
+            images.extend(out)
+            done.extend(indices)
+        except Skipped:
+            pass
+        state.next_job()
     state.check()
     return images, done
 
 
-def _decode(run: _Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
+def _postprocess_batch(run: Job, n: int, index: slice, images: list[Image.Image], composite: Composite | None
+                       ) -> tuple[list[Image.Image], list[int]]:
+    """Stage 6 for one decoded batch (A1111 order): postprocess_batch, postprocess_batch_list, then per image face
+    restoration, postprocess_image, the inpainting composite and postprocess_image_after_composite."""
+    p = run.params
+    run.hooks.script("postprocess_batch", p, images=images, batch_number=n)
+    listed = PostprocessBatchListArgs(list(images))
+    run.hooks.script("postprocess_batch_list", p, listed, batch_number=n)
+    indices = list(range(index.start, index.stop))
+    indices = (indices + [indices[-1]] * len(listed.images))[: len(listed.images)]
+    out = []
+    for k, (image, i) in enumerate(zip(listed.images, indices, strict=True)):
+        image = _restore_faces(run, image)
+        pp = PostprocessImageArgs(image, i)
+        run.hooks.script("postprocess_image", p, pp)
+        image = pp.image
+        if composite is not None:
+            image = composite(min(k, index.stop - index.start - 1), image)
+            pp = PostprocessImageArgs(image, i)
+            run.hooks.script("postprocess_image_after_composite", p, pp)
+            image = pp.image
+        out.append(image)
+    return out, indices
+
+
+def _restore_faces(run: Job, image: Image.Image) -> Image.Image:
+    """A1111 `restore_faces` (param, else the `face_restoration` setting) with `face_restoration_model` from the
+    face-restorer registry in `ctx.extra["face_restorers"]`; without one the image is kept and a notice says so."""
+    p = run.params
+    wanted = p.restore_faces if p.restore_faces is not None else bool(opt(run.settings, "face_restoration", False))
+    if not wanted:
+        return image
+    registry = (getattr(run.ctx, "extra", None) or {}).get("face_restorers")
+    name = str(opt(run.settings, "face_restoration_model", "CodeFormer") or "CodeFormer")
+    if registry is None:
+        run.notices.append("Restore faces was skipped: no face restorer is available")
+        return image
+    try:
+        result = registry.restore(image, name, codeformer_weight=float(opt(run.settings, "code_former_weight", 0.5)))
+    except Exception as exc:  # missing weights, unknown name: report and keep the image (A1111 prints and goes on)
+        run.notices.append(f"Restore faces was skipped: {exc}")
+        return image
+    run.notices.extend(getattr(result, "notices", []))
+    run.face_restoration = name
+    return result.image
+
+
+def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
+    """VAE decode with the fp32-retry notice recorded on the job."""
     images, notice = decode_latents(model, latents, run.settings)
     if notice:
         run.notices.append(notice)
     return images
 
 
-def run_txt2img(ctx: AppContext, params: Txt2ImgParams, job: Any) -> GenerationResult:
-    """txt2img (+ hires fix, refiner) for `params`; returns the images, seeds and infotexts."""
-    started = time.perf_counter()
-    run = _Job(ctx, params, job, "txt2img")
-    run.resolve()
-    run.prepare_prompts()
-    run.prepare_seeds()
-    spec, schedule = run.sampler(params.sampler_name, params.scheduler)
-    hr_spec, hr_schedule = spec, schedule
-    target = None
-    if params.enable_hr:
-        target = hires_target(run.width, run.height, params.hr_scale, params.hr_resize_x, params.hr_resize_y)
-        run.hires_info = dict(target.infotext)
-        if params.hr_sampler_name and params.hr_sampler_name != "Use same sampler":
-            hr_spec, hr_schedule = run.sampler(params.hr_sampler_name, None)
-        if params.hr_scheduler and params.hr_scheduler != "Use same scheduler":
-            hr_schedule = params.hr_scheduler
-        if params.hr_checkpoint_name and params.hr_checkpoint_name != "Use same checkpoint":
-            run.notices.append("Hires checkpoint is not supported yet; the first-pass checkpoint was used")
+def post_sample(run: Job, samples: torch.Tensor) -> torch.Tensor:
+    """`post_sample(p, PostSampleArgs(samples))` before the final decode; scripts may replace the samples."""
+    ps = PostSampleArgs(samples)
+    run.hooks.script("post_sample", run.params, ps)
+    return ps.samples
 
-    def one_batch(index: slice) -> list[Image.Image]:
+
+def _txt2img_stages(run: Job, p: Txt2ImgParams) -> tuple[Callable[[slice], Any], Any, str | None]:
+    spec, schedule = run.sampler(p.sampler_name, p.scheduler)
+    hr = None
+    if p.enable_hr or p.firstpass_image is not None:
+        hr_spec, hr_schedule = spec, schedule
+        if p.hr_sampler_name and p.hr_sampler_name != "Use same sampler":
+            hr_spec, hr_schedule = run.sampler(p.hr_sampler_name, None)
+        if p.hr_scheduler and p.hr_scheduler != "Use same scheduler":
+            hr_schedule = p.hr_scheduler
+        hr = (hr_spec, hr_schedule)
+
+    def one_batch(index: slice) -> tuple[list[Image.Image], None]:
         model = run.base_model()
+        # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
+        # and restore them after the `with` block (sampling and hires are done inside it).
+        run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
+                         prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
+                         extra_network_data=run.extra_network_data)
         with circular_padding([model.unet, model.vae], run.tiling):
-            return _txt2img_batch(run, model, index, spec, schedule, hr_spec, hr_schedule, target)
+            return _txt2img_batch(run, model, index, spec, schedule, hr), None
 
-    images, done = _run_batches(run, one_batch)
-    return run.finish(images, done, spec, schedule, started)
+    return one_batch, spec, schedule
 
 
-def _txt2img_batch(run: _Job, model: Any, index: slice, spec: Any, schedule: str | None, hr_spec: Any,
-                   hr_schedule: str | None, target: Any) -> list[Image.Image]:
+def _txt2img_batch(run: Job, model: Any, index: slice, spec: Any, schedule: str | None,
+                   hr: tuple[Any, str | None] | None) -> list[Image.Image]:
     p = run.params
     assert isinstance(p, Txt2ImgParams)
+    if p.firstpass_image is not None:  # the ✨ button: only the hires pass on an existing image
+        run.hooks.script("before_hr", p)
+        assert hr is not None
+        return hires_pass(run, model, None, index, hr[0], hr[1], decode=decode, post_sample=post_sample)
     batch = index.stop - index.start
     w, h = run.width, run.height
     stage, pad = run.conds(model, spec, p.steps, index, w, h)
@@ -315,116 +306,32 @@ def _txt2img_batch(run: _Job, model: Any, index: slice, spec: Any, schedule: str
     refiner, switch_at = run.refiner_factory(spec, p.steps, index, w, h)
     if refiner is not None:
         run.extra_fields["Refiner switch at"] = switch_at
+    run.before_sampling(x, noise, stage)
     samples = run.runner(spec, rng, index, pad).sample(stage, x, sigmas, refiner, switch_at)
     model = run.ctx.models.current or model
-    if target is None:
-        return _decode(run, model, samples)
-    return _hires_pass(run, run.base_model(), samples, index, hr_spec, hr_schedule, target)
+    if hr is None:
+        return decode(run, model, post_sample(run, samples))
+    run.hooks.script("before_hr", p)
+    return hires_pass(run, run.base_model(), samples, index, hr[0], hr[1], decode=decode, post_sample=post_sample)
 
 
-def _latent_target(target: HiresTarget, factor: int) -> HiresTarget:
-    """`hires.py` counts 8 pixels per latent cell; rescale the target for a VAE with another factor."""
-    if factor == LATENT_SCALE:
-        return target
-    return dataclasses.replace(target, upscale_width=target.upscale_width * LATENT_SCALE // factor,
-                               upscale_height=target.upscale_height * LATENT_SCALE // factor,
-                               truncate_x=target.truncate_x * LATENT_SCALE // factor,
-                               truncate_y=target.truncate_y * LATENT_SCALE // factor)
-
-
-def _hires_pass(run: _Job, model: Any, samples: torch.Tensor, index: slice, spec: Any, schedule: str | None,
-                target: Any) -> list[Image.Image]:
-    """A1111 hires fix: upscale (latent or pixels), new noise at the new size, img2img with exactly hr steps."""
-    p = run.params
-    assert isinstance(p, Txt2ImgParams)
-    upscaler = p.hr_upscaler or "Latent"
-    batch = index.stop - index.start
-    up_w, up_h = target.upscale_width, target.upscale_height
-    final_w, final_h = target.final_size
-    if upscaler in LATENT_UPSCALE_MODES:
-        latent = upscale_latent(samples, upscaler, _latent_target(target, latent_factor(model)))
-    elif upscaler in IMAGE_UPSCALERS:
-        first = _decode(run, model, samples)
-        if opt(run.settings, "save_images_before_highres_fix", False):
-            run.notices.append("saving images before hires fix is not supported yet")
-        resized = [resize_image(0, im, up_w, up_h, IMAGE_UPSCALERS[upscaler]) for im in first]
-        latent = crop_latent(encode_images(model, resized, seed=run.seeds[index.start]),
-                             _latent_target(target, latent_factor(model)))
-    else:
-        raise ValueError(f"hr_upscaler: unknown upscaler {upscaler!r}; available: "
-                         f"{', '.join([*LATENT_UPSCALE_MODES, *IMAGE_UPSCALERS])}")
-    hr_steps = p.hr_second_pass_steps or p.steps
-    prompts = [p.hr_prompt] * len(run.prompts) if p.hr_prompt else None
-    negatives = [p.hr_negative_prompt] * len(run.prompts) if p.hr_negative_prompt else None
-    stage, pad = run.conds(model, spec, p.steps, index, final_w, final_h, prompts, negatives, hires_steps=hr_steps)
-    stage.image_cond = txt2img_image_conditioning(model, batch, final_w, final_h)
-    total, t_enc = img2img_steps(hr_steps, p.denoising_strength, fix_steps=True)
-    denoiser = make_denoiser(model, spec, model_schedule(model))
-    sigmas = img2img_sigmas(sigmas_for(spec, total, schedule, denoiser, run.settings, model.is_sdxl), total, t_enc)
-    rng = run.rng(index, final_w, final_h)
-    noise = rng.first().to(latent)
-    x = latent + noise * sigmas[0]
-    extra = float(opt(run.settings, "img2img_extra_noise", 0.0))
-    if extra > 0:
-        run.extra_fields["Extra noise"] = extra
-        x = x + noise * extra
-    out = run.runner(spec, rng, index, pad).sample(stage, x, sigmas)
-    return _decode(run, model, out)
-
-
-def run_img2img(ctx: AppContext, params: Img2ImgParams, job: Any) -> GenerationResult:
-    """img2img / inpainting for `params`; returns the images, seeds and infotexts."""
-    started = time.perf_counter()
-    run = _Job(ctx, params, job, "img2img")
-    run.resolve()
-    run.prepare_prompts()
-    run.prepare_seeds()
-    spec, schedule = run.sampler(params.sampler_name, params.scheduler)
-    multiplier = params.initial_noise_multiplier
+def _img2img_stages(run: Job, p: Img2ImgParams) -> tuple[Callable[[slice], Any], Any, str | None]:
+    spec, schedule = run.sampler(p.sampler_name, p.scheduler)
+    multiplier = p.initial_noise_multiplier
     if multiplier is None:
         multiplier = float(opt(run.settings, "initial_noise_multiplier", 1.0))
     if multiplier != 1.0:
         run.extra_fields["Noise multiplier"] = multiplier
 
-    def one_batch(index: slice) -> list[Image.Image]:
+    def one_batch(index: slice) -> tuple[list[Image.Image], Composite | None]:
         model = run.base_model()
+        # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
+        # and restore them after the `with` block (sampling is done inside it).
+        run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
+                         prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
+                         extra_network_data=run.extra_network_data)
         with circular_padding([model.unet, model.vae], run.tiling):
-            return _img2img_batch(run, model, index, spec, schedule, multiplier)
+            return img2img_batch(run, model, index, spec, schedule, multiplier, decode=decode,
+                                 post_sample=post_sample)
 
-    images, done = _run_batches(run, one_batch)
-    return run.finish(images, done, spec, schedule, started)
-
-
-def _img2img_batch(run: _Job, model: Any, index: slice, spec: Any, schedule: str | None,
-                   multiplier: float) -> list[Image.Image]:
-    p = run.params
-    assert isinstance(p, Img2ImgParams)
-    w, h = run.width, run.height
-    rng = run.rng(index, w, h)
-    noise = rng.first().to(model.device)
-    init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise)
-    stage, pad = run.conds(model, spec, p.steps, index, w, h)
-    stage.image_cond = init.image_cond
-    fix = bool(opt(run.settings, "img2img_fix_steps", False))
-    total, t_enc = img2img_steps(p.steps, p.denoising_strength, fix)
-    denoiser = make_denoiser(model, spec, model_schedule(model))
-    sigmas = img2img_sigmas(sigmas_for(spec, total, schedule, denoiser, run.settings, model.is_sdxl), total, t_enc)
-    noise = noise * multiplier
-    x = init.init_latent + noise * sigmas[0]
-    extra = float(opt(run.settings, "img2img_extra_noise", 0.0))
-    if extra > 0:
-        run.extra_fields["Extra noise"] = extra
-        x = x + noise * extra
-    image_cfg = p.image_cfg_scale if unet_in_channels(model) == 8 else None
-    sampling = run.runner(spec, rng, index, pad, image_cfg_scale=image_cfg, mask=init.mask, nmask=init.nmask,
-                          init_latent=init.init_latent)
-    refiner, switch_at = run.refiner_factory(spec, p.steps, index, w, h)
-    samples = sampling.sample(stage, x, sigmas, refiner, switch_at)
-    if init.mask is not None and init.nmask is not None:
-        samples = samples * init.nmask + init.init_latent * init.mask
-    images = _decode(run, run.ctx.models.current or model, samples)
-    if init.prepared_mask is None:
-        return images
-    region = init.prepared_mask.paste_region
-    return [apply_overlay(im, init.overlays[i], region, base=init.originals[i] if region else None)
-            for i, im in enumerate(images)]
+    return one_batch, spec, schedule

@@ -40,6 +40,7 @@ from modules.sampling import (
     sampler_sigmas,
     scaled_linear_alphas_cumprod,
 )
+from modules.sampling.cfg_denoiser import CFGHooks
 
 Tensor = torch.Tensor
 
@@ -151,6 +152,20 @@ class Pass:
     image_cond: Tensor | None = None
 
 
+class _BlendingDenoiser:
+    """A sampler model that replaces the hard inpainting blend by `blend(denoised, sigma)` after guidance (the
+    soft-inpainting `on_mask_blend` point of A1111's CFG denoiser)."""
+
+    def __init__(self, cfg: CFGDenoiser, blend: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.cfg, self.blend = cfg, blend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cfg, name)
+
+    def __call__(self, x: Tensor, sigma: Tensor, **kwargs: Any) -> Tensor:
+        return self.blend(self.cfg(x, sigma, **kwargs), sigma)
+
+
 @dataclass
 class SamplingRun:
     """Everything a sampling call needs besides the starting latent."""
@@ -168,6 +183,8 @@ class SamplingRun:
     nmask: Tensor | None = None
     init_latent: Tensor | None = None
     step_offset: int = 0
+    hooks: CFGHooks | None = None
+    blend: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def callback(self, sdxl: bool) -> Callable[[dict[str, Any]], None]:
         state = self.job.state
@@ -187,17 +204,20 @@ class SamplingRun:
         policy = CFGPolicy(batch_cond_uncond=bool(opt(self.settings, "batch_cond_uncond", True)),
                            pad_with=self.pad_with if opt(self.settings, "pad_cond_uncond", False) else None,
                            s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)))
-        cfg = CFGDenoiser(denoiser, policy=policy, image_cfg_scale=self.image_cfg_scale, total_steps=total_steps,
-                          cond_scale_multiplier=self.spec.cfg_scale_multiplier)
+        cfg = CFGDenoiser(denoiser, hooks=self.hooks, policy=policy, image_cfg_scale=self.image_cfg_scale,
+                          total_steps=total_steps, cond_scale_multiplier=self.spec.cfg_scale_multiplier)
         cfg.step = self.step_offset
-        if self.mask is not None:
+        model: Any = cfg
+        if self.mask is not None and self.blend is None:
             cfg.mask, cfg.nmask, cfg.init_latent = self.mask, self.nmask, self.init_latent
+        elif self.blend is not None:
+            model = _BlendingDenoiser(cfg, self.blend)
         options = sampler_options(self.spec, self.params, self.settings)
         if _accepts(self.spec.function, "noise_sampler"):
             options["noise_sampler"] = noise_sampler_for(self.spec, x, sigmas, self.rng, self.seeds)
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
-        out = self.spec.function(cfg, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
+        out = self.spec.function(model, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
                                  disable=True, **options)
         check_for_nans(out, "unet", stage.model.dtypes)
         return out

@@ -5,19 +5,24 @@
   the first image's infotext. Every file is written atomically by `modules.images.save_image`.
 * `params.txt` in the data folder gets the first image's infotext (A1111, unless `--no-prompt-history`).
 * Nothing is written for a job that was interrupted: the caller saves only after every image is done.
+* Callbacks (A1111 `script_callbacks`): `image_grid(ImageGridLoopParams)` before a grid is built (callbacks may
+  change the images and the layout), `before_image_saved(ImageSaveParams)` before each file (callbacks may replace
+  the image and the `parameters` text; `filename` is the target folder, the final name is chosen while writing)
+  and `image_saved(ImageSaveParams)` with the written path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from modules.images import FilenameJob, image_grid, output_dir, save_grid, save_image, write_params_txt
+from modules.images import FilenameJob, grid_rows, image_grid, output_dir, save_grid, save_image, write_params_txt
 from modules.processing.conditioning import opt
+from modules.processing.hooks import ImageGridLoopParams, ImageSaveParams, JobHooks
 
 
 @dataclass
@@ -35,6 +40,7 @@ class SaveRequest:
     do_not_save_samples: bool
     do_not_save_grid: bool
     filename_job: FilenameJob
+    params: Any = None
 
 
 def _base_dir(ctx: Any) -> Path:
@@ -49,9 +55,28 @@ def _job_for(request: SaveRequest, index: int) -> FilenameJob:
                           "prompt": request.prompts[index], "negative_prompt": request.negative_prompts[index]})
 
 
-def make_grid(images: Sequence[Image.Image], batch_size: int, settings: Mapping[str, Any]) -> Image.Image:
-    """A1111 `image_grid` with the `n_rows` / `grid_prevent_empty_spots` settings."""
-    return image_grid(list(images), batch_size=batch_size, settings=settings)
+def make_grid(images: Sequence[Image.Image], batch_size: int, settings: Mapping[str, Any],
+              hooks: JobHooks | None = None) -> Image.Image:
+    """A1111 `image_grid` with the `n_rows` / `grid_prevent_empty_spots` settings; the `image_grid` callbacks see
+    (and may change) the images, columns and rows first."""
+    rows = grid_rows(len(images), n_rows=int(opt(settings, "n_rows", -1)), batch_size=batch_size,
+                     prevent_empty_spots=bool(opt(settings, "grid_prevent_empty_spots", False)))
+    rows = min(rows, len(images))
+    loop = ImageGridLoopParams(list(images), -(-len(images) // rows), rows)
+    if hooks is not None:
+        hooks.fire("image_grid", loop)
+    return image_grid(loop.imgs, rows=max(1, min(loop.rows, len(loop.imgs))), settings=settings)
+
+
+def _save_hooked(hooks: JobHooks | None, p: Any, image: Image.Image, folder: Path, info: str,
+                 save: Callable[[Image.Image, str], Any]) -> Any:
+    params = ImageSaveParams(image, p, str(folder), {"parameters": info})
+    if hooks is not None:
+        hooks.fire("before_image_saved", params)
+    saved = save(params.image, str(params.pnginfo.get("parameters", info)))
+    if hooks is not None:
+        hooks.fire("image_saved", ImageSaveParams(params.image, p, str(saved.path), params.pnginfo))
+    return saved
 
 
 def wants_grid(count: int, settings: Mapping[str, Any]) -> bool:
@@ -60,7 +85,7 @@ def wants_grid(count: int, settings: Mapping[str, Any]) -> bool:
 
 
 def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
-                 grid: Image.Image | None) -> list[str]:
+                 grid: Image.Image | None, hooks: JobHooks | None = None) -> list[str]:
     """Write the samples, the grid and params.txt; returns the written paths (samples first)."""
     settings = dict(settings)  # a plain mapping: `key in snapshot` raises for unknown keys instead of False
     base = _base_dir(ctx)
@@ -68,14 +93,17 @@ def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
     if opt(settings, "samples_save", True) and not request.do_not_save_samples:
         folder = output_dir(request.kind, settings, base_dir=base)
         for index, image in enumerate(request.images):
-            saved = save_image(image, folder, "", settings=settings, seed=request.seeds[index],
-                               prompt=request.prompts[index], info=request.infotexts[index],
-                               job=_job_for(request, index))
+            def save(im: Image.Image, info: str, index: int = index, folder: Path = folder) -> Any:
+                return save_image(im, folder, "", settings=settings, seed=request.seeds[index],
+                                  prompt=request.prompts[index], info=info, job=_job_for(request, index))
+            saved = _save_hooked(hooks, request.params, image, folder, request.infotexts[index], save)
             written.append(str(saved.path))
     if grid is not None and opt(settings, "grid_save", True) and not request.do_not_save_grid:
         folder = output_dir(request.kind, settings, grid=True, base_dir=base)
-        saved = save_grid(grid, folder, settings=settings, seed=request.seeds[0], prompt=request.prompts[0],
-                          info=request.infotexts[0], job=_job_for(request, 0))
+        def save_g(im: Image.Image, info: str, folder: Path = folder) -> Any:
+            return save_grid(im, folder, settings=settings, seed=request.seeds[0], prompt=request.prompts[0],
+                             info=info, job=_job_for(request, 0))
+        saved = _save_hooked(hooks, request.params, grid, folder, request.infotexts[0], save_g)
         written.append(str(saved.path))
     flags = getattr(ctx, "flags", None)
     if request.infotexts and not getattr(flags, "no_prompt_history", False):

@@ -31,7 +31,7 @@ def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext
         (models / f"{family}.safetensors").symlink_to(tiny_checkpoint(family))
     data = tmp_path_factory.mktemp("data")
     return AppContext(flags=None, paths=types.SimpleNamespace(data_dir=data), settings=Settings(),
-                      models=ModelManager(CheckpointRegistry(models)), jobs=None)
+                      models=ModelManager(CheckpointRegistry(models), cache_size=len(FAMILIES)), jobs=None)
 
 
 def new_job() -> types.SimpleNamespace:
