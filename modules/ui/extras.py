@@ -1,8 +1,9 @@
-"""Extras tab (reference §3.4): Single Image / Batch Process / Batch from Directory with the Upscale block.
+"""Extras tab (reference §3.4): Single Image / Batch Process / Batch from Directory, Upscale, GFPGAN, CodeFormer.
 
-Upscalers available without downloaded weights are A1111's "Lanczos" and "Nearest" (PIL resampling; A1111
-`modules/upscaler.py` `UpscalerLanczos` / `UpscalerNearest`); model upscalers appear when the postprocessing
-package provides them through `ctx.extra["upscalers"]` ({name: callable(image, scale) -> image}).
+Processing is modules.postprocessing's `ExtrasChain` over the registries `webui.py` puts in
+`ctx.extra["upscalers"]` and `ctx.extra["face_restorers"]` (A1111 `postprocessing.run_postprocessing`): results
+are saved to `outputs/extras-images` (or the Batch-from-Directory output folder) with the `postprocessing` text
+chunk; the html info shows A1111's infotext plus notices (e.g. that no face detector is available).
 """
 
 from __future__ import annotations
@@ -11,44 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from modules.ui.common import error_html
 
-PIL_UPSCALERS = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST}
+
+def _registries(ctx: Any) -> tuple[Any, Any]:
+    """The postprocessing registries from the context (built from the paths when webui.py did not set them)."""
+    from modules.postprocessing import build_registries
+
+    if "upscalers" not in ctx.extra or "face_restorers" not in ctx.extra:
+        ctx.extra["upscalers"], ctx.extra["face_restorers"] = build_registries(ctx.paths, ctx.flags)
+    return ctx.extra["upscalers"], ctx.extra["face_restorers"]
 
 
 def upscaler_names(ctx: Any) -> list[str]:
-    """"None", the PIL upscalers, then any model upscalers registered by the postprocessing layer."""
-    return ["None", *PIL_UPSCALERS, *ctx.extra.get("upscalers", {})]
+    """"None", Lanczos, Nearest, then the model upscalers found in the upscaler folders (A1111 order)."""
+    return list(_registries(ctx)[0].names())
 
 
-def target_size(image: Image.Image, mode: int, scale: float, max_side: int, width: int, height: int) -> tuple[int, int]:
-    """A1111 "Scale by" (optionally limited by "Max side length") or "Scale to" W×H."""
-    if mode == 1:
-        return int(width), int(height)
-    w, h = image.width * scale, image.height * scale
-    if max_side and max(w, h) > max_side:
-        ratio = max_side / max(w, h)
-        w, h = w * ratio, h * ratio
-    return max(1, round(w)), max(1, round(h))
-
-
-def upscale(ctx: Any, image: Image.Image, name: str, size: tuple[int, int], crop: bool) -> Image.Image:
-    """Resize with upscaler `name`; "Crop to fit" keeps the aspect ratio and crops the centre (A1111)."""
-    if name == "None":
-        return image
-    if name in PIL_UPSCALERS:
-        method = PIL_UPSCALERS[name]
-        if crop:
-            ratio = max(size[0] / image.width, size[1] / image.height)
-            big = image.resize((round(image.width * ratio), round(image.height * ratio)), method)
-            left, top = (big.width - size[0]) // 2, (big.height - size[1]) // 2
-            return big.crop((left, top, left + size[0], top + size[1]))
-        return image.resize(size, method)
-    scale = size[0] / image.width
-    out = ctx.extra["upscalers"][name](image, scale)
-    return out.resize(size, Image.Resampling.LANCZOS) if out.size != size else out
+def _settings(ctx: Any) -> dict[str, Any]:
+    values = getattr(ctx.settings, "values", None)
+    return dict(values()) if callable(values) else {}
 
 
 def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
@@ -65,6 +49,8 @@ def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
                 with gr.Tab("Batch from Directory", elem_id="extras_batch_directory_tab") as t2:
                     c["input_dir"] = gr.Textbox(label="Input directory", elem_id="extras_batch_input_dir")
                     c["output_dir"] = gr.Textbox(label="Output directory", elem_id="extras_batch_output_dir")
+                    c["show_results"] = gr.Checkbox(label="Show result images", value=True,
+                                                    elem_id="extras_show_extras_results")
             for index, sub in enumerate((t0, t1, t2)):
                 sub.select(lambda i=index: i, None, mode, queue=False)
             submit = gr.Button("Generate", elem_id="extras_generate", variant="primary")
@@ -85,42 +71,72 @@ def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
                 c["upscaler_1"] = gr.Dropdown(names, value="None", label="Upscaler 1", elem_id="extras_upscaler_1")
                 c["upscaler_2"] = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
                 c["upscaler_2_visibility"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Upscaler 2 visibility")
+            with gr.Accordion("GFPGAN", open=False, elem_id="extras_gfpgan"):
+                c["gfpgan_visibility"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Visibility",
+                                                   elem_id="extras_gfpgan_visibility")
+            with gr.Accordion("CodeFormer", open=False, elem_id="extras_codeformer"):
+                c["codeformer_visibility"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Visibility",
+                                                       elem_id="extras_codeformer_visibility")
+                c["codeformer_weight"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001,
+                                                   label="Weight (0 = maximum effect, 1 = minimum effect)",
+                                                   elem_id="extras_codeformer_weight")
+            c["restore_whole_image"] = gr.Checkbox(
+                label="Restore the whole image as one face (no face detector: resized to 512×512)", value=False,
+                elem_id="extras_restore_whole_image")
         with gr.Column():
             gallery = gr.Gallery(label="Result", elem_id="extras_gallery", columns=3, height=420, format="png")
             log = gr.HTML(elem_id="html_log_extras")
 
-    def run(mode_i: int, image: Any, files: Any, input_dir: str, output_dir: str, size_i: int, scale: float,
-            max_side: int, width: int, height: int, crop: bool, up1: str, up2: str, vis2: float) -> tuple[Any, str]:
-        """Process the chosen source(s); Batch from Directory writes into the output directory."""
-        sources: list[tuple[str, Image.Image]] = []
-        if int(mode_i) == 0:
-            if image is None:
-                raise gr.Error("Extras: upload an image first")
-            sources = [("image", image)]
-        elif int(mode_i) == 1:
-            sources = [(Path(str(f)).stem, Image.open(str(getattr(f, "name", f)))) for f in files or []]
-        else:
-            folder = Path(input_dir or "")
-            if not folder.is_dir():
-                raise gr.Error(f"Extras: input directory {str(folder)!r} does not exist")
-            sources = [(p.stem, Image.open(p)) for p in sorted(folder.iterdir()) if p.suffix.lower() in
-                       (".png", ".jpg", ".jpeg", ".webp")]
-        if not sources:
-            raise gr.Error("Extras: no images to process")
-        results = []
-        for stem, img in sources:
-            img = img.convert("RGB")
-            size = target_size(img, int(size_i), scale, int(max_side), width, height)
-            out = upscale(ctx, img, up1, size, bool(crop) and int(size_i) == 1)
-            if up2 != "None" and vis2 > 0:
-                out = Image.blend(out, upscale(ctx, img, up2, size, bool(crop) and int(size_i) == 1), vis2)
-            results.append(out)
-            if int(mode_i) == 2 and output_dir:
-                Path(output_dir).mkdir(parents=True, exist_ok=True)
-                out.save(Path(output_dir) / f"{stem}.png")
-        return results, "" if results else error_html("Nothing was produced")
+    def run(mode_i: int, image: Any, files: Any, input_dir: str, output_dir: str, show: bool, size_i: int,
+            scale: float, max_side: int, width: int, height: int, crop: bool, up1: str, up2: str, vis2: float,
+            gfpgan: float, codeformer: float, cf_weight: float, whole: bool) -> tuple[Any, str]:
+        """Process the chosen source(s) with the postprocessing chain and save them (A1111 run_postprocessing)."""
+        from modules.postprocessing import (
+            ExtrasChain,
+            ExtrasInputError,
+            ExtrasOptions,
+            FaceRestorerError,
+            UpscalerModelError,
+            extras_output_dir,
+            folder_sources,
+        )
 
-    submit.click(run, [mode, c["image"], c["files"], c["input_dir"], c["output_dir"], size_mode, c["scale"],
-                       c["max_side"], c["width"], c["height"], c["crop"], c["upscaler_1"], c["upscaler_2"],
-                       c["upscaler_2_visibility"]], [gallery, log])
+        upscalers, restorers = _registries(ctx)
+        options = ExtrasOptions(resize_mode=int(size_i), upscaling_resize=float(scale), max_side_length=int(max_side),
+                                upscaling_resize_w=int(width), upscaling_resize_h=int(height),
+                                upscaling_crop=bool(crop), upscaler_1=up1, upscaler_2=up2,
+                                upscaler_2_visibility=float(vis2), gfpgan_visibility=float(gfpgan),
+                                codeformer_visibility=float(codeformer), codeformer_weight=float(cf_weight),
+                                restore_whole_image=bool(whole))
+        try:
+            if int(mode_i) == 0:
+                if image is None:
+                    raise gr.Error("Extras: upload an image first")
+                sources: list[tuple[Any, str | None]] = [(image, None)]
+            elif int(mode_i) == 1:
+                sources = [(Path(str(getattr(f, "name", f))), Path(str(getattr(f, "orig_name", None) or
+                                                                         getattr(f, "name", f))).name)
+                           for f in files or []]
+            else:
+                sources = list(folder_sources(input_dir))
+            if not sources:
+                raise gr.Error("Extras: no images to process")
+            settings = _settings(ctx)
+            out_dir = extras_output_dir(settings, Path(ctx.paths.script_dir),
+                                        output_dir if int(mode_i) == 2 else "")
+            chain = ExtrasChain(upscalers, restorers)
+            with ctx.jobs.exclusive():
+                result = chain.run(sources, options, settings=settings, save_dir=out_dir,
+                                   show_results=int(mode_i) != 2 or bool(show))
+        except (ExtrasInputError, FaceRestorerError, UpscalerModelError) as exc:
+            raise gr.Error(f"Extras: {exc}") from None
+        images = [done.image for done in result.images]
+        html_info = result.html_info if result.saved or images else error_html("Nothing was produced")
+        return images, html_info
+
+    submit.click(run, [mode, c["image"], c["files"], c["input_dir"], c["output_dir"], c["show_results"], size_mode,
+                       c["scale"], c["max_side"], c["width"], c["height"], c["crop"], c["upscaler_1"],
+                       c["upscaler_2"], c["upscaler_2_visibility"], c["gfpgan_visibility"],
+                       c["codeformer_visibility"], c["codeformer_weight"], c["restore_whole_image"]],
+                 [gallery, log])
     return c
