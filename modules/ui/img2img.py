@@ -16,6 +16,7 @@ from PIL import Image
 
 from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS, GenerationParams, Img2ImgParams
 from modules.ui import generation_panel as panel_ui
+from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import build_output_panel
 from modules.ui.toprow import build_toprow
 from modules.ui.txt2img import GenerationTab, params_from_values, wire_generation_tab
@@ -123,7 +124,8 @@ def build_img2img(ctx: Any) -> GenerationTab:
                                                             elem_id="img2img_batch_output_dir")
             for index, sub in enumerate((t0, t1, t2, t3, t4, t5)):
                 sub.select(lambda i=index: i, None, mode, queue=False)
-            with gr.Tabs(elem_id="img2img_extra_tabs"), gr.Tab("Generation", elem_id="img2img_generation_tab"):
+            with gr.Tabs(elem_id="img2img_extra_tabs") as extra_tabs, \
+                    gr.Tab("Generation", elem_id="img2img_generation_tab"):
                 fields["resize_mode"] = gr.Radio(list(RESIZE_MODE_LABELS), value=RESIZE_MODE_LABELS[0],
                                                  label="Resize mode", elem_id="resize_mode", type="index")
                 with gr.Group(elem_id="inpaint_controls"):
@@ -150,6 +152,8 @@ def build_img2img(ctx: Any) -> GenerationTab:
                                                       elem_id="img2img_image_cfg_scale")
                 panel_ui.build_refiner(ctx, "img2img", fields)
                 scripts = panel_ui.build_tail(ctx, "img2img", fields)
+            with extra_tabs:  # extra networks tabs after "Generation" (modules/ui/extra_networks.py)
+                build_extra_networks(ctx, "img2img")
         with gr.Column(scale=1):
             output = build_output_panel("img2img")
     tab = GenerationTab("img2img", fields, row, output,

@@ -15,6 +15,7 @@ import gradio as gr
 
 from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
 from modules.ui import generation_panel as panel_ui
+from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import OutputPanel, build_output_panel, stream_job
 from modules.ui.paste import (
     looks_like_infotext,
@@ -169,12 +170,13 @@ def build_txt2img(ctx: Any) -> GenerationTab:
     fields: dict[str, gr.components.Component] = {}
     row = build_toprow(ctx, "txt2img")
     with gr.Row(elem_id="txt2img_settings_row", equal_height=False):
-        with gr.Column(scale=1, elem_id="txt2img_settings"), gr.Tabs(elem_id="txt2img_extra_tabs"), \
-                gr.Tab("Generation", elem_id="txt2img_generation_tab"):
+        with gr.Column(scale=1, elem_id="txt2img_settings"), gr.Tabs(elem_id="txt2img_extra_tabs"):
+            with gr.Tab("Generation", elem_id="txt2img_generation_tab"):
                 reuse = panel_ui.build_common_controls(ctx, "txt2img", fields)
                 panel_ui.build_hires(ctx, "txt2img", fields)
                 panel_ui.build_refiner(ctx, "txt2img", fields)
                 scripts = panel_ui.build_tail(ctx, "txt2img", fields)
+            build_extra_networks(ctx, "txt2img")  # extra networks tabs (modules/ui/extra_networks.py)
         with gr.Column(scale=1):
             output = build_output_panel("txt2img")
     tab = GenerationTab("txt2img", fields, row, output)
