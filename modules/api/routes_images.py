@@ -112,10 +112,11 @@ def extras_options(req: ExtrasBaseRequest) -> Any:
 def run_extras(services: ApiServices, req: ExtrasBaseRequest, sources: list[tuple[Any, str | None]]) -> Any:
     """Validate, then run the extras chain in the job queue (one job at a time, like A1111's queue_lock)."""
     from modules.api.routes_info import face_restorer_registry, upscaler_registry
+    from modules.images import read_info_from_image
     from modules.postprocessing import ExtrasChain, ExtrasInputError
     from modules.runtime.jobs import JobFailedError
 
-    chain = ExtrasChain(upscaler_registry(services), face_restorer_registry(services))
+    chain = ExtrasChain(upscaler_registry(services), face_restorer_registry(services), read_info=read_info_from_image)
     options = extras_options(req)
     try:
         chain.check(options)

@@ -21,7 +21,7 @@ from modules.postprocessing.extras import (
     folder_sources,
     infotext_from_info,
     plaintext_to_html,
-    save_extras_image,
+    save_kwargs,
 )
 from modules.postprocessing.face_restorers import FaceRestorerError, FaceRestorerRegistry
 from modules.postprocessing.spandrel_models import UpscalerModelError
@@ -37,7 +37,7 @@ __all__ = [
     "BUILTIN_UPSCALERS", "LATENT_UPSCALE_MODES", "ExtrasChain", "ExtrasImage", "ExtrasInputError", "ExtrasOptions",
     "ExtrasResult", "FaceRestorerError", "FaceRestorerRegistry", "UnknownUpscalerError", "UpscalerEntry",
     "UpscalerModelError", "UpscalerRegistry", "build_registries", "extras_output_dir", "folder_sources",
-    "infotext_from_info", "plaintext_to_html", "save_extras_image",
+    "infotext_from_info", "plaintext_to_html", "save_kwargs",
 ]
 
 

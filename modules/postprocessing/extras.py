@@ -21,6 +21,7 @@ A1111 facts (reference §3.4, §12; `modules/postprocessing.py`, `scripts/postpr
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,8 +30,6 @@ from typing import Any
 
 from PIL import Image
 
-from modules.images import quote, read_info_from_image, save_image
-from modules.images.saving import output_dir
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UnknownUpscalerError, UpscalerRegistry
 
@@ -38,6 +37,11 @@ log = logging.getLogger(__name__)
 
 OPERATION_ORDER = {"Upscale": 1000, "GFPGAN": 2000, "CodeFormer": 3000}
 """A1111's built-in postprocessing scripts and their `order`."""
+
+ReadInfo = Callable[[Image.Image], tuple[str | None, dict[str, Any]]]
+"""`modules.images.read_info_from_image`-like: (infotext, other metadata items)."""
+Saver = Callable[["ExtrasImage"], Path]
+"""Writes one result and returns its path (callers use `modules.images.save_image` with `save_kwargs`)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
 
@@ -107,6 +111,18 @@ def plaintext_to_html(text: str) -> str:
     return "<p>" + "<br>\n".join(html.escape(line) for line in text.split("\n")) + "</p>"
 
 
+def quote(value: Any) -> str:
+    """A1111 `infotext_utils.quote`: a value containing "," ":" or a newline is written as a JSON string."""
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if ("," in text or "\n" in text or ":" in text) else text
+
+
+def png_text_info(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
+    """Default metadata reader: the PNG `parameters` text chunk and the other string items of `image.info`."""
+    items = {k: v for k, v in (image.info or {}).items() if isinstance(k, str) and isinstance(v, str)}
+    return items.pop("parameters", None), items
+
+
 def _display(value: Any) -> Any:
     """Whole floats written without ".0" (slider values 2.0 → 2, as the reference infotext shows)."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -138,9 +154,11 @@ def operation_order(settings: Mapping[str, Any] | None) -> list[str]:
 class ExtrasChain:
     """Runs the Extras operations with an upscaler registry and a face-restorer registry."""
 
-    def __init__(self, upscalers: UpscalerRegistry, face_restorers: FaceRestorerRegistry | None = None) -> None:
+    def __init__(self, upscalers: UpscalerRegistry, face_restorers: FaceRestorerRegistry | None = None, *,
+                 read_info: ReadInfo | None = None) -> None:
         self.upscalers = upscalers
         self.face_restorers = face_restorers
+        self.read_info = read_info or png_text_info
 
     def check(self, options: ExtrasOptions) -> None:
         """Validate names and ranges before any work; `ExtrasInputError` names the field."""
@@ -231,7 +249,7 @@ class ExtrasChain:
                 notices: list[str] | None = None, name: str | None = None) -> ExtrasImage:
         """Run every enabled operation on one image; keeps its original text chunks (e.g. `parameters`)."""
         notices = [] if notices is None else notices
-        parameters, existing = read_info_from_image(image)
+        parameters, existing = self.read_info(image)
         chunks = {str(k): v for k, v in existing.items() if isinstance(k, str) and isinstance(v, str)}
         if parameters:
             chunks["parameters"] = parameters
@@ -245,12 +263,12 @@ class ExtrasChain:
         return ExtrasImage(current, info, name, chunks)
 
     def run(self, sources: Iterable[tuple[Image.Image | Path, str | None]], options: ExtrasOptions, *,
-            settings: Mapping[str, Any] | None = None, save_dir: Path | None = None, show_results: bool = True,
-            state: Any = None, on_image: Callable[[ExtrasImage], None] | None = None) -> ExtrasResult:
+            settings: Mapping[str, Any] | None = None, save: Saver | None = None, show_results: bool = True,
+            state: Any = None) -> ExtrasResult:
         """Process several images (A1111 `run_postprocessing`); files that cannot be read are skipped with a notice.
 
-        `sources` yields (image or file path, original name or None). With `save_dir`, each result is saved there
-        (see `save_extras_image`). `state` (a job state) gets the job count, progress and interrupt checks.
+        `sources` yields (image or file path, original name or None). `save` writes each result (see
+        `save_kwargs`). `state` (a job state) gets the job count, progress and interrupt checks.
         """
         self.check(options)
         items = list(sources)
@@ -275,20 +293,17 @@ class ExtrasChain:
                 state.set_textinfo(name)
             done = self.process(image, options, settings, result.notices, name)
             result.infotext = done.infotext
-            if save_dir is not None:
-                result.saved.append(save_extras_image(done, save_dir, options, settings))
+            if save is not None:
+                result.saved.append(save(done))
             if show_results:
                 result.images.append(done)
-            if on_image is not None:
-                on_image(done)
             if state is not None:
                 state.next_job()
         return result
 
 
-def save_extras_image(done: ExtrasImage, folder: Path, options: ExtrasOptions,
-                      settings: Mapping[str, Any] | None = None) -> Path:
-    """Save like A1111: `postprocessing` and `extras` chunks added to the original ones, no date folder, the original
+def save_kwargs(done: ExtrasImage, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments for `modules.images.save_image(done.image, folder, **kwargs)` to save like A1111: `postprocessing` and `extras` chunks added to the original ones, no date folder, the original
     name in batch mode (`use_original_name_batch`), "-<upscaler>" suffix with `use_upscaler_name_as_suffix`
     (`save_image` adds the dash after the sequence number)."""
     settings = settings or {}
@@ -300,10 +315,9 @@ def save_extras_image(done: ExtrasImage, folder: Path, options: ExtrasOptions,
         forced = Path(done.name).stem + (f"-{suffix}" if suffix else "")
     chunks = dict(done.chunks)
     chunks["postprocessing"] = done.infotext
-    saved = save_image(done.image, folder, "", settings=settings, info=done.infotext, short_filename=True,
-                       no_prompt=True, pnginfo_section_name="extras", existing_info=chunks, forced_filename=forced,
-                       suffix="" if forced else suffix, save_to_dirs=False)
-    return saved.path
+    return {"basename": "", "settings": settings, "info": done.infotext, "short_filename": True, "no_prompt": True,
+            "pnginfo_section_name": "extras", "existing_info": chunks, "forced_filename": forced,
+            "suffix": "" if forced else suffix, "save_to_dirs": False}
 
 
 def extras_output_dir(settings: Mapping[str, Any] | None, base_dir: Path, output_dir_override: str = "") -> Path:
@@ -311,7 +325,10 @@ def extras_output_dir(settings: Mapping[str, Any] | None, base_dir: Path, output
     if output_dir_override:
         path = Path(output_dir_override).expanduser()
         return path if path.is_absolute() else base_dir / path
-    return output_dir("extras", settings, base_dir=base_dir)
+    settings = settings or {}
+    folder = settings.get("outdir_samples") or settings.get("outdir_extras_samples") or "outputs/extras-images"
+    path = Path(str(folder)).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
 def folder_sources(input_dir: str | Path) -> list[tuple[Path, str]]:

@@ -91,6 +91,7 @@ def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
             scale: float, max_side: int, width: int, height: int, crop: bool, up1: str, up2: str, vis2: float,
             gfpgan: float, codeformer: float, cf_weight: float, whole: bool) -> tuple[Any, str]:
         """Process the chosen source(s) with the postprocessing chain and save them (A1111 run_postprocessing)."""
+        from modules.images import read_info_from_image, save_image
         from modules.postprocessing import (
             ExtrasChain,
             ExtrasInputError,
@@ -99,6 +100,7 @@ def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
             UpscalerModelError,
             extras_output_dir,
             folder_sources,
+            save_kwargs,
         )
 
         upscalers, restorers = _registries(ctx)
@@ -124,9 +126,13 @@ def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
             settings = _settings(ctx)
             out_dir = extras_output_dir(settings, Path(ctx.paths.script_dir),
                                         output_dir if int(mode_i) == 2 else "")
-            chain = ExtrasChain(upscalers, restorers)
+            chain = ExtrasChain(upscalers, restorers, read_info=read_info_from_image)
+
+            def save(done: Any) -> Path:
+                return save_image(done.image, out_dir, **save_kwargs(done, settings)).path
+
             with ctx.jobs.exclusive():
-                result = chain.run(sources, options, settings=settings, save_dir=out_dir,
+                result = chain.run(sources, options, settings=settings, save=save,
                                    show_results=int(mode_i) != 2 or bool(show))
         except (ExtrasInputError, FaceRestorerError, UpscalerModelError) as exc:
             raise gr.Error(f"Extras: {exc}") from None

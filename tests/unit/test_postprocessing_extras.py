@@ -16,8 +16,10 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
+from modules.images import read_info_from_image, save_image
 from modules.postprocessing import (
     ExtrasChain,
+    ExtrasImage,
     ExtrasInputError,
     ExtrasOptions,
     FaceRestorerError,
@@ -26,6 +28,7 @@ from modules.postprocessing import (
     extras_output_dir,
     folder_sources,
     infotext_from_info,
+    save_kwargs,
 )
 from modules.postprocessing.extras import limit_size_by_one_dimension, operation_order
 from modules.postprocessing.face_restorers import square_region
@@ -137,7 +140,12 @@ def test_batch_saves_with_original_names_and_postprocessing_chunks(chain: Extras
     out = tmp_path / "out"
     sources = folder_sources(src)
     assert [name for _, name in sources] == ["broken.png", "cat.png", "dog.jpg"]
-    result = chain.run(sources, ExtrasOptions(upscaler_1="Lanczos"), save_dir=out)
+    chain.read_info = read_info_from_image
+
+    def save(done: ExtrasImage) -> Path:
+        return save_image(done.image, out, **save_kwargs(done)).path
+
+    result = chain.run(sources, ExtrasOptions(upscaler_1="Lanczos"), save=save)
     assert [p.name for p in result.saved] == ["cat.png", "dog.png"]
     assert any("broken.png: skipped" in n for n in result.notices)
     with Image.open(out / "cat.png") as saved:
@@ -149,8 +157,13 @@ def test_batch_saves_with_original_names_and_postprocessing_chunks(chain: Extras
 
 
 def test_single_images_get_numbered_names_and_results_can_be_hidden(chain: ExtrasChain, tmp_path: Path) -> None:
-    result = chain.run([(noise_image(16, 16), None)], ExtrasOptions(upscaler_1="Nearest"), save_dir=tmp_path,
-                       show_results=False, settings={"use_upscaler_name_as_suffix": True})
+    settings = {"use_upscaler_name_as_suffix": True}
+
+    def save(done: ExtrasImage) -> Path:
+        return save_image(done.image, tmp_path, **save_kwargs(done, settings)).path
+
+    result = chain.run([(noise_image(16, 16), None)], ExtrasOptions(upscaler_1="Nearest"), save=save,
+                       show_results=False, settings=settings)
     assert result.images == [] and result.saved[0].name == "00000-Nearest.png"
 
 
