@@ -1,0 +1,107 @@
+"""img2img "Batch" tab from folders (A1111 `modules/img2img.py::process_batch`, reference §3.3).
+
+* Input: every image file of `input_dir` (sorted by name); each becomes one img2img job with `init_images =
+  [image] * batch_size` (EXIF orientation applied).
+* Inpaint batch mask folder: when it holds images, each input gets the mask with the same file stem (any
+  extension); a single mask file is used for every input; an input without a mask is skipped with a notice
+  (A1111 prints "mask is not found … Skipping it").
+* Output folder: when given, results are written there as `<input stem>.<ext>` (`-1`, `-2`, … for the further
+  images of the same input; ext = the input's extension, RGBA converted to RGB) with the infotext embedded, and
+  not to the usual outputs folder (A1111 `do_not_save_samples = not save_normally`); when empty the jobs save
+  normally.
+* An interrupt stops the batch (the images finished before stay written); a job that fails for one file is
+  reported by name and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from modules.images import save_image_with_geninfo
+from modules.processing.context import AppContext
+from modules.processing.params import Img2ImgParams
+from modules.processing.run import run_img2img
+from modules.runtime.job_state import Interrupted
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif")
+
+
+@dataclass
+class Img2ImgBatchSpec:
+    """The Batch tab's folder fields (A1111 `img2img_batch_input_dir`, `_output_dir`, `_inpaint_mask_dir`)."""
+
+    input_dir: str
+    output_dir: str = ""
+    inpaint_mask_dir: str = ""
+
+
+@dataclass
+class Img2ImgBatchResult:
+    """Per-input results (input path → result), the written files, and notices (skipped inputs, errors)."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder, sorted by name (A1111 `shared.listfiles` + image extension filter)."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(f"img2img batch: {folder!r} is not a folder")
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _mask_for(image: Path, masks: list[Path]) -> Path | None:
+    if len(masks) == 1:
+        return masks[0]
+    return next((m for m in masks if m.stem == image.stem), None)
+
+
+def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatchSpec, job: Any
+                      ) -> Img2ImgBatchResult:
+    """Run `params` once per input image of `spec.input_dir` (see module docstring)."""
+    inputs = list_images(spec.input_dir)
+    masks = list_images(spec.inpaint_mask_dir) if spec.inpaint_mask_dir else []
+    out_dir = Path(spec.output_dir) if spec.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    outcome = Img2ImgBatchResult()
+    for path in inputs:
+        if job.state.should_stop:
+            break
+        mask = None
+        if masks:
+            mask_path = _mask_for(path, masks)
+            if mask_path is None:
+                outcome.notices.append(f"mask not found for {path.name} in {spec.inpaint_mask_dir}; skipped")
+                continue
+            mask = Image.open(mask_path)
+            mask.load()
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).copy()
+        p = dataclasses.replace(params, init_images=[image] * params.batch_size,
+                                mask=mask if mask is not None else params.mask,
+                                do_not_save_samples=params.do_not_save_samples or out_dir is not None)
+        try:
+            result = run_img2img(ctx, p, job)
+        except Interrupted:
+            break
+        except ValueError as exc:
+            outcome.notices.append(f"{path.name}: {exc}")
+            continue
+        outcome.results[str(path)] = result
+        if out_dir is not None:
+            first = result.index_of_first_image
+            for n, (out, info) in enumerate(zip(result.images[first:], result.infotexts[first:], strict=True)):
+                target = out_dir / (path.stem + (f"-{n}" if n else "") + path.suffix)
+                if out.mode == "RGBA":
+                    out = out.convert("RGB")
+                save_image_with_geninfo(out, info, target, path.suffix)
+                outcome.written.append(str(target))
+    return outcome
