@@ -236,3 +236,47 @@ def test_a_detector_restores_only_the_face_regions(chain: ExtrasChain) -> None:
     assert np.array_equal(before[:30], after[:30]) and np.array_equal(before[70:], after[70:])
     assert np.array_equal(after[48, 48], 255 - before[48, 48])
     assert done.info == {"GFPGAN visibility": 1.0}
+
+
+class _RecordingNet(torch.nn.Module):
+    """Stands in for a spandrel GFPGAN/CodeFormer module: records its input range and kwargs, returns -x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[tuple[int, ...], float, float, dict[str, object]]] = []
+
+    def forward(self, x: torch.Tensor, **kwargs: object) -> tuple[torch.Tensor, None]:
+        self.calls.append((tuple(x.shape), float(x.min()), float(x.max()), kwargs))
+        return -x, None
+
+
+class _Descriptor:
+    def __init__(self) -> None:
+        self.model = _RecordingNet()
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("GFPGAN", {"return_rgb": False}),
+                                              ("CodeFormer", {"weight": 0.7, "adain": True})])
+def test_restore_face_feeds_512_faces_in_minus_one_to_one(chain: ExtrasChain, name: str,
+                                                          kwargs: dict[str, object]) -> None:
+    """A1111 normalises faces to [-1, 1] at 512×512 and calls `net(face, return_rgb=False)[0]` (GFPGAN) or
+    `net(face, weight=w, adain=True)[0]` (CodeFormer); the output maps back from [-1, 1]."""
+    assert chain.face_restorers is not None
+    restorer = chain.face_restorers[name]
+    descriptor = _Descriptor()
+    restorer._model = descriptor
+    face = Image.new("RGB", (64, 48), (0, 255, 128))
+    out = restorer.restore_face(face, codeformer_weight=0.7)
+    shape, low, high, seen = descriptor.model.calls[0]
+    assert shape == (1, 3, 512, 512) and low == -1.0 and high == 1.0 and seen == kwargs
+    assert out.size == (64, 48)
+    assert out.getpixel((32, 24)) == (255, 0, 127)  # -x in [-1, 1] = the inverted colour
+
+
+def test_default_metadata_reader_keeps_png_text_chunks(chain: ExtrasChain) -> None:
+    image = noise_image(8, 8)
+    image.info = {"parameters": "a cat", "Software": "x", "dpi": (72, 72)}
+    done = chain.process(image, ExtrasOptions(upscaler_1="Lanczos"))
+    assert done.chunks == {"parameters": "a cat", "Software": "x"}
