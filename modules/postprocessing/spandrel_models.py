@@ -10,6 +10,7 @@ so spandrel's global `MAIN_REGISTRY` is never modified.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,8 +56,10 @@ def placement_for(component: str, flags: Any = None) -> DevicePlacement:
     return DevicePlacement(device, resolve_dtype_policy(device, precision).unet)
 
 
+@functools.lru_cache(maxsize=1)
 def arch_registry() -> Any:
-    """spandrel's architectures plus `spandrel_extra_arches` (CodeFormer …) when installed, in a private registry."""
+    """spandrel's architectures plus `spandrel_extra_arches` (CodeFormer …) when installed, in a private registry
+    (built once; spandrel registries are copy-on-write and only read here)."""
     import spandrel
 
     registry = spandrel.ArchRegistry()

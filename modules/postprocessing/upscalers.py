@@ -22,7 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +166,13 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
         entries = [UpscalerEntry("None", "none"), UpscalerEntry("Lanczos", "pil"), UpscalerEntry("Nearest", "pil")]
         entries += sorted(models, key=lambda e: e.name.lower())
         with self._lock:
+            old = self._entries
             self._entries = {e.name: e for e in entries}
-            for name in [n for n in self._models if n not in self._entries]:
-                del self._models[name]
+            for name in list(self._models):
+                if name not in self._entries or old.get(name, self._entries[name]).path != self._entries[name].path:
+                    del self._models[name]
+                else:
+                    self._entries[name] = replace(self._entries[name], scale=int(self._models[name].scale))
 
     def names(self) -> list[str]:
         """Upscaler names in A1111's order (dropdowns; "None" first)."""
@@ -273,6 +277,8 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
         descriptor = load_image_model(entry.path, placement, purposes=("SR", "Restoration"))
         with self._lock:
             self._models[name] = descriptor
+            if name in self._entries and self._entries[name].scale != int(descriptor.scale):
+                self._entries[name] = replace(self._entries[name], scale=int(descriptor.scale))  # the model's own
             while len(self._models) > self._max_loaded:
                 self._models.popitem(last=False)
         return descriptor

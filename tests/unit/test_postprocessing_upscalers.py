@@ -212,8 +212,11 @@ def test_esrgan_pth_is_detected_by_spandrel_and_matches_the_paper_forward(model_
 
 def test_esrgan_safetensors_upscale_runs_the_model_twice_for_4x(registry: UpscalerRegistry) -> None:
     image = noise_image(24, 16)
+    assert registry["tiny-st"].scale == 4  # before loading: A1111's default
     descriptor = registry.load_model("tiny-st")
-    assert descriptor.scale == 2
+    assert descriptor.scale == 2 and registry["tiny-st"].scale == 2  # after loading: the model's own scale
+    registry.refresh()
+    assert registry["tiny-st"].scale == 2 and registry.load_model("tiny-st") is descriptor
     out = registry.upscale(image, 4, "tiny-st", {"ESRGAN_tile": 0})
     assert out.size == (96, 64)
     x = pil_to_tensor(image)
