@@ -178,8 +178,8 @@ def build_ui(ctx: Any) -> gr.Blocks:
                 extras = build_extras(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo()
-            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
-                setting_keys, setting_components = build_settings(ctx)
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
+                build_settings(ctx, settings_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 build_extensions(ctx)
         gr.HTML("<div class='versions'>API: <a href='docs'>/docs</a> &#8226; "
@@ -205,8 +205,7 @@ def build_ui(ctx: Any) -> gr.Blocks:
         wire_send_to(ctx, png.image, png.parameters, png.send_to_extras, None, extras["image"], tabs, "extras")
 
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
-        all_keys = [*quick_keys, *setting_keys]
-        all_components = [*quick_components, *setting_components]
+        all_keys, all_components = quick_keys, quick_components
         demo.load(None, None, None, js=boot_js()).then(
             lambda: [assets_payload(ctx), *[ui_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
             queue=False, show_progress="hidden").then(

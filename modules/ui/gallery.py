@@ -82,7 +82,7 @@ def progress_html(info: dict[str, Any] | None, *, state: str = "idle", queued: t
     """The progress bar: "xx% ETA: n s" plus textinfo; `data-job-state` tells javascript/ui.js when a job ends."""
     if info is None or state != "running":
         return f"<div class='progress-info' data-job-state='{state}'></div>"
-    if queued is not None:
+    if queued is not None and queued[0] > 0:  # (0, 0) = running, not waiting
         return (f"<div class='progress-info' data-job-state='running'><div class='progress-text'>"
                 f"In queue: {queued[0]}/{queued[1]}</div></div>")
     fraction = float(info.get("progress") or 0.0)

@@ -93,8 +93,35 @@ def apply_values(ctx: Any, keys: list[str], values: list[Any]) -> str:
     return f"<div class='settings-result'>{text}</div>"
 
 
-def build_settings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
-    """Lay out the Settings tab; returns (keys, components) so the app can refresh values on page load."""
+def build_settings(ctx: Any, tab: gr.Tab) -> None:
+    """Lay out the Settings tab lazily: the ~320 option components are rendered (`gr.render`) the first time the
+    tab is opened, so building the UI at start-up does not pay for them (A1111 builds them eagerly).
+
+    Values are read when the tab renders, so they show what config.json holds at that moment.
+    """
+    with gr.Row(elem_id="settings_top"):
+        apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
+        reload_ui = gr.Button("Reload UI", elem_id="settings_restart_gradio")
+    result = gr.HTML(elem_id="settings_result")
+    search = gr.Textbox(label="Search", placeholder="Search...", elem_id="settings_search", show_label=False)
+    opened = gr.Number(value=0, visible=False, elem_id="settings_opened")
+    tab.select(lambda n: 1 if not n else gr.update(), opened, opened, queue=False, show_progress="hidden")
+    reload_ui.click(None, None, None, js="() => { setTimeout(() => location.reload(), 100); }")
+
+    @gr.render(inputs=opened, triggers=[opened.change])
+    def render(flag: float | None) -> None:
+        if not flag:
+            gr.HTML("<p>Loading settings...</p>", elem_id="settings_loading")
+            return
+        keys, components, accordions = _layout(ctx)
+        apply.click(lambda *vals: apply_values(ctx, keys, list(vals)), components, result)
+        search.change(lambda text: _search(ctx, keys, accordions, text), search,
+                      [*components, *[a for a, _ in accordions]], queue=False, trigger_mode="always_last",
+                      show_progress="hidden")
+
+
+def _layout(ctx: Any) -> tuple[list[str], list[gr.components.Component], list[tuple[gr.Accordion, list[str]]]]:
+    """Category tabs with one accordion per section; returns keys, components and (accordion, keys) pairs."""
     registry = ctx.settings.registry
     by_category: dict[str, list[Any]] = defaultdict(list)
     for sec in registry.sections():
@@ -104,11 +131,6 @@ def build_settings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
     keys: list[str] = []
     components: list[gr.components.Component] = []
     accordions: list[tuple[gr.Accordion, list[str]]] = []
-    with gr.Row(elem_id="settings_top"):
-        apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
-        reload_ui = gr.Button("Reload UI", elem_id="settings_restart_gradio")
-    result = gr.HTML(elem_id="settings_result")
-    search = gr.Textbox(label="Search", placeholder="Search...", elem_id="settings_search", show_label=False)
     ordered = [c for c in [*CATEGORIES.values(), "Uncategorized"] if c in by_category]
     with gr.Tabs(elem_id="settings"):
         for category in ordered:
@@ -121,19 +143,15 @@ def build_settings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
                             keys.append(info.key)
                             section_keys.append(info.key)
                     accordions.append((acc, section_keys))
+    return keys, components, accordions
 
-    apply.click(lambda *vals: apply_values(ctx, keys, list(vals)), components, result)
-    reload_ui.click(None, None, None, js="() => { setTimeout(() => location.reload(), 100); }")
 
-    def do_search(text: str) -> list[Any]:
-        """Show only settings whose label or key contains the text; open sections that have matches."""
-        needle = (text or "").strip().lower()
-        visible = {k: not needle or needle in k.lower() or needle in registry[k].label.lower() for k in keys}
-        updates: list[Any] = [gr.update(visible=visible[k]) for k in keys]
-        updates += [gr.update(open=bool(needle) and any(visible[k] for k in ks), visible=any(visible[k] for k in ks))
-                    for _acc, ks in accordions]
-        return updates
-
-    search.change(do_search, search, [*components, *[a for a, _ in accordions]], queue=False,
-                  trigger_mode="always_last", show_progress="hidden")
-    return keys, components
+def _search(ctx: Any, keys: list[str], accordions: list[tuple[gr.Accordion, list[str]]], text: str) -> list[Any]:
+    """Show only settings whose label or key contains the text; open sections that have matches."""
+    registry = ctx.settings.registry
+    needle = (text or "").strip().lower()
+    visible = {k: not needle or needle in k.lower() or needle in registry[k].label.lower() for k in keys}
+    updates: list[Any] = [gr.update(visible=visible[k]) for k in keys]
+    updates += [gr.update(open=bool(needle) and any(visible[k] for k in ks), visible=any(visible[k] for k in ks))
+                for _acc, ks in accordions]
+    return updates
