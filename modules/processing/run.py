@@ -36,6 +36,7 @@ from PIL import Image
 
 from modules.processing.conditioning import opt
 from modules.processing.context import AppContext, GenerationResult
+from modules.processing.extra_networks import activate_networks
 from modules.processing.hires_pass import hires_pass
 from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
 from modules.processing.img2img_init import txt2img_image_conditioning
@@ -280,7 +281,7 @@ def _txt2img_stages(run: Job, p: Txt2ImgParams) -> tuple[Callable[[slice], Any],
         run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
                          prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
                          extra_network_data=run.extra_network_data)
-        with circular_padding([model.unet, model.vae], run.tiling):
+        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
             return _txt2img_batch(run, model, index, spec, schedule, hr), None
 
     return one_batch, spec, schedule
@@ -330,7 +331,7 @@ def _img2img_stages(run: Job, p: Img2ImgParams) -> tuple[Callable[[slice], Any],
         run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
                          prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
                          extra_network_data=run.extra_network_data)
-        with circular_padding([model.unet, model.vae], run.tiling):
+        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
             return img2img_batch(run, model, index, spec, schedule, multiplier, decode=decode,
                                  post_sample=post_sample)
 
