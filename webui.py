@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         _print(f"API docs: {local_url(flags, sock)}docs")
     try:
         return run_server(app, sock, flags, handle)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown; A1111 exits with status 0
+        _print("Interrupted with signal 2 (Ctrl+C): stopped.")
+        return 0
     finally:
         ctx.jobs.shutdown(cancel_pending=True, timeout=5)
 
