@@ -8,7 +8,7 @@
 * Output folder: when given, results are written there as `<input stem>.<ext>` (`-1`, `-2`, … for the further
   images of the same input; ext = the input's extension, RGBA converted to RGB) with the infotext embedded, and
   not to the usual outputs folder (A1111 `do_not_save_samples = not save_normally`); when empty the jobs save
-  normally.
+  normally. Per-input grids are never saved (A1111 sets `do_not_save_grid`).
 * An interrupt stops the batch (the images finished before stay written); a job that fails for one file is
   reported by name and the batch goes on.
 """
@@ -87,7 +87,8 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
             image = ImageOps.exif_transpose(opened).copy()
         p = dataclasses.replace(params, init_images=[image] * params.batch_size,
                                 mask=mask if mask is not None else params.mask,
-                                do_not_save_samples=params.do_not_save_samples or out_dir is not None)
+                                do_not_save_samples=params.do_not_save_samples or out_dir is not None,
+                                do_not_save_grid=True)
         try:
             result = run_img2img(ctx, p, job)
         except Interrupted:
