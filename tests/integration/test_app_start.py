@@ -154,41 +154,39 @@ def start_api_only(root: Path, *extra: str, env: dict[str, str]) -> tuple[Proces
     return proc, f"http://127.0.0.1:{port}"
 
 
-def test_first_start_without_download_says_where_to_put_a_model(tmp_path: Path) -> None:
-    proc, url = start_api_only(tmp_path, "--no-download-sd-model", env=clean_env())
-    try:
-        assert proc.wait_http(f"{url}/sdapi/v1/sd-models").json() == []
-    finally:
-        proc.stop()
-    text = proc.output()
-    assert "--no-download-sd-model" in text and str(tmp_path / "models" / "Stable-diffusion") in text
-    assert "Traceback" not in text
-
-
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def test_first_start_download_from_hf_endpoint_checks_sha256_and_share_warning(tmp_path: Path) -> None:
-    """HF_ENDPOINT is honoured; a file whose sha256 is not SD1.5's is refused and deleted; the UI still starts."""
+def test_first_start_without_a_checkpoint(tmp_path: Path) -> None:
+    """Two first starts at once: `--no-download-sd-model` says where to put a model; with `HF_ENDPOINT` the mirror
+    is used, a file whose sha256 is not SD1.5's is refused and deleted (plus `--share` without auth is warned
+    about). Both UIs start without a model."""
     mirror = tmp_path / "mirror"
     fake = mirror / "stable-diffusion-v1-5" / "stable-diffusion-v1-5" / "resolve" / "main"
     fake.mkdir(parents=True)
     (fake / "v1-5-pruned-emaonly.safetensors").write_bytes(b"not the real model" * 1000)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(mirror)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    data = tmp_path / "data"
+    offline, mirrored = tmp_path / "offline", tmp_path / "mirrored"
+    offline.mkdir()
+    mirrored.mkdir()
+    started = [start_api_only(offline, "--no-download-sd-model", env=clean_env()),
+               start_api_only(mirrored, "--share", env=clean_env(
+                   HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}"))]
     try:
-        env = clean_env(HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}")
-        proc, url = start_api_only(tmp_path, "--share", "--data-dir", str(data), env=env)
-        try:
+        for proc, url in started:
             assert proc.wait_http(f"{url}/sdapi/v1/sd-models").json() == []
-        finally:
-            proc.stop()
     finally:
         server.shutdown()
-    text = proc.output()
+        for proc, _url in started:
+            proc.stop()
+    text = started[0][0].output()
+    assert "--no-download-sd-model" in text and str(offline / "models" / "Stable-diffusion") in text
+    assert "Traceback" not in text
+    text = started[1][0].output()
     assert "sha256 mismatch for v1-5-pruned-emaonly.safetensors" in text, text
-    assert list((data / "models" / "Stable-diffusion").iterdir()) == []
+    assert [p.name for p in (mirrored / "models" / "Stable-diffusion").iterdir()] == []
     assert "Warning: --share makes the UI public" in text and "--gradio-auth" in text
+    assert "Traceback" not in text
