@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from modules.images import parse_infotext
 from modules.models.checkpoints import CheckpointRegistry
-from modules.models.hashes import addnet_hash_safetensors, sha256_file
+from modules.models.hashes import HashCache, addnet_hash_safetensors, sha256_file
 from modules.models.manager import ModelManager
 from modules.models.networks.hashes import parse_hashes
 from modules.processing.conditioning import PromptEncoder
@@ -90,7 +90,7 @@ def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext
     write_embedding(paths.embeddings_dir / "tinyemb.pt")
     write_embedding(paths.embeddings_dir / "wrongwidth.pt", dim=64)
     write_hypernetwork(paths.hypernetwork_dir / "tinyhn.pt")
-    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models)),
+    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models, hash_cache=HashCache(None))),
                          jobs=None)
     context.extra["extra_networks"] = NetworkLibrary.from_paths(paths)
     return context

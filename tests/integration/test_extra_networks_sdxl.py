@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from modules.images import parse_infotext
 from modules.models.checkpoints import CheckpointRegistry
+from modules.models.hashes import HashCache
 from modules.models.manager import ModelManager
 from modules.processing.context import AppContext
 from modules.processing.extra_networks import NetworkLibrary
@@ -38,7 +39,7 @@ def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext
                                   embeddings_dir=root / "embeddings", hypernetwork_dir=root / "hypernetworks")
     for folder in (paths.data_dir, paths.lora_dir, paths.embeddings_dir):
         folder.mkdir()
-    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models)),
+    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models, hash_cache=HashCache(None))),
                          jobs=None)
     model = context.models.load("sdxl")
     gen = torch.Generator().manual_seed(2)
