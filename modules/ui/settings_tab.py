@@ -37,7 +37,7 @@ def make_component(ctx: Any, info: OptionInfo, value: Any, elem_id: str | None =
     eid = elem_id or f"setting_{info.key}"
     kind = info.component
     choices = dynamic_choices(ctx, info)
-    common: dict[str, Any] = {"label": label, "elem_id": eid, "elem_classes": ["setting-item"]}
+    common: dict[str, Any] = {"label": label, "elem_id": eid, "elem_classes": ["setting-item"], "interactive": True}
     if info.info:
         common["info"] = info.info
     if kind == "checkbox":
@@ -47,14 +47,18 @@ def make_component(ctx: Any, info: OptionInfo, value: Any, elem_id: str | None =
     if kind == "number":
         return gr.Number(value=value, precision=0 if info.value_type == "int" else None, **common)
     if kind == "radio":
-        return gr.Radio(choices or [], value=value, **common)
+        opts = list(choices or [])
+        opts += [value] if value is not None and value not in opts else []
+        return gr.Radio(opts, value=value, **common)
     if kind in ("dropdown", "dropdown_editable"):
         opts = list(choices or [])
         if value is not None and value not in opts:
             opts.append(value)
         return gr.Dropdown(opts, value=value, allow_custom_value=kind == "dropdown_editable" or not choices, **common)
     if kind == "checkboxgroup":
-        return gr.CheckboxGroup(choices or [], value=list(value or []), **common)
+        opts = list(choices or [])
+        opts += [v for v in value or [] if v not in opts]
+        return gr.CheckboxGroup(opts, value=list(value or []), **common)
     if kind == "dropdown_multi":
         opts = list(choices or [])
         opts += [v for v in value or [] if v not in opts]

@@ -89,12 +89,12 @@ def test_pnginfo_send_to_img2img_fills_fields(server, browser, tmp_path: Path) -
     meta.add_text("parameters", INFOTEXT)
     Image.new("RGB", (72, 80), (200, 40, 10)).save(png, pnginfo=meta)
     page = open_ui(browser, server.url)
-    page.click("#tabs button:has-text('PNG Info')")
+    page.click("#tab_pnginfo-button")
     page.set_input_files("#pnginfo_image input[type=file]", str(png))
     page.wait_for_function("document.querySelector('#pnginfo_html_info').innerText.includes('Steps: 7')",
                            timeout=20000)
     page.click("#pnginfo_send_to_img2img")
-    page.wait_for_function("document.querySelector('#img2img_prompt textarea').value === 'a red fox in snow'",
+    page.wait_for_function("document.querySelector('#img2img_prompt textarea')?.value === 'a red fox in snow'",
                            timeout=20000)
     assert page.input_value("#img2img_neg_prompt textarea") == "blurry, lowres"
     assert page.input_value("#img2img_steps input[type=number]") == "7"
@@ -125,7 +125,8 @@ def test_settings_tab_apply_survives_restart(tmp_path: Path, browser) -> None:  
     srv = start_ui_server(tmp_path)
     try:
         page = open_ui(browser, srv.url)
-        page.click("#tabs button:has-text('Settings')")
+        page.click("#tab_settings-button")
+        page.wait_for_selector("#setting_jpeg_quality", state="attached", timeout=30000)
         page.fill("#settings_search textarea, #settings_search input", "jpeg")
         box = page.locator("#setting_jpeg_quality input[type=number]")
         box.wait_for(timeout=30000)
@@ -140,7 +141,7 @@ def test_settings_tab_apply_survives_restart(tmp_path: Path, browser) -> None:  
     srv = start_ui_server(tmp_path)
     try:
         page = open_ui(browser, srv.url)
-        page.click("#tabs button:has-text('Settings')")
+        page.click("#tab_settings-button")
         page.wait_for_selector("#setting_jpeg_quality", state="attached", timeout=30000)
         assert page.input_value("#setting_jpeg_quality input[type=number]") == "55"
     finally:
