@@ -14,6 +14,7 @@ import gradio as gr
 
 from modules.ui.common import APPLY_STYLE_ICON, CLEAR_ICON, PASTE_ICON, SAVE_STYLE_ICON, style_names, tool_button
 
+EDIT_ICON = "\u270f\ufe0f"  # ✏️ style editor
 PROMPT_PLACEHOLDER = "Prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)"
 NEGATIVE_PLACEHOLDER = ("Negative prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
 
@@ -35,6 +36,8 @@ class Toprow:
     styles: gr.Dropdown
     style_name: gr.Textbox
     save_style: gr.Button
+    edit_styles: gr.Button | None = None
+    editor: dict[str, Any] | None = None
 
 
 def build_toprow(ctx: Any, tab: str) -> Toprow:
@@ -58,14 +61,74 @@ def build_toprow(ctx: Any, tab: str) -> Toprow:
                 paste = tool_button(PASTE_ICON, f"{tab}_paste")
                 clear = tool_button(CLEAR_ICON, f"{tab}_clear_prompt")
                 apply_styles = tool_button(APPLY_STYLE_ICON, f"{tab}_style_apply")
+                edit_styles = tool_button(EDIT_ICON, f"{tab}_styles_edit_button")
             styles = gr.Dropdown(label="Styles", elem_id=f"{tab}_styles", choices=style_names(ctx), value=[],
                                  multiselect=True)
             with gr.Row():
                 style_name = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=3,
                                         placeholder="Save the current prompts as a style")
                 save_style = tool_button(SAVE_STYLE_ICON, f"{tab}_style_create")
+    editor = build_style_editor(ctx, tab)
     return Toprow(prompt, negative, token_counter, negative_counter, generate, interrupt, skip, paste, clear,
-                  apply_styles, styles, style_name, save_style)
+                  apply_styles, styles, style_name, save_style, edit_styles, editor)
+
+
+def build_style_editor(ctx: Any, tab: str) -> dict[str, Any]:
+    """✏️ style editor (A1111 `ui_prompt_styles.py`): pick a style, edit name/prompt/negative, save or delete;
+    "copy" fills the editor from the current prompt boxes. Hidden until ✏️ is pressed."""
+    with gr.Group(visible=False, elem_id=f"{tab}_styles_dialog") as box:
+        with gr.Row():
+            name = gr.Dropdown(style_names(ctx), value=None, label="Style", allow_custom_value=True,
+                               elem_id=f"{tab}_edit_style_name", scale=4)
+            copy = tool_button("\u2199\ufe0f", f"{tab}_style_copy")
+        prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{tab}_edit_style_prompt")
+        negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{tab}_edit_style_neg_prompt")
+        with gr.Row():
+            save = gr.Button("Save", variant="primary", elem_id=f"{tab}_edit_style_save")
+            delete = gr.Button("Delete", variant="stop", elem_id=f"{tab}_edit_style_delete")
+            close = gr.Button("Close", elem_id=f"{tab}_edit_style_close")
+    return {"box": box, "name": name, "copy": copy, "prompt": prompt, "negative": negative, "save": save,
+            "delete": delete, "close": close}
+
+
+def wire_style_editor(ctx: Any, row: Toprow) -> None:
+    """Events of the ✏️ dialog; saving or deleting rewrites styles.csv and refreshes both dropdowns."""
+    ed = row.editor
+    if ed is None or row.edit_styles is None:
+        return
+    row.edit_styles.click(lambda: gr.update(visible=True), None, ed["box"], queue=False)
+    ed["close"].click(lambda: gr.update(visible=False), None, ed["box"], queue=False)
+    ed["copy"].click(lambda p, n: (p, n), [row.prompt, row.negative_prompt], [ed["prompt"], ed["negative"]],
+                     queue=False)
+
+    def select(name: str) -> tuple[Any, Any]:
+        style = ctx.styles.styles.get(name) if ctx.styles is not None and name else None
+        if style is None:
+            return gr.update(), gr.update()
+        return style.prompt or "", style.negative_prompt or ""
+
+    ed["name"].change(select, ed["name"], [ed["prompt"], ed["negative"]], queue=False)
+
+    def save(name: str, prompt: str, negative: str) -> tuple[Any, Any]:
+        name = (name or "").strip()
+        if not name:
+            raise gr.Error("Style editor: enter a style name")
+        if ctx.styles is None:
+            raise gr.Error("No styles file is configured")
+        ctx.styles.add_style(name, prompt or "", negative or "")
+        ctx.styles.save_styles()
+        names = style_names(ctx)
+        return gr.update(choices=names), gr.update(choices=names, value=name)
+
+    def delete(name: str) -> tuple[Any, Any, str, str]:
+        if ctx.styles is None or not name or not ctx.styles.delete_style(name):
+            raise gr.Error(f"Style editor: there is no style named {name!r}")
+        ctx.styles.save_styles()
+        names = style_names(ctx)
+        return gr.update(choices=names), gr.update(choices=names, value=None), "", ""
+
+    ed["save"].click(save, [ed["name"], ed["prompt"], ed["negative"]], [row.styles, ed["name"]], queue=False)
+    ed["delete"].click(delete, ed["name"], [row.styles, ed["name"], ed["prompt"], ed["negative"]], queue=False)
 
 
 def count_tokens(ctx: Any, text: str, steps: int | float | None, styles: list[str] | None,
@@ -123,5 +186,6 @@ def wire_toprow(ctx: Any, row: Toprow, steps: gr.components.Component) -> None:
         ctx.styles.save_styles()
         return gr.update(choices=style_names(ctx)), ""
 
+    wire_style_editor(ctx, row)
     row.save_style.click(save_style, [row.style_name, row.prompt, row.negative_prompt],
                          [row.styles, row.style_name], queue=False)

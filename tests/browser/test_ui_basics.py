@@ -73,3 +73,25 @@ def test_setting_survives_restart_and_zh_cn(tmp_path: Path, browser) -> None:  #
                                timeout=20000)
     finally:
         srv.stop()
+
+
+def test_style_editor_saves_and_deletes(server, browser) -> None:  # type: ignore[no-untyped-def]
+    page = open_ui(browser, server.url)
+    page.click("#txt2img_styles_edit_button")
+    page.fill("#txt2img_edit_style_name input", "watercolor")
+    page.fill("#txt2img_edit_style_prompt textarea", "{prompt}, watercolor")
+    page.fill("#txt2img_edit_style_neg_prompt textarea", "photo")
+    page.click("#txt2img_edit_style_save")
+    styles = Path(server.data_dir) / "styles.csv"
+    page.wait_for_function("true")
+    for _ in range(50):
+        if "watercolor" in styles.read_text():
+            break
+        page.wait_for_timeout(100)
+    assert "{prompt}, watercolor" in styles.read_text()
+    page.click("#txt2img_edit_style_delete")
+    for _ in range(50):
+        if "watercolor" not in styles.read_text():
+            break
+        page.wait_for_timeout(100)
+    assert "watercolor" not in styles.read_text() and "mystyle" in styles.read_text()
