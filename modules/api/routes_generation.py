@@ -134,7 +134,14 @@ def check_scripts(services: ApiServices, kind: str, data: dict[str, Any]) -> Non
         for title in data.get("alwayson_scripts") or {}:
             raise ApiError(422, f"alwayson_scripts: always on script {title} not found", field="alwayson_scripts")
         return
-    p = SimpleNamespace(script_name=data.get("script_name"), script_args=data.get("script_args") or [],
+    title = data.get("script_name")
+    if title and str(title).lower() != "none" and runner.find(str(title)) is None:
+        raise ApiError(422, f"script_name: Script '{title}' not found; available: "
+                            f"{', '.join(runner.titles()) or 'none'}", field="script_name")
+    for name in data.get("alwayson_scripts") or {}:
+        if runner.find(str(name), alwayson=True) is None:
+            raise ApiError(422, f"alwayson_scripts: always on script {name} not found", field="alwayson_scripts")
+    p = SimpleNamespace(script_name=title, script_args=data.get("script_args") or [],
                         alwayson_scripts=data.get("alwayson_scripts") or {})
     try:
         runner.selected_args(p)

@@ -26,7 +26,7 @@ from PIL import Image
 from tests.integration.conftest import LiveServer, LiveServerFactory
 
 SMALL = {"prompt": "a red cube", "steps": 1, "width": 64, "height": 64, "cfg_scale": 5}
-LONG = {**SMALL, "steps": 30, "n_iter": 2, "seed": 5, "override_settings": {"show_progress_every_n_steps": 1}}
+LONG = {**SMALL, "steps": 20, "n_iter": 2, "seed": 5, "override_settings": {"show_progress_every_n_steps": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_progress_during_a_job_then_interrupt_returns_early_and_next_job_runs(se
 
     body = wait_for(second_batch_with_preview, 120, "the second batch of the long job with a live preview")
     state = body["state"]
-    assert state["job_count"] == 2 and state["sampling_steps"] == 30
+    assert state["job_count"] == 2 and state["sampling_steps"] == 20
     assert 0 < body["progress"] < 1 and body["eta_relative"] > 0
     assert Image.open(io.BytesIO(base64.b64decode(body["current_image"]))).size[0] > 0
     assert progress()["current_image"] is not None
@@ -129,7 +129,7 @@ def test_progress_during_a_job_then_interrupt_returns_early_and_next_job_runs(se
     assert response.status_code == 200, response.text
     data = response.json()
     assert set(data) == {"images", "parameters", "info"} and isinstance(json.loads(data["info"]), dict)
-    assert data["parameters"]["steps"] == 30
+    assert data["parameters"]["steps"] == 20
 
     after = server.client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 3})
     assert after.status_code == 200 and len(after.json()["images"]) == 1
