@@ -89,6 +89,36 @@ def init_and_mask(mode: int, inputs: dict[str, Any]) -> tuple[list[Image.Image],
     return [Image.open(p).convert("RGB") for p in files], None
 
 
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """A1111 "Resize by": each side times the scale, rounded down to a multiple of 8 (at least 64)."""
+    return tuple(max(64, int(side * scale) // 8 * 8) for side in size)  # type: ignore[return-value]
+
+
+def build_resize_tabs(fields: dict[str, gr.components.Component],
+                      image: gr.components.Component) -> tuple[gr.Number, gr.Slider]:
+    """Tabs "Resize to" (Width/Height) and "Resize by" (Scale 0.05–4, with "resize: from AxB to CxD");
+    returns (selected tab index, scale)."""
+    selected = gr.Number(value=0, precision=0, visible=False, elem_id="img2img_selected_scale_tab")
+    with gr.Tabs(elem_id="img2img_tabs_resize"):
+        with gr.Tab("Resize to", elem_id="img2img_tab_resize_to") as to_tab:
+            panel_ui.build_size_rows("img2img", fields)
+        with gr.Tab("Resize by", elem_id="img2img_tab_resize_by") as by_tab:
+            scale = gr.Slider(0.05, 4.0, value=1.0, step=0.05, label="Scale", elem_id="img2img_scale")
+            preview = gr.HTML(elem_id="img2img_scale_resolution_preview")
+    to_tab.select(lambda: 0, None, selected, queue=False)
+    by_tab.select(lambda: 1, None, selected, queue=False)
+
+    def describe(factor: float, img: Image.Image | None) -> str:
+        if img is None:
+            return "<span>resize: upload an image first</span>"
+        w, h = scaled_size(img.size, float(factor or 1))
+        return f"<span class='resolution'>resize: from {img.width}x{img.height} to {w}x{h}</span>"
+
+    scale.change(describe, [scale, image], preview, queue=False, show_progress="hidden")
+    image.change(describe, [scale, image], preview, queue=False, show_progress="hidden")
+    return selected, scale
+
+
 def build_img2img(ctx: Any) -> GenerationTab:
     """Lay out and wire the img2img tab."""
     fields: dict[str, gr.components.Component] = {}
@@ -143,7 +173,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
                     fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4,
                                                                    label="Only masked padding, pixels",
                                                                    elem_id="img2img_inpaint_full_res_padding")
-                panel_ui.build_size_rows("img2img", fields)
+                resize = build_resize_tabs(fields, images["init_img"])
                 reuse = panel_ui.build_common_controls(ctx, "img2img", fields, with_size=False)
                 fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.75, step=0.01,
                                                          label="Denoising strength",
@@ -158,7 +188,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
             output = build_output_panel("img2img")
     tab = GenerationTab("img2img", fields, row, output,
                         extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,
-                               "inputs": [*images.values(), mode]})
+                               "inputs": [*images.values(), mode, *resize]})
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
 
     def build(values: dict[str, Any], data: dict[gr.components.Component, Any]) -> GenerationParams:
@@ -167,6 +197,8 @@ def build_img2img(ctx: Any) -> GenerationTab:
         inputs = {name: data.get(component) for name, component in images.items()}
         init_images, mask = init_and_mask(mode_index, inputs)
         values = dict(values)
+        if int(data.get(resize[0]) or 0) == 1:  # "Resize by": the size follows the first init image
+            values["width"], values["height"] = scaled_size(init_images[0].size, float(data.get(resize[1]) or 1))
         values["inpaint_full_res"] = bool(values.get("inpaint_full_res"))
         values["mask_blur_x"] = values["mask_blur_y"] = int(values.get("mask_blur") or 0)
         if ctx.models is not None and not _is_pix2pix(ctx):

@@ -104,6 +104,29 @@ def test_pnginfo_send_to_img2img_fills_fields(server, browser, tmp_path: Path) -
     assert page.input_value("#img2img_height input[type=number]") == "80"
     assert page.input_value("#img2img_sampling input") == "Euler a"
     assert page.is_visible("#img2img_image img")
+    page.click("#img2img_tab_resize_by-button")
+    set_number(page, "img2img_scale", 2)
+    page.wait_for_function("document.querySelector('#img2img_scale_resolution_preview')?.innerText"
+                           ".includes('from 72x80 to 144x160')", timeout=20000)
+
+
+def test_generate_forever_repeats_until_cancelled(server, browser) -> None:  # type: ignore[no-untyped-def]
+    page = open_ui(browser, server.url)
+    generate_small(page, steps=1, seed=-1)
+    wait_done(page)
+    page.wait_for_function("document.body.hasAttribute('data-last-job-end')", timeout=20000)
+    page.click("#txt2img_generate", button="right")
+    page.click("#context-menu a:has-text('Generate forever')")
+    ends: set[str] = set()
+    for _ in range(300):
+        ends.add(page.evaluate("document.body.getAttribute('data-last-job-end')"))
+        if len(ends) >= 3:
+            break
+        page.wait_for_timeout(100)
+    assert len(ends) >= 3, "Generate forever did not start a new job after the previous one ended"
+    page.click("#txt2img_generate", button="right")
+    page.click("#context-menu a:has-text('Cancel generate forever')")
+    assert page.evaluate("window.sdForever.txt2img") is False
 
 
 def test_switch_checkpoint_from_top_bar(server, browser) -> None:  # type: ignore[no-untyped-def]
