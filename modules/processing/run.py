@@ -263,6 +263,14 @@ def post_sample(run: Job, samples: torch.Tensor) -> torch.Tensor:
     return ps.samples
 
 
+def _after_networks(run: Job, index: slice) -> None:
+    """`after_extra_networks_activate(p, batch_number=, prompts=, seeds=, subseeds=, extra_network_data=)`."""
+    p: Any = run.params
+    run.hooks.script("after_extra_networks_activate", p, batch_number=index.start // p.batch_size,
+                     prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
+                     extra_network_data=run.extra_network_data)
+
+
 def _txt2img_stages(run: Job, p: Txt2ImgParams) -> tuple[Callable[[slice], Any], Any, str | None]:
     spec, schedule = run.sampler(p.sampler_name, p.scheduler)
     hr = None
@@ -278,10 +286,8 @@ def _txt2img_stages(run: Job, p: Txt2ImgParams) -> tuple[Callable[[slice], Any],
         model = run.base_model()
         # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
         # and restore them after the `with` block (sampling and hires are done inside it).
-        run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
-                         prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
-                         extra_network_data=run.extra_network_data)
         with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
+            _after_networks(run, index)
             return _txt2img_batch(run, model, index, spec, schedule, hr), None
 
     return one_batch, spec, schedule
@@ -328,10 +334,8 @@ def _img2img_stages(run: Job, p: Img2ImgParams) -> tuple[Callable[[slice], Any],
         model = run.base_model()
         # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
         # and restore them after the `with` block (sampling is done inside it).
-        run.hooks.script("after_extra_networks_activate", run.params, batch_number=index.start // p.batch_size,
-                         prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
-                         extra_network_data=run.extra_network_data)
         with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
+            _after_networks(run, index)
             return img2img_batch(run, model, index, spec, schedule, multiplier, decode=decode,
                                  post_sample=post_sample)
 
