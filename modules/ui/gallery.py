@@ -37,10 +37,13 @@ class OutputPanel:
     send_to_img2img: gr.Button
     send_to_inpaint: gr.Button
     send_to_extras: gr.Button
+    open_folder: gr.Button | None = None
+    upscale: gr.Button | None = None
 
 
-def build_output_panel(tab: str) -> OutputPanel:
-    """Lay out the gallery column for `tab`."""
+def build_output_panel(tab: str, *, local: bool = False) -> OutputPanel:
+    """Lay out the gallery column for `tab`; 📂 only when the server runs locally (A1111 hides it otherwise),
+    ✨ (run hires fix on the selected image) only on txt2img."""
     with gr.Column(elem_id=f"{tab}_results", elem_classes=["results"]):
         progress = gr.HTML(progress_html(None), elem_id=f"{tab}_progress", elem_classes=["progress-area"])
         preview = gr.Image(label="Live preview", elem_id=f"{tab}_preview", visible=False, interactive=False,
@@ -48,9 +51,13 @@ def build_output_panel(tab: str) -> OutputPanel:
         gallery = gr.Gallery(label="Output", elem_id=f"{tab}_gallery", columns=4, height=420, show_label=False,
                              format="png", interactive=False)
         with gr.Row(elem_id=f"{tab}_tools_buttons"):
+            open_folder = gr.Button("\U0001f4c2", elem_id=f"{tab}_open_folder", elem_classes=["tool"], size="sm",
+                                    min_width=40, scale=0, visible=local)
             send_img2img = gr.Button("Send to img2img", elem_id=f"{tab}_send_to_img2img", size="sm")
             send_inpaint = gr.Button("Send to inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm")
             send_extras = gr.Button("Send to extras", elem_id=f"{tab}_send_to_extras", size="sm")
+            upscale = gr.Button("\u2728", elem_id=f"{tab}_upscale", elem_classes=["tool"], size="sm", min_width=40,
+                                scale=0, visible=tab == "txt2img")
         infotext = gr.HTML(infotext_html(""), elem_id=f"html_info_{tab}", elem_classes=["infotext-area"])
         html_log = gr.HTML("", elem_id=f"html_log_{tab}", elem_classes=["html-log"])
         generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tab}")
@@ -63,7 +70,7 @@ def build_output_panel(tab: str) -> OutputPanel:
 
     gallery.select(select, [generation_info], [selected, infotext], queue=False)
     return OutputPanel(gallery, preview, progress, infotext, html_log, generation_info, selected, send_img2img,
-                       send_inpaint, send_extras)
+                       send_inpaint, send_extras, open_folder, upscale)
 
 
 def infotext_for_index(generation_info: str, index: int) -> str:

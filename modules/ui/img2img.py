@@ -18,6 +18,7 @@ from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import build_output_panel
+from modules.ui.output_actions import is_local
 from modules.ui.toprow import build_toprow
 from modules.ui.txt2img import GenerationTab, params_from_values, wire_generation_tab
 
@@ -185,7 +186,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
             with extra_tabs:  # extra networks tabs after "Generation" (modules/ui/extra_networks.py)
                 build_extra_networks(ctx, "img2img")
         with gr.Column(scale=1):
-            output = build_output_panel("img2img")
+            output = build_output_panel("img2img", local=is_local(ctx))
     tab = GenerationTab("img2img", fields, row, output,
                         extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,
                                "inputs": [*images.values(), mode, *resize]})

@@ -16,7 +16,8 @@ import gradio as gr
 from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
-from modules.ui.gallery import OutputPanel, build_output_panel, stream_job
+from modules.ui.gallery import OutputPanel, build_output_panel, selected_image, stream_job
+from modules.ui.output_actions import is_local, open_folder
 from modules.ui.paste import (
     looks_like_infotext,
     override_settings_from_choices,
@@ -129,6 +130,27 @@ def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: A
             ctx.jobs.interrupt()
 
     row.interrupt.click(interrupt, None, None, queue=False)
+    if out.open_folder is not None:
+        out.open_folder.click(lambda: open_folder(ctx, kind), None, None, queue=False)
+    if out.upscale is not None and kind == "txt2img":
+
+        def upscale(data: dict[gr.components.Component, Any]) -> Any:
+            """✨: only the hires pass on the selected image, with that image's seed (A1111 1.8+)."""
+            image = selected_image(data.get(out.gallery), data.get(out.selected_index))
+            if image is None:
+                raise gr.Error("✨ needs an image: generate one first and select it in the gallery")
+            if isinstance(image, str):
+                from PIL import Image
+
+                image = Image.open(image)
+            values = collect(tab, data)
+            values["seed"] = _seed_of(data.get(out.generation_info), data.get(out.selected_index), values)
+            params = build_params(values, data)
+            params.enable_hr, params.firstpass_image = True, image.convert("RGB")
+            yield from stream_job(ctx, load_runner(runner_name), params, kind, out)
+
+        out.upscale.click(upscale, inputs | {out.gallery, out.selected_index, out.generation_info},
+                          output_components(tab), show_progress="minimal", concurrency_limit=None)
     row.skip.click(lambda: ctx.jobs.skip() and None, None, None, queue=False)
 
     paste_targets = [*fields.values(), row.prompt, row.negative_prompt]
@@ -159,6 +181,19 @@ def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: A
                                   queue=False)
 
 
+def _seed_of(info: str | None, index: Any, values: dict[str, Any]) -> Any:
+    """The seed of gallery entry `index` from the generation info JSON, else the seed field."""
+    import json
+
+    try:
+        data = json.loads(info or "{}")
+    except ValueError:
+        return values.get("seed")
+    seeds = data.get("all_seeds") or []
+    idx = max(0, int(index or 0) - int(data.get("index_of_first_image", 0)))
+    return seeds[idx] if idx < len(seeds) else data.get("seed", values.get("seed"))
+
+
 def named_with_prompts(tab: GenerationTab) -> dict[str, gr.components.Component]:
     """Fields plus the prompt boxes and the styles dropdown under their params names."""
     return tab.fields | {"prompt": tab.toprow.prompt, "negative_prompt": tab.toprow.negative_prompt,
@@ -178,7 +213,7 @@ def build_txt2img(ctx: Any) -> GenerationTab:
                 scripts = panel_ui.build_tail(ctx, "txt2img", fields)
             build_extra_networks(ctx, "txt2img")  # extra networks tabs (modules/ui/extra_networks.py)
         with gr.Column(scale=1):
-            output = build_output_panel("txt2img")
+            output = build_output_panel("txt2img", local=is_local(ctx))
     tab = GenerationTab("txt2img", fields, row, output)
     tab.extra.update(reuse_seed=reuse, scripts=scripts)
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})

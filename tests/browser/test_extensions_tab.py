@@ -22,6 +22,7 @@ def test_install_refused_when_listening_and_index_loads(tmp_path: Path, browser)
     srv = start_ui_server(tmp_path, ["--listen"])
     try:
         page = open_ui(browser, srv.url)
+        assert page.locator("#txt2img_open_folder").count() == 0 or not page.is_visible("#txt2img_open_folder")
         page.click("#tab_extensions-button")
         page.wait_for_selector("#extensions_table", timeout=20000)
         assert "my-ext" in page.inner_text("#extensions_table")

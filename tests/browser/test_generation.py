@@ -66,6 +66,11 @@ def test_txt2img_shows_image_and_infotext(server, browser) -> None:  # type: ign
                            timeout=20000)
     info = page.inner_text("#html_info_txt2img")
     assert "Seed: 1234" in info and "Size: 64x64" in info
+    assert page.is_visible("#txt2img_open_folder")  # local server: 📂 shown
+    page.click("#txt2img_upscale")  # ✨ hires pass on the selected image, same seed
+    page.wait_for_function("document.querySelector('#html_info_txt2img').innerText.includes('Hires upscale')",
+                           timeout=90000)
+    assert "Seed: 1234" in page.inner_text("#html_info_txt2img")
 
 
 def test_progress_preview_interrupt_then_generate_again(server, browser) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,43 @@
+"""Output-panel actions: 📂 open the output folder (only for a local server; A1111 hides it when the UI is reachable
+from the network or `hide_ui_dir_config` is set) and the folder it opens (A1111 `open_dir_button_choice`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+
+def is_local(ctx: Any) -> bool:
+    """True when no flag exposes the server (--listen/--share/--ngrok/--server-name) and dirs are not hidden."""
+    flags = ctx.flags
+    exposed = any(getattr(flags, name, None) for name in ("listen", "share", "ngrok", "server_name"))
+    return not exposed and not getattr(flags, "hide_ui_dir_config", False)
+
+
+def output_folder(ctx: Any, kind: str) -> Path:
+    """The samples folder of `kind` ("txt2img"/"img2img"), relative paths taken from the data directory."""
+    from modules.images.saving import output_dir
+
+    settings = {k: ctx.settings.get(k) for k in ("outdir_samples", f"outdir_{kind}_samples")}
+    return output_dir(kind, settings, base_dir=ctx.paths.data_dir)
+
+
+def open_folder(ctx: Any, kind: str) -> None:
+    """Open the output folder in the desktop file manager (created if missing)."""
+    if not is_local(ctx):
+        raise gr.Error("Opening folders is only available when the server runs on this computer")
+    folder = output_folder(ctx, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":
+        os.startfile(folder)  # type: ignore[attr-defined]
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    try:
+        subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        raise gr.Error(f"Could not open {folder}: {opener} is not available ({exc})") from None
