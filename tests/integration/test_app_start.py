@@ -125,6 +125,9 @@ def test_startup_prints_diagnostics_and_load_times(launched: dict[str, Any]) -> 
     assert response.status_code == 200, response.text  # the default model is loaded by now
     import torch
 
+    deadline = time.monotonic() + 30  # the start-up load prints from its own thread, right after the load
+    while "Model loaded in " not in proc.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
     text = proc.output()
     assert f"torch {torch.__version__}" in text and f"CUDA available: {torch.cuda.is_available()}" in text
     assert "Device: cpu, dtype: " in text and ", attention: " in text
