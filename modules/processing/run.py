@@ -128,9 +128,9 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
     hooks.script("before_process", p)
     run.prepare_prompts()
     run.prepare_seeds()
-    _expose(run)
+    given = _expose(run)
     hooks.script("process", p)
-    _read_back(run)
+    _read_back(run, given)
     if kind == "txt2img":
         assert isinstance(p, Txt2ImgParams)
         one_batch, spec, schedule = _txt2img_stages(run, p)
@@ -143,8 +143,9 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
     return result
 
 
-def _expose(run: Job) -> None:
-    """Put A1111's expanded lists on `p` for scripts (`all_prompts`, `all_seeds`, …)."""
+def _expose(run: Job) -> tuple[str, str]:
+    """Put A1111's expanded lists on `p` for scripts (`all_prompts`, `all_seeds`, …); returns the prompt pair they
+    were expanded from."""
     p: Any = run.params
     p.all_prompts, p.all_negative_prompts = list(run.prompts), list(run.negative_prompts)
     p.all_seeds, p.all_subseeds = list(run.seeds), list(run.subseeds)
@@ -152,14 +153,14 @@ def _expose(run: Job) -> None:
     run.extra_fields.update(getattr(p, "extra_generation_params", None) or {})
     p.extra_generation_params = run.extra_fields
     p.settings = run.settings
-    run.extra_network_data["prompt"] = (p.prompt, p.negative_prompt)
+    return p.prompt, p.negative_prompt
 
 
-def _read_back(run: Job) -> None:
+def _read_back(run: Job, given: tuple[str, str]) -> None:
     """After `process(p)`: a changed `p.prompt`/`p.negative_prompt` re-expands the prompts (styles), otherwise
     the (possibly edited) `p.all_*` lists are used."""
     p: Any = run.params
-    if (p.prompt, p.negative_prompt) != run.extra_network_data.pop("prompt"):
+    if (p.prompt, p.negative_prompt) != given:
         run.prepare_prompts()
     else:
         run.prompts, run.negative_prompts = list(p.all_prompts), list(p.all_negative_prompts)
