@@ -139,7 +139,8 @@ def finished_update(job: Any, panel: OutputPanel) -> dict[gr.components.Componen
     if result is None:  # interrupted before any image was finished
         return done | {panel.html_log: error_html("Interrupted")}
     info = result.info_dict()
-    first = result.infotexts[result.index_of_first_image] if result.infotexts else ""
+    texts = list(result.infotexts or [])
+    first = texts[result.index_of_first_image if result.index_of_first_image < len(texts) else 0] if texts else ""
     footer = format_time_taken(result.time_taken, result.peak_memory_bytes)
     notices = "".join(error_html(n) for n in result.notices)
     return done | {

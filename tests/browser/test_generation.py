@@ -174,3 +174,19 @@ def test_settings_tab_apply_survives_restart(tmp_path: Path, browser) -> None:  
         assert page.input_value("#setting_jpeg_quality input[type=number]") == "55"
     finally:
         srv.stop()
+
+
+def test_xyz_plot_from_script_dropdown(server, browser) -> None:  # type: ignore[no-untyped-def]
+    page = open_ui(browser, server.url)
+    assert not page.is_visible("#script_txt2img_x_y_z_plot_x_values")
+    page.click("#txt2img_script_dropdown input")
+    page.get_by_role("option", name="X/Y/Z plot").click()
+    page.wait_for_selector("#script_txt2img_x_y_z_plot_x_values textarea", timeout=20000)
+    page.click("#script_txt2img_x_y_z_plot_x_type input")
+    page.get_by_role("option", name="Steps", exact=True).click()
+    page.fill("#script_txt2img_x_y_z_plot_x_values textarea", "1,2")
+    generate_small(page, steps=1, seed=3)
+    wait_done(page, timeout=90000)
+    assert page.locator("#txt2img_gallery img").count(), page.inner_text("#html_log_txt2img")
+    width = page.eval_on_selector("#txt2img_gallery img", "e => e.naturalWidth")
+    assert width >= 128, f"expected a 2-column X/Y/Z grid, got an image {width} px wide"
