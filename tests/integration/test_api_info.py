@@ -136,8 +136,7 @@ def test_progress_interrupt_skip_when_idle(server: LiveServer) -> None:
 
 
 def test_unbuilt_features_answer_501_not_404(server: LiveServer) -> None:
-    for path, body in (("create/embedding", {"name": "x"}), ("create/hypernetwork", {"name": "x"}),
-                       ("embeddings", None), ("refresh-embeddings", {})):
+    for path, body in (("create/embedding", {"name": "x"}), ("create/hypernetwork", {"name": "x"})):
         method = "GET" if body is None else "POST"
         response = server.client.request(method, f"/sdapi/v1/{path}", json=body)
         assert response.status_code == 501, (path, response.text)
