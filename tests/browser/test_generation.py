@@ -123,7 +123,7 @@ def test_generate_forever_repeats_until_cancelled(server, browser) -> None:  # t
     page.click("#txt2img_generate", button="right")
     page.click("#context-menu a:has-text('Generate forever')")
     ends: set[str] = set()
-    for _ in range(300):
+    for _ in range(600):
         ends.add(page.evaluate("document.body.getAttribute('data-last-job-end')"))
         if len(ends) >= 3:
             break
@@ -132,6 +132,10 @@ def test_generate_forever_repeats_until_cancelled(server, browser) -> None:  # t
     page.click("#txt2img_generate", button="right")
     page.click("#context-menu a:has-text('Cancel generate forever')")
     assert page.evaluate("window.sdForever.txt2img") is False
+    page.wait_for_function("document.querySelector('#txt2img_progress [data-job-state]')"
+                           ".getAttribute('data-job-state') !== 'running'", timeout=60000)
+    page.wait_for_timeout(500)
+    page.close()
 
 
 def test_switch_checkpoint_from_top_bar(server, browser) -> None:  # type: ignore[no-untyped-def]
