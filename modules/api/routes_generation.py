@@ -56,13 +56,15 @@ def resolve_sampler_fields(data: dict[str, Any]) -> None:
             data["hr_scheduler"] = hr_schedule
 
 
-def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str) -> None:
-    """Fill fields the request did not set from an infotext (A1111 1.10 `infotext` request field)."""
+def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str, networks: Any = None) -> None:
+    """Fill fields the request did not set from an infotext (A1111 1.10 `infotext` request field); with the
+    `networks` library, `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash."""
     from modules.images import parse_infotext
+    from modules.processing.extra_networks import rewrite_pasted_fields
     from modules.processing.infotext_fields import params_from_fields
     from modules.settings import REGISTRY
 
-    parsed = parse_infotext(infotext)
+    parsed = rewrite_pasted_fields(networks, parse_infotext(infotext))
     values, settings = params_from_fields(parsed)
     for key, value in values.items():
         if key in data and key not in fields_set:
@@ -167,7 +169,8 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     """Turn a validated request into the params dataclass the pipeline runs (errors name the field)."""
     data = req.model_dump()
     if getattr(req, "infotext", None):
-        apply_infotext(data, set(req.model_fields_set), req.infotext)  # type: ignore[attr-defined]
+        apply_infotext(data, set(req.model_fields_set), req.infotext,  # type: ignore[attr-defined]
+                       services.ctx.extra.get("extra_networks"))
     resolve_sampler_fields(data)
     check_scripts(services, "img2img" if params_type is Img2ImgParams else "txt2img", data)
     check_overrides(services, data.get("override_settings") or {})

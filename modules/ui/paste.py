@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from modules.images import parse_infotext
+from modules.processing.extra_networks import rewrite_pasted_fields
 from modules.processing.infotext_fields import params_from_fields
 
 SEED_FIELDS = ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
@@ -34,10 +35,12 @@ def read_last_params(ctx: Any) -> str:
 
 
 def parsed_infotext(ctx: Any, text: str) -> dict[str, Any]:
-    """Parse with the `infotext_styles` setting and the style database (styles are taken back out of prompts)."""
+    """Parse with the `infotext_styles` setting and the style database (styles are taken back out of prompts);
+    `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash (A1111 Lora `infotext_pasted`)."""
     extractor = ctx.styles.extract_styles_from_prompt if ctx.styles is not None else None
-    return parse_infotext(text, style_extractor=extractor,
-                          infotext_styles=str(ctx.settings.get("infotext_styles")))
+    parsed = parse_infotext(text, style_extractor=extractor,
+                            infotext_styles=str(ctx.settings.get("infotext_styles")))
+    return rewrite_pasted_fields(getattr(ctx, "extra", {}).get("extra_networks"), parsed)
 
 
 def override_choices(ctx: Any, settings: dict[str, Any]) -> list[str]:

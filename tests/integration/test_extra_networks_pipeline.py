@@ -167,6 +167,33 @@ def test_pasted_lora_hashes_rewrite_to_local_alias(ctx: AppContext) -> None:
     assert fields["Prompt"] == "a cat <lora:tinylora:0.5>"
 
 
+def _renamed_infotext(ctx: AppContext) -> str:
+    """An infotext as another PC with the same LoRA file named `renamed_on_other_pc` would write it."""
+    text = run_txt2img(ctx, t2i("a cat <lora:tinylora:0.5>"), new_job()).infotexts[0]
+    assert "Lora hashes: " in text
+    return text.replace("tinylora", "renamed_on_other_pc")
+
+
+def test_ui_paste_rewrites_lora_alias_by_hash(ctx: AppContext) -> None:
+    import gradio as gr
+
+    from modules.ui.paste import updates_from_infotext
+
+    prompt_box = gr.Textbox()
+    updates = updates_from_infotext(ctx, _renamed_infotext(ctx), {"prompt": prompt_box})
+    assert updates[prompt_box]["value"] == "a cat <lora:tinylora:0.5>"
+
+
+def test_api_infotext_field_rewrites_lora_alias_by_hash(ctx: AppContext) -> None:
+    from modules.api.routes_generation import apply_infotext
+
+    data: dict = {"prompt": "", "override_settings": {}}
+    apply_infotext(data, set(), _renamed_infotext(ctx), ctx.extra["extra_networks"])
+    assert data["prompt"] == "a cat <lora:tinylora:0.5>"
+    apply_infotext(data, set(), _renamed_infotext(ctx))
+    assert data["prompt"] == "a cat <lora:renamed_on_other_pc:0.5>"
+
+
 def test_corrupt_and_missing_networks_are_reported_and_image_comes_out(ctx: AppContext) -> None:
     before = weights(ctx)
     result = run_txt2img(ctx, t2i("a cat <lora:broken:1> <lora:nosuchlora:1> <lora:tinylora:1>"), new_job())
