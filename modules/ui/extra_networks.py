@@ -215,12 +215,18 @@ def select_checkpoint(ctx: Any, title: str) -> None:
 
 
 def build_extra_networks(ctx: Any, tab: str) -> None:
-    """Add the four extra-network tabs to the open ``gr.Tabs`` of ``tab`` ("txt2img" or "img2img")."""
-    checkpoint_box = gr.Textbox(visible=False, elem_id=f"{tab}_extra_networks_checkpoint")
-    checkpoint_button = gr.Button(visible=False, elem_id=f"{tab}_extra_networks_checkpoint_apply")
-    checkpoint_button.click(lambda title: select_checkpoint(ctx, title), checkpoint_box, None)
+    """Add the four extra-network tabs to the open ``gr.Tabs`` of ``tab`` ("txt2img" or "img2img").
+
+    Only ``gr.Tab`` children go into the ``gr.Tabs``: the hidden checkpoint box/button that a checkpoint card
+    click fills live inside the Checkpoints tab."""
     for page, title in PAGES:
         with gr.Tab(title, elem_id=f"{tab}_{page}_tab", elem_classes=["extra-networks-tab"]):
+            if page == "checkpoints":
+                hidden = ["sd-hidden"]  # in the DOM for extra-networks.js (visible=False would not render it)
+                checkpoint_box = gr.Textbox(elem_id=f"{tab}_extra_networks_checkpoint", elem_classes=hidden,
+                                            show_label=False)
+                checkpoint_button = gr.Button(elem_id=f"{tab}_extra_networks_checkpoint_apply", elem_classes=hidden)
+                checkpoint_button.click(lambda title: select_checkpoint(ctx, title), checkpoint_box, None)
             with gr.Row(elem_classes=["extra-network-toolbar"]):
                 refresh = tool_button(REFRESH_ICON, f"{tab}_{page}_extra_refresh")
             cards = gr.HTML(lambda page=page: cards_html(ctx, tab, page), elem_id=f"{tab}_{page}_cards")
