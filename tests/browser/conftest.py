@@ -16,15 +16,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def start_ui_server(data_dir: Path, args: list[str] | None = None) -> Any:
-    """Start the full app with the UI on a free loopback port."""
-    import webui
-    from modules.cli.flags import parse_flags
+    """Start the full app with the UI on a free loopback port; the UI is built on the server's `ctx`."""
     from modules.ui import build_ui
     from tests.integration.conftest import start_live_server
 
-    flags = parse_flags([*(args or []), "--data-dir", str(data_dir)], env={})
-    ui = build_ui(webui.build_context(flags, env={}))
-    return start_live_server(data_dir, args or [], ui=ui)
+    return start_live_server(data_dir, args or [], ui_factory=build_ui)
 
 
 @pytest.fixture(scope="module")

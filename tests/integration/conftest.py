@@ -41,8 +41,10 @@ class LiveServer:
 LiveServerFactory = Callable[..., LiveServer]
 
 
-def start_live_server(data_dir: Path, args: list[str], ui: Any = None) -> LiveServer:
-    """Start the app for `args` with `data_dir` and wait until it answers."""
+def start_live_server(data_dir: Path, args: list[str], ui: Any = None,
+                      ui_factory: Callable[[Any], Any] | None = None) -> LiveServer:
+    """Start the app for `args` with `data_dir` and wait until it answers; `ui_factory(ctx)` builds the UI on the
+    server's own context (so changes to `LiveServer.ctx` reach the UI)."""
     import uvicorn
 
     import webui
@@ -51,6 +53,8 @@ def start_live_server(data_dir: Path, args: list[str], ui: Any = None) -> LiveSe
 
     flags = parse_flags([*args, "--data-dir", str(data_dir)], env={})
     ctx = webui.build_context(flags, env={})
+    if ui_factory is not None:
+        ui = ui_factory(ctx)
     handle = ServerHandle(data_dir / "tmp" / "restart")
     app = build_app(ctx, ui, server_action=handle.action, env={})
     sock = bind_server_socket("127.0.0.1", 0)
