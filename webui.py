@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         flags = _with_api(flags)
         ctx.flags = flags
     handle = ServerHandle(ctx.paths.restart_file)
+    wire_restart(ctx, handle.action, os.environ)
     try:
         app = build_app(ctx, ui, server_action=handle.action)
     except AuthFormatError as exc:
@@ -240,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         ctx.jobs.shutdown(cancel_pending=True, timeout=5)
+
+
+def wire_restart(ctx: Any, server_action: Any, env: Any) -> None:
+    """Give the Extensions tab's "Apply and restart UI" a `ctx.extra["request_restart"]` when a launcher restarts us:
+    webui.sh exports SD_WEBUI_RESTART and runs launch.py again while the `tmp/restart` marker exists, so the request
+    writes that marker and stops the server (A1111 `restart.restart_program`). Without it, nothing is wired and the
+    tab asks for a manual restart."""
+    if env.get("SD_WEBUI_RESTART"):
+        ctx.extra["request_restart"] = lambda: server_action("restart")
 
 
 def _with_api(flags: Any) -> Any:
