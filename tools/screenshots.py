@@ -15,7 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TABS = ("txt2img", "img2img", "extras", "pnginfo", "settings", "extensions")
+TABS = {"txt2img": "txt2img", "img2img": "img2img", "extras": "Extras", "pnginfo": "PNG Info",
+        "settings": "Settings", "extensions": "Extensions"}
+"""Tab id → the label Gradio shows on its button (and in the "…" overflow menu)."""
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
@@ -27,6 +29,18 @@ def make_data_dir(folder: Path) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_tiny_checkpoint("sd1", ckpt_dir / "tiny-sd1.safetensors")
     return folder
+
+
+def open_tab(page: object, tab: str, label: str) -> None:
+    """Click the top-level tab; on a narrow screen Gradio moves it into the "…" (More tabs) menu: open that, click it."""
+    button = page.locator(f"#tab_{tab}-button")  # type: ignore[attr-defined]
+    if button.count() and button.first.is_visible():
+        button.first.click()
+    else:
+        menu = page.locator("#tabs > .tab-wrapper .overflow-menu")  # type: ignore[attr-defined]
+        menu.locator("button[aria-label='More tabs']").click()
+        menu.locator(".overflow-dropdown button", has_text=label).first.click()
+    page.wait_for_selector(f"#tab_{tab}", state="visible", timeout=10000)  # type: ignore[attr-defined]
 
 
 def shoot(url: str, out: Path) -> list[Path]:
@@ -42,12 +56,8 @@ def shoot(url: str, out: Path) -> list[Path]:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url + "/")
             page.wait_for_selector("body[data-sd-ready='1']", timeout=60000)
-            for tab in TABS:
-                button = page.locator(f"#tab_{tab}-button")
-                if button.count() and button.first.is_visible():
-                    button.first.click()
-                else:  # on a narrow screen Gradio moves tabs into an overflow menu
-                    page.evaluate(f"document.querySelector('#tab_{tab}-button')?.click()")
+            for tab, label in TABS.items():
+                open_tab(page, tab, label)
                 page.wait_for_timeout(1500 if tab == "settings" else 500)
                 path = out / f"{tab}-{view}.png"
                 page.screenshot(path=str(path))
