@@ -142,7 +142,7 @@ def _layout(ctx: Any) -> tuple[list[str], list[gr.components.Component], list[tu
                 for sec in by_category[category]:
                     with gr.Accordion(sec.label, open=False, elem_id=f"settings_{sec.id}") as acc:
                         section_keys = []
-                        for info in registry.in_section(sec.id):
+                        for info in (i for i in registry.in_section(sec.id) if i.section == sec):  # id "ui" x2
                             components.append(make_component(ctx, info, ui_value(ctx, info.key)))
                             keys.append(info.key)
                             section_keys.append(info.key)
