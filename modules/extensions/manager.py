@@ -21,6 +21,7 @@ A1111 behaviour followed (reference §3.9, §10.3, `modules/extensions.py`, `mod
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +42,36 @@ INSECURE_ACCESS_MESSAGE = ("extension access disabled because of command line fl
                            "from the network (--share/--listen/--ngrok/--server-name); add "
                            "--enable-insecure-extension-access to allow it")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_NETWORK_HINTS = ("could not resolve host", "unable to access", "failed to connect", "connection timed out",
-                  "ssl", "certificate", "tls", "network is unreachable", "could not read from remote")
+_FORBIDDEN_GIT_ENV = ("GIT_SSL_NO_VERIFY", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
+_CHECK_NETWORK = ("check the internet connection and proxy settings (HTTPS_PROXY, `git config --global http.proxy`), "
+                  "or install from a mirror")
+# (substrings of git's stderr, lower-case) → what went wrong and what to check.  Order matters: the first match wins.
+# Texts are curl's / git's own (OpenSSL, GnuTLS and Schannel builds word TLS failures differently).
+_GIT_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("could not resolve host", "could not resolve proxy", "name or service not known",
+      "temporary failure in name resolution"),
+     "the host name could not be resolved (DNS); " + _CHECK_NETWORK),
+    (("certificate", "ssl certificate problem", "server certificate verification failed", "cafile", "issuer"),
+     "the server's TLS certificate is not trusted; check the system CA certificates (ca-certificates package), "
+     "GIT_SSL_CAINFO or `git config http.sslCAInfo`, and whether a proxy or antivirus intercepts HTTPS"),
+    (("gnutls_handshake", "ssl_connect", "handshake", "schannel", "wrong version number"),
+     "the TLS/SSL handshake with the server failed (often a proxy, firewall or antivirus interfering); "
+     + _CHECK_NETWORK),
+    (("connection was reset", "connection reset by peer", "ssl_read", "ssl_write", "unexpected eof",
+      "tls packet with unexpected length", "non-properly terminated", "early eof", "curl 56", "rpc failed"),
+     "the connection was reset during the transfer (often a proxy, firewall, VPN or antivirus, or an unstable "
+     "network); retry, or " + _CHECK_NETWORK),
+    (("connection refused", "couldn't connect to server"),
+     "the connection was refused (nothing accepts connections at that address, or a proxy refused it); check the URL "
+     "and port, and " + _CHECK_NETWORK.removeprefix("check ")),
+    (("timed out", "timeout"),
+     "the connection timed out; " + _CHECK_NETWORK),
+    (("network is unreachable", "no route to host", "failed to connect", "couldn't connect"),
+     "the server could not be reached; " + _CHECK_NETWORK),
+)
+_NOT_FOUND_HINTS = ("repository not found", "returned error: 404", "could not read username",
+                    "authentication failed", "returned error: 401", "returned error: 403")
+_OTHER_NETWORK_HINTS = ("unable to access", "ssl", "tls", "could not read from remote", "curl")
 
 
 class ExtensionError(RuntimeError):
@@ -130,21 +159,62 @@ def read_metadata(folder: str | Path) -> dict[str, dict[str, str]]:
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
-def _git(args: list[str], cwd: str | Path | None = None, timeout: float = 120) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "echo"}
+def _git_environment(git_env: Mapping[str, str] | None) -> dict[str, str]:
+    """os.environ plus `git_env`, with prompts off (a missing login fails instead of waiting for a password).
+
+    `git_env` may not turn TLS verification off or inject git configuration (GIT_SSL_NO_VERIFY,
+    GIT_CONFIG_PARAMETERS, GIT_CONFIG_COUNT); those keys are refused with an ExtensionError.
+    """
+    extra = dict(git_env or {})
+    refused = sorted(k for k in extra if k.upper() in _FORBIDDEN_GIT_ENV or k.upper().startswith("GIT_CONFIG_KEY_"))
+    if refused:
+        raise ExtensionError(f"git_env may not set {', '.join(refused)} (TLS verification stays on; give a CA file "
+                             "with GIT_SSL_CAINFO instead)")
+    return {**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "echo"}
+
+
+def _git_detail(output: str) -> str:
+    """git's most telling line (the `fatal:`/`error:` one), whitespace collapsed, for one-line messages."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    telling = [line for line in lines if line.lower().startswith(("fatal:", "error:"))] or lines or ["no output"]
+    return " ".join(telling[-1].split())
+
+
+def describe_git_failure(operation: str, url: str | None, output: str) -> str:
+    """One-line message for a failed git command: what failed, for which URL, why, and what to check.
+
+    Network and TLS failures (curl's wording from OpenSSL/GnuTLS builds, e.g. "OpenSSL SSL_read: Connection was
+    reset", "gnutls_handshake() failed", "server certificate verification FAILED") are mapped to a plain cause
+    and advice (proxy, CA certificates, a mirror); git's own line follows in brackets.
+    """
+    detail = _git_detail(output)
+    where = f" {url}" if url else ""
+    lowered = output.lower()
+    for hints, explanation in _GIT_FAILURES:
+        if any(hint in lowered for hint in hints):
+            return f"git {operation} could not reach the remote{where}: {explanation} [{detail}]"
+    if any(hint in lowered for hint in _NOT_FOUND_HINTS):
+        return (f"git {operation}{where} failed: the repository was not found or needs a login (only public "
+                f"repositories can be installed); check the URL [{detail}]")
+    if any(hint in lowered for hint in _OTHER_NETWORK_HINTS):
+        return f"git {operation} could not reach the remote{where}: network or TLS problem; {_CHECK_NETWORK} [{detail}]"
+    return f"git {operation}{where} failed: {detail}"
+
+
+def _git(args: list[str], cwd: str | Path | None = None, timeout: float = 120, *, url: str | None = None,
+         git_env: Mapping[str, str] | None = None) -> str:
+    """Run git; failures raise ExtensionError with a one-line message naming `url` (see describe_git_failure)."""
+    env = _git_environment(git_env)
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
         raise ExtensionError("git is not installed or not on PATH; it is needed to install and update "
                              "extensions") from None
     except subprocess.TimeoutExpired:
-        raise ExtensionError(f"git {args[0]} timed out after {timeout:.0f}s (network problem?)") from None
+        where = f" {url}" if url else ""
+        raise ExtensionError(f"git {args[0]}{where} timed out after {timeout:.0f}s; {_CHECK_NETWORK}") from None
     if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip()
-        if any(hint in message.lower() for hint in _NETWORK_HINTS):
-            raise ExtensionError(f"git {args[0]} could not reach the remote (network or TLS/certificate problem): "
-                                 f"{message}")
-        raise ExtensionError(f"git {' '.join(args[:2])} failed: {message}")
+        raise ExtensionError(describe_git_failure(args[0], url, done.stderr or done.stdout))
     return done.stdout.strip()
 
 
@@ -298,9 +368,24 @@ def run_install_script(ext_dir: str | Path, *, timeout: float = 600) -> str:
     return done.stdout
 
 
+def _refuse_when_exposed(flags: Any) -> None:
+    if flags is not None:
+        allowed, reason = may_change_extensions(flags)
+        if not allowed:
+            raise ExtensionError(reason)
+
+
 def install_extension(url: str, extensions_dir: str | Path, *, branch: str | None = None, dirname: str | None = None,
-                      allow_local: bool = False, run_install: bool = True) -> Path:
-    """Clone `url` into `extensions_dir/<name>` and run its install.py; returns the new folder."""
+                      allow_local: bool = False, run_install: bool = True, git_env: Mapping[str, str] | None = None,
+                      flags: Any = None) -> Path:
+    """Clone `url` into `extensions_dir/<name>` and run its install.py; returns the new folder.
+
+    `git_env`: extra environment variables for the git subprocesses, e.g. `GIT_SSL_CAINFO` (a CA bundle for a
+    private server or an intercepting proxy) or `HTTPS_PROXY`; TLS verification cannot be turned off.
+    `flags`: the parsed command line; when given, the install is refused on an exposed server (A1111).
+    The clone goes to a temporary folder first, so a failed clone leaves nothing in `extensions_dir`.
+    """
+    _refuse_when_exposed(flags)
     url = check_url(url, allow_local=allow_local)
     name = folder_name_for(url, dirname)
     extensions_dir = Path(extensions_dir)
@@ -310,14 +395,20 @@ def install_extension(url: str, extensions_dir: str | Path, *, branch: str | Non
     for ext in discover_extensions(extensions_dir):
         if ext.git and _normalise_remote(ext.git.remote) == _normalise_remote(url):
             raise ExtensionError(f"extension {url} is already installed in {ext.path}")
+    _git_environment(git_env)  # a refused git_env fails before anything is created
     extensions_dir.mkdir(parents=True, exist_ok=True)
     tmp_root = Path(tempfile.mkdtemp(prefix=".install-", dir=extensions_dir.parent))
     try:
         args = ["clone", "--filter=blob:none", "--recurse-submodules"]
         if branch:
             args += ["--branch", branch]
-        _git([*args, "--", url, str(tmp_root / name)], timeout=600)
-        shutil.move(str(tmp_root / name), str(target))
+        _git([*args, "--", url, str(tmp_root / name)], timeout=600, url=url, git_env=git_env)
+        _drop_unused_partial_clone(tmp_root / name)
+        try:
+            shutil.move(str(tmp_root / name), str(target))
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            raise ExtensionError(f"could not move the clone of {url} into {target}: {exc}") from None
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     if run_install:
@@ -328,6 +419,20 @@ def install_extension(url: str, extensions_dir: str | Path, *, branch: str | Non
     return target
 
 
+def _drop_unused_partial_clone(folder: Path) -> None:
+    """Make a clone whose server ignored `--filter=blob:none` an ordinary clone.
+
+    A1111 clones with `--filter=blob:none`; servers without filter support (e.g. git's "dumb" HTTP protocol on a
+    static file server or mirror) send everything, yet git still marks the remote as a promisor, and later fetches
+    over such a server can then stall.  No `*.promisor` pack means nothing was filtered, so the marks go.
+    """
+    if any((folder / ".git" / "objects" / "pack").glob("*.promisor")):
+        return
+    for key in ("remote.origin.promisor", "remote.origin.partialclonefilter"):
+        with contextlib.suppress(ExtensionError):  # already unset
+            _git(["config", "--unset", key], folder)
+
+
 def _remote_ref(folder: Path) -> str:
     try:
         return _git(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], folder)
@@ -335,22 +440,29 @@ def _remote_ref(folder: Path) -> str:
         return "origin/HEAD"
 
 
-def check_for_updates(ext: Extension) -> str:
-    """`git fetch` then compare HEAD with the remote branch: "behind" or "latest" (sets `ext.update_status`)."""
+def check_for_updates(ext: Extension, *, git_env: Mapping[str, str] | None = None) -> str:
+    """`git fetch` then compare HEAD with the remote branch: "behind" or "latest" (sets `ext.update_status`).
+
+    `git_env` as for `install_extension` (e.g. `GIT_SSL_CAINFO`).
+    """
     if ext.git is None:
         raise ExtensionError(f"extension {ext.name} is not a git checkout; cannot check for updates")
-    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300)
+    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300, url=ext.git.remote, git_env=git_env)
     head = _git(["rev-parse", "HEAD"], ext.path)
     remote = _git(["rev-parse", _remote_ref(ext.path)], ext.path)
     ext.update_status = "latest" if head == remote else "behind"
     return ext.update_status
 
 
-def update_extension(ext: Extension) -> GitInfo:
-    """Fetch and reset --hard to the remote branch head (A1111 "Apply and restart" update); returns the new info."""
+def update_extension(ext: Extension, *, git_env: Mapping[str, str] | None = None, flags: Any = None) -> GitInfo:
+    """Fetch and reset --hard to the remote branch head (A1111 "Apply and restart" update); returns the new info.
+
+    `git_env` and `flags` as for `install_extension`.
+    """
+    _refuse_when_exposed(flags)
     if ext.git is None:
         raise ExtensionError(f"extension {ext.name} is not a git checkout; cannot update")
-    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300)
+    _git(["fetch", "--quiet", "origin"], ext.path, timeout=300, url=ext.git.remote, git_env=git_env)
     _git(["reset", "--hard", _remote_ref(ext.path)], ext.path)
     info = git_info(ext.path)
     if info is None:
