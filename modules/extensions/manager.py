@@ -12,6 +12,9 @@ A1111 behaviour followed (reference §3.9, §10.3, `modules/extensions.py`, `mod
   `.git`.  Only `https://` URLs are accepted here (a local path or `file://` only with `allow_local=True`, for
   tests and offline mirrors), and the folder name must be a plain name.
 * "Check for updates" = `git fetch` and compare HEAD with the remote branch; "update" = fetch + reset --hard to it.
+* git runs with prompts off; `git_env` adds variables such as `GIT_SSL_CAINFO` (never one that turns TLS
+  verification off).  A failed git command raises ExtensionError with one line: the URL, the cause (DNS, refused,
+  TLS certificate, handshake, reset, timeout, not found) and what to check (proxy, CA certificates, a mirror).
 * Installing or changing extensions from the UI/API is refused when the server listens beyond localhost
   (`--share`, `--listen`, `--ngrok`, `--server-name`) unless `--enable-insecure-extension-access`.
 * Index: JSON `{"tags": {...}, "extensions": [{"name", "url", "description", "tags", ...}]}` from
