@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.runtime.hook_params import ExtraNoiseParams, ImageGridLoopParams, ImageSaveParams  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 CALLBACK_CATEGORIES: tuple[str, ...] = (
@@ -34,25 +36,6 @@ CALLBACK_CATEGORIES: tuple[str, ...] = (
     "list_unets", "before_token_counter",
 )
 """Every category A1111 1.10 knows; `on_infotext_pasted` is A1111's registration name for `infotext_pasting`."""
-
-
-@dataclass
-class ImageSaveParams:
-    """`on_before_image_saved` / `on_image_saved`: the image, the processing object, the file name, text chunks."""
-
-    image: Any
-    p: Any
-    filename: str
-    pnginfo: dict[str, Any]
-
-
-@dataclass
-class ExtraNoiseParams:
-    """`on_extra_noise` (img2img extra noise): the noise, the latent `x`, the latent image `xi`."""
-
-    noise: Any
-    x: Any
-    xi: Any
 
 
 @dataclass
@@ -86,15 +69,6 @@ class AfterCFGCallbackParams:
     x: Any
     sampling_step: int
     total_sampling_steps: int
-
-
-@dataclass
-class ImageGridLoopParams:
-    """`on_image_grid`: the images and the layout before a grid is built; callbacks may change them."""
-
-    imgs: list[Any]
-    cols: int
-    rows: int
 
 
 @dataclass

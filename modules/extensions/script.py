@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.runtime.hook_params import PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
+
 
 class _AlwaysVisible:
     """Marker returned by `Script.show()` for always-on scripts (A1111 `scripts.AlwaysVisible`)."""
@@ -224,28 +226,6 @@ class Script:
     def args_by_name(self, args: Sequence[Any]) -> dict[str, Any]:
         """`*args` as a dict keyed by argument name."""
         return dict(zip(self.arg_names(), args, strict=False))
-
-
-@dataclass
-class PostprocessImageArgs:
-    """`postprocess_image` argument: the image (replaceable) and its index in the job (A1111 class name)."""
-
-    image: Any
-    index: int = 0
-
-
-@dataclass
-class PostprocessBatchListArgs:
-    """`postprocess_batch_list` argument: the decoded images of one batch (A1111 class name)."""
-
-    images: list[Any]
-
-
-@dataclass
-class PostSampleArgs:
-    """`post_sample` argument: the latent samples (A1111 class name)."""
-
-    samples: Any
 
 
 def basedir_of(filename: str) -> str:

@@ -18,59 +18,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.runtime.hook_params import (  # noqa: F401  (re-exported for the pipeline modules)
+    ExtraNoiseParams,
+    ImageGridLoopParams,
+    ImageSaveParams,
+    PostprocessBatchListArgs,
+    PostprocessImageArgs,
+    PostSampleArgs,
+)
 from modules.sampling.cfg_denoiser import CFGHooks
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PostprocessImageArgs:
-    """`postprocess_image(p, pp)`: `pp.image` may be replaced (A1111 `scripts.PostprocessImageArgs`)."""
-
-    image: Any
-    index: int = 0
-
-
-@dataclass
-class PostprocessBatchListArgs:
-    """`postprocess_batch_list(p, pp, batch_number=)`: `pp.images` may be edited (A1111 class of that name)."""
-
-    images: list[Any]
-
-
-@dataclass
-class PostSampleArgs:
-    """`post_sample(p, ps)`: `ps.samples` may be replaced (A1111 `scripts.PostSampleArgs`)."""
-
-    samples: Any
-
-
-@dataclass
-class ImageSaveParams:
-    """`before_image_saved` / `image_saved`: image, p, filename, pnginfo (A1111 `script_callbacks.ImageSaveParams`)."""
-
-    image: Any
-    p: Any
-    filename: str
-    pnginfo: dict[str, Any]
-
-
-@dataclass
-class ExtraNoiseParams:
-    """`extra_noise`: noise, latent `x`, latent image `xi` (A1111 `script_callbacks.ExtraNoiseParams`)."""
-
-    noise: Any
-    x: Any
-    xi: Any
-
-
-@dataclass
-class ImageGridLoopParams:
-    """`image_grid`: images and layout before a grid is built (A1111 `script_callbacks.ImageGridLoopParams`)."""
-
-    imgs: list[Any]
-    cols: int
-    rows: int
 
 
 @dataclass
