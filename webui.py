@@ -188,6 +188,14 @@ def _add_script_runners(ctx: Any) -> None:
     ctx.extra.update(txt2img_scripts=txt2img, img2img_scripts=img2img, callbacks=callbacks)
 
 
+def _open_browser_soon(url: str) -> None:
+    """`--autolaunch`: open the UI in the system's default browser once the server is accepting (A1111)."""
+    import threading
+    import webbrowser
+
+    threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, build everything, serve until stopped; the process exit status."""
     from modules.cli.flags import FlagError, parse_flags
@@ -234,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     _print(f"Startup time: {timer.summary()}.")
     if flags.api or flags.nowebui:
         _print(f"API docs: {local_url(flags, sock)}docs")
+    if getattr(flags, "autolaunch", False) and not flags.nowebui:
+        _open_browser_soon(local_url(flags, sock))
     try:
         return run_server(app, sock, flags, handle)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown; A1111 exits with status 0
