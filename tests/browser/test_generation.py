@@ -75,12 +75,15 @@ def test_txt2img_shows_image_and_infotext(server, browser) -> None:  # type: ign
 
 def test_progress_preview_interrupt_then_generate_again(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
+    assert not page.is_visible("#txt2img_interrupt") and not page.is_visible("#txt2img_skip")  # idle: hidden (A1111)
     generate_small(page, steps=150)
     page.wait_for_function("(document.querySelector('#txt2img_progress .progress') || {}).innerText?.includes('%')",
                            timeout=60000)
     page.wait_for_selector("#txt2img_preview img", timeout=60000)
+    assert page.is_visible("#txt2img_skip")
     page.click("#txt2img_interrupt")
     wait_done(page, timeout=30000)
+    page.wait_for_selector("#txt2img_interrupt", state="hidden", timeout=10000)
     assert page.locator("#txt2img_progress .progressDiv").count() == 0
     assert "Interrupted" in page.inner_text("#html_log_txt2img") or page.is_visible("#txt2img_gallery img")
     generate_small(page, steps=2, seed=77)

@@ -32,8 +32,9 @@ def test_token_counter_counts_prompt(server, browser) -> None:  # type: ignore[n
 
 def test_user_css_applies(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
-    outline = page.eval_on_selector("#txt2img_generate", "e => getComputedStyle(e).outlineColor")
-    assert outline == "rgb(1, 2, 3)"
+    # user.css arrives with the page-load event (javascript/00-assets.js), so wait for it rather than race it
+    page.wait_for_function("getComputedStyle(document.querySelector('#txt2img_generate')).outlineColor"
+                           " === 'rgb(1, 2, 3)'", timeout=20000)
 
 
 def test_apply_style_writes_prompt(server, browser) -> None:  # type: ignore[no-untyped-def]
