@@ -64,36 +64,29 @@ def crop_region(mask: Image.Image, padding: int) -> tuple[int, int, int, int] | 
     return max(x1 - padding, 0), max(y1 - padding, 0), min(x2 + padding, mask.width), min(y2 + padding, mask.height)
 
 
+def _grow_span(lo: int, hi: int, diff: int, limit: int) -> tuple[int, int]:
+    """Grow [lo, hi) by `diff` split around its centre, shifted back inside [0, limit] (one axis of A1111's rule)."""
+    lo -= diff // 2
+    hi += diff - diff // 2
+    if hi >= limit:
+        shift = hi - limit
+        hi -= shift
+        lo -= shift
+    if lo < 0:
+        hi -= lo
+        lo = 0
+    return lo, min(hi, limit)
+
+
 def expand_to_aspect(region: tuple[int, int, int, int], width: int, height: int,
                      image_width: int, image_height: int) -> tuple[int, int, int, int]:
     """Grow a crop region to the processing aspect ratio width:height inside the image (A1111 expand_crop_region)."""
     x1, y1, x2, y2 = region
-    region_ratio = (x2 - x1) / (y2 - y1)
     target_ratio = width / height
-    if region_ratio > target_ratio:
-        diff = int((x2 - x1) / target_ratio - (y2 - y1))
-        y1 -= diff // 2
-        y2 += diff - diff // 2
-        if y2 >= image_height:
-            shift = y2 - image_height
-            y2 -= shift
-            y1 -= shift
-        if y1 < 0:
-            y2 -= y1
-            y1 = 0
-        y2 = min(y2, image_height)
+    if (x2 - x1) / (y2 - y1) > target_ratio:
+        y1, y2 = _grow_span(y1, y2, int((x2 - x1) / target_ratio - (y2 - y1)), image_height)
     else:
-        diff = int((y2 - y1) * target_ratio - (x2 - x1))
-        x1 -= diff // 2
-        x2 += diff - diff // 2
-        if x2 >= image_width:
-            shift = x2 - image_width
-            x2 -= shift
-            x1 -= shift
-        if x1 < 0:
-            x2 -= x1
-            x1 = 0
-        x2 = min(x2, image_width)
+        x1, x2 = _grow_span(x1, x2, int((y2 - y1) * target_ratio - (x2 - x1)), image_width)
     return x1, y1, x2, y2
 
 
