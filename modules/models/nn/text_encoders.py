@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import torch
 from torch import nn
@@ -77,7 +77,19 @@ def _load_assigned(module: nn.Module, state_dict: dict[str, torch.Tensor], what:
         raise TextEncoderLoadError(f"{what} weights do not match the inferred layout: {'; '.join(problems)}")
 
 
-def splice_embeddings(token_embeds: torch.Tensor, fixes: Sequence[Sequence[EmbeddingFix]] | None, ti_key: str | None):
+def _submodule(parent: nn.Module, name: str) -> nn.Module:
+    """`parent.<name>` (a dotted path) typed as a module: torch types `Module.__getattr__` as `Tensor | Module`."""
+    return parent.get_submodule(name)
+
+
+def _tensor(parent: nn.Module, name: str) -> torch.Tensor:
+    """`parent.<name>` for a parameter or buffer, typed as a tensor."""
+    return cast(torch.Tensor, getattr(parent, name))
+
+
+def splice_embeddings(
+    token_embeds: torch.Tensor, fixes: Sequence[Sequence[EmbeddingFix]] | None, ti_key: str | None
+) -> torch.Tensor:
     """Insert textual-inversion vectors into `[B, T, D]` token embeddings (A1111 `EmbeddingsWithFixes`).
 
     Vectors of `fix.embedding.vec` (a tensor, or a mapping indexed by `ti_key`) replace positions
@@ -145,8 +157,13 @@ class ClipTextEncoder(nn.Module):
         self.model = model
         self.mode = mode
         self.ti_key = "clip_l" if mode == "sdxl" else None
-        self._text = getattr(model, "text_model", model)  # transformers 4.x nests the modules in `text_model`
-        self._text.embeddings.token_embedding.ti_key = self.ti_key
+        # transformers 4.x nests the modules in `text_model`
+        self._text: nn.Module = getattr(model, "text_model", model)
+        self._token_embedding.ti_key = self.ti_key
+
+    @property
+    def _token_embedding(self) -> _SplicingEmbedding:
+        return cast(_SplicingEmbedding, _submodule(self._text, "embeddings.token_embedding"))
 
     @classmethod
     def from_state_dict(
@@ -192,15 +209,15 @@ class ClipTextEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self._text.embeddings.token_embedding.weight.device
+        return self._token_embedding.weight.device
 
     @property
     def num_layers(self) -> int:
-        return len(self._text.encoder.layers)
+        return len(cast(nn.ModuleList, _submodule(self._text, "encoder.layers")))
 
     def token_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """Raw token embeddings (no positions), e.g. to initialise a textual-inversion embedding from text."""
-        return nn.functional.embedding(tokens, self._text.embeddings.token_embedding.weight)
+        return nn.functional.embedding(tokens, self._token_embedding.weight)
 
     def encode_tokens(
         self,
@@ -213,17 +230,18 @@ class ClipTextEncoder(nn.Module):
         """`[B, 77]` ids → `[B, 77, 768]` (see module docstring for the layer choice per mode)."""
         if clip_skip < 1:
             raise ValueError(f"clip skip must be at least 1, got {clip_skip}")
-        self._text.embeddings.token_embedding.pending_fixes = fixes
+        token_embedding = self._token_embedding
+        token_embedding.pending_fixes = fixes
         try:
             outputs = self.model(input_ids=tokens, output_hidden_states=True)
         finally:
-            self._text.embeddings.token_embedding.pending_fixes = None
+            token_embedding.pending_fixes = None
         hidden = outputs.hidden_states
         skip = min(clip_skip, len(hidden))
         if self.mode == "sdxl":
             return EncodedTokens(hidden[-skip] if sdxl_clip_l_skip else hidden[-2])
         if skip > 1:
-            return EncodedTokens(self._text.final_layer_norm(hidden[-skip]))
+            return EncodedTokens(_submodule(self._text, "final_layer_norm")(hidden[-skip]))
         return EncodedTokens(outputs.last_hidden_state)
 
 
@@ -276,29 +294,33 @@ class OpenClipTextEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.model.token_embedding.weight.device
+        return _tensor(_submodule(self.model, "token_embedding"), "weight").device
 
     @property
     def num_layers(self) -> int:
-        return len(self.model.transformer.resblocks)
+        return len(self._blocks)
+
+    @property
+    def _blocks(self) -> nn.ModuleList:
+        return cast(nn.ModuleList, _submodule(self.model, "transformer.resblocks"))
 
     def token_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """Raw token embeddings (no positions)."""
-        return self.model.token_embedding(tokens)
+        return cast(torch.Tensor, _submodule(self.model, "token_embedding")(tokens))
 
     def encode_tokens(
         self, tokens: torch.Tensor, fixes: Sequence[Sequence[EmbeddingFix]] | None = None, **_ignored: Any
     ) -> EncodedTokens:
         """`[B, 77]` ids → penultimate hidden states (`ln_final` applied for SD2) and, for SDXL, the pooled vector."""
         model = self.model
-        x = splice_embeddings(model.token_embedding(tokens), fixes, self.ti_key)
+        x = splice_embeddings(self.token_embeddings(tokens), fixes, self.ti_key)
         length = x.shape[1]
-        x = x + model.positional_embedding[:length].to(x.dtype)
+        x = x + _tensor(model, "positional_embedding")[:length].to(x.dtype)
         mask = torch.full((length, length), float("-inf"), device=x.device, dtype=x.dtype).triu_(1)
         batch_first = getattr(model.transformer, "batch_first", True)
         if not batch_first:
             x = x.permute(1, 0, 2)
-        blocks = model.transformer.resblocks
+        blocks = self._blocks
         penultimate = x
         for index, block in enumerate(blocks):
             if index == len(blocks) - 1:
@@ -309,8 +331,8 @@ class OpenClipTextEncoder(nn.Module):
         if not batch_first:
             x, penultimate = x.permute(1, 0, 2), penultimate.permute(1, 0, 2)
         if self.mode == "sd2":
-            return EncodedTokens(model.ln_final(penultimate))
-        last = model.ln_final(x)
+            return EncodedTokens(_submodule(model, "ln_final")(penultimate))
+        last = _submodule(model, "ln_final")(x)
         pooled = last[torch.arange(last.shape[0], device=last.device), tokens.argmax(dim=-1)]
         projection = model.text_projection
         pooled = projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
@@ -396,6 +418,11 @@ def encode_prompts(
     )
 
 
+class _Placement(TypedDict):
+    device: torch.device | str | None
+    dtype: torch.dtype | None
+
+
 @dataclass
 class CheckpointTextEncoders:
     """The text encoders found in a checkpoint: `kind` is "sd1", "sd2", "sdxl" or "sdxl-refiner"."""
@@ -417,7 +444,7 @@ def load_text_encoders(
     def has(prefix: str) -> bool:
         return any(key.startswith(prefix) for key in keys)
 
-    kwargs = {"device": device, "dtype": dtype}
+    kwargs: _Placement = {"device": device, "dtype": dtype}
     if has("conditioner.embedders.1.model."):
         return CheckpointTextEncoders(
             "sdxl",
