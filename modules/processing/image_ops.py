@@ -62,11 +62,20 @@ def pil_to_tensor(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def decoded_to_uint8(samples: torch.Tensor) -> np.ndarray:
+    """Decoded tensor (B, 3, H, W) in [-1, 1] → uint8 array (B, H, W, 3), exactly as A1111 converts.
+
+    A1111 `processing.py` (`process_images_inner`, and `sd_samplers_common.single_sample_to_image` for previews):
+    `torch.clamp((x + 1.0) / 2.0, 0, 1)` in float32, then `255. * array` and `.astype(np.uint8)`, which truncates
+    (e.g. 0.999 → 254, not 255). Every decoded or preview image goes through this one function.
+    """
+    unit = torch.clamp((samples.detach().float().cpu() + 1.0) / 2.0, min=0.0, max=1.0)
+    return (unit.permute(0, 2, 3, 1).numpy() * np.float32(255.0)).astype(np.uint8)
+
+
 def tensor_to_pil(samples: torch.Tensor) -> list[Image.Image]:
-    """Decoded tensor (B, 3, H, W) in [-1, 1] → RGB images, clamped and rounded as A1111 does."""
-    x = ((samples.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255)
-    arrays = x.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
-    return [Image.fromarray(a) for a in arrays]
+    """Decoded tensor (B, 3, H, W) in [-1, 1] → RGB images (`decoded_to_uint8`)."""
+    return [Image.fromarray(a) for a in decoded_to_uint8(samples)]
 
 
 def flatten_alpha(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

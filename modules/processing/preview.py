@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
+from modules.processing.image_ops import tensor_to_pil
+
 _SD1_COEFFS = (
     (0.298, 0.207, 0.208),
     (0.187, 0.286, 0.173),
@@ -24,8 +26,10 @@ _SDXL_COEFFS = (
 
 
 def cheap_preview(latent: torch.Tensor, sdxl: bool = False) -> Image.Image:
-    """First latent of a batch (B, 4, h, w) → an h×w RGB preview image (upscale in the browser if wanted)."""
+    """First latent of a batch (B, 4, h, w) → an h×w RGB preview image (upscale in the browser if wanted).
+
+    The approximate colours go through the same uint8 conversion as decoded images (`tensor_to_pil`; A1111
+    `single_sample_to_image` clamps (x + 1) / 2 and truncates 255·x for previews too)."""
     coeffs = torch.tensor(_SDXL_COEFFS if sdxl else _SD1_COEFFS, dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", latent[0, :4].detach().float().cpu(), coeffs)
-    array = ((rgb + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8).numpy()
-    return Image.fromarray(array, mode="RGB")
+    return tensor_to_pil(rgb.permute(2, 0, 1).unsqueeze(0))[0]
