@@ -124,14 +124,77 @@ def test_unet_matches_diffusers(family, loaded):
 
 
 @torch.no_grad()
-def test_scalar_timestep_broadcasts_and_odd_latent_sizes_work(loaded):
+def test_scalar_timestep_broadcasts(loaded):
     ours, ref, _ = loaded("sd1")
     gen = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 4, 7, 5, generator=gen)  # odd sizes: the upsample must follow the skip connection
+    x = torch.randn(2, 4, 8, 6, generator=gen)
     context = torch.randn(2, 7, 128, generator=gen)
     expected = ref(x, torch.tensor(500.0), encoder_hidden_states=context).sample
     got = ours(x, torch.tensor(500.0), context)
     assert rel_error(got, expected) <= MAX_REL_ERROR
+
+
+def a1111_order_unet(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                     y: torch.Tensor | None) -> torch.Tensor:
+    """The LDM UNet forward written out with plain torch ops in A1111's order for odd latent sizes: every Upsample
+    is nearest x2 then its conv; at each concatenation a decoder state whose size differs from the skip is resized
+    to the skip's size with `F.interpolate(h, skip.shape[-2:], mode="nearest")` (A1111 `TorchHijackForUnet.cat`)."""
+    import torch.nn.functional as F
+
+    from modules.models.nn.blocks import ResBlock, Upsample, timestep_embedding
+    from modules.models.nn.transformer import SpatialTransformer
+
+    def run(layers: Any, h: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            if isinstance(layer, ResBlock):
+                h = layer(h, emb)
+            elif isinstance(layer, SpatialTransformer):
+                h = layer(h, context)
+            elif isinstance(layer, Upsample):
+                h = layer.conv(F.interpolate(h, scale_factor=2, mode="nearest"))
+            else:
+                h = layer(h)
+        return h
+
+    emb = unet.time_embed(timestep_embedding(t.expand(x.shape[0]), unet.config.model_channels))
+    if y is not None:
+        emb = emb + unet.label_emb(y)
+    h, skips = x, []
+    for block in unet.input_blocks:
+        h = run(block, h)
+        skips.append(h)
+    h = run(unet.middle_block, h)
+    for block in unet.output_blocks:
+        skip = skips.pop()
+        if h.shape[-2:] != skip.shape[-2:]:
+            h = F.interpolate(h, skip.shape[-2:], mode="nearest")
+        h = run(block, torch.cat([h, skip], dim=1))
+    return unet.out(h)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("family", ["sd1", "sdxl-refiner"])
+def test_latent_sizes_not_multiple_of_the_unet_depth_follow_a1111(family, loaded):
+    """512x520 images (multiples of 8, not of 64) give odd latent sizes: the output must be A1111's (x2 upsample
+    and conv, then a nearest resize to the skip size), which differs from diffusers' (resize to the skip size
+    before the conv)."""
+    ours, ref, match = loaded(family)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4, 8, 9, generator=gen)  # levels 9 -> 5 (-> 3 for the 3-level refiner)
+    context = torch.randn(2, 7, match.unet.context_dim, generator=gen)
+    t = torch.tensor([500.0])
+    y, kwargs = None, {}
+    if match.unet.adm_in_channels:
+        text_embeds = torch.randn(2, 128, generator=gen)
+        time_ids = torch.tensor([[520.0, 512.0, 0.0, 0.0, 6.0]] * 2)
+        y = diffusers_vector_cond(text_embeds, time_ids)
+        kwargs["added_cond_kwargs"] = {"text_embeds": text_embeds, "time_ids": time_ids}
+    got = ours(x, t, context, y=y)
+    expected = a1111_order_unet(ours, x, t, context, y)
+    assert got.shape == x.shape
+    assert rel_error(got, expected) <= MAX_REL_ERROR
+    diffusers_order = ref(x, t, encoder_hidden_states=context, **kwargs).sample
+    assert rel_error(got, diffusers_order) > 1e-3  # the order of operations is visible in the output
 
 
 @torch.no_grad()

@@ -70,17 +70,15 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2 then 3x3 conv (LDM ``Upsample``). ``output_size`` lets the caller match a skip
-    connection whose size was odd (as diffusers' ``upsample_size``), so sizes that are not multiples of
-    ``2**(levels-1)`` latents still work."""
+    """Nearest-neighbour x2 then 3x3 conv (LDM ``Upsample``: ``F.interpolate(x, scale_factor=2, mode="nearest")``).
+
+    Always exactly x2: when the skip connection of the next block is smaller (latent sizes that are not multiples
+    of ``2**(levels-1)``, e.g. 512x520 images), the UNet resizes this block's output at the concatenation, as A1111
+    does (see ``UNetModel.forward``)."""
 
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, out_channels or channels, 3, padding=1)
 
-    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
-        if output_size is None or tuple(output_size) == (x.shape[-2] * 2, x.shape[-1] * 2):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        else:
-            x = F.interpolate(x, size=output_size, mode="nearest")
-        return self.conv(x)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

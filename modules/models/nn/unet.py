@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import Downsample, ResBlock, Upsample, timestep_embedding
@@ -110,22 +111,29 @@ class UNetConfig:
 
 
 class TimestepEmbedSequential(nn.Sequential):
-    """A block of the UNet: passes the time embedding to ResBlocks, the context to SpatialTransformers and the
-    target size to Upsample (LDM ``TimestepEmbedSequential``)."""
+    """A block of the UNet: passes the time embedding to ResBlocks and the context to SpatialTransformers (LDM
+    ``TimestepEmbedSequential``)."""
 
-    def forward(  # type: ignore[override]
-        self, x: Tensor, emb: Tensor, context: Tensor, output_size: tuple[int, int] | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, context: Tensor) -> Tensor:  # type: ignore[override]
         for layer in self:
             if isinstance(layer, ResBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
                 x = layer(x, context)
-            elif isinstance(layer, Upsample):
-                x = layer(x, output_size)
             else:
                 x = layer(x)
         return x
+
+
+def join_skip(h: Tensor, skip: Tensor) -> Tensor:
+    """Concatenate the decoder state with its skip connection on the channel axis.
+
+    When the sizes differ (after a x2 ``Upsample`` of an odd-sized level), ``h`` is first resized to the skip's size
+    by nearest interpolation — A1111 ``sd_hijack_unet.TorchHijackForUnet.cat``, which makes sizes that are
+    multiples of 8 but not of 64 work (the resize comes after the Upsample's conv, at the concatenation)."""
+    if h.shape[-2:] != skip.shape[-2:]:
+        h = F.interpolate(h, size=tuple(skip.shape[-2:]), mode="nearest")
+    return torch.cat([h, skip], dim=1)
 
 
 class UNetModel(nn.Module):
@@ -207,9 +215,7 @@ class UNetModel(nn.Module):
             skips.append(h)
         h = self.middle_block(h, emb, context)
         for block in self.output_blocks:
-            h = torch.cat([h, skips.pop()], dim=1)
-            target = tuple(skips[-1].shape[-2:]) if skips else None
-            h = block(h, emb, context, target)
+            h = block(join_skip(h, skips.pop()), emb, context)
         return self.out(h)
 
 
