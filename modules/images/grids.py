@@ -146,7 +146,8 @@ class _Legend:
         for line in lines:
             for text in wrap_text(measure, line.text, self.font, allowed):
                 left, top, right, bottom = measure.multiline_textbbox((0, 0), text, font=self.font)
-                out.append(GridAnnotation(text, line.is_active, (right - left, bottom - top), allowed))
+                size = (int(right - left), int(bottom - top))  # ints at run time; Pillow's stubs say float
+                out.append(GridAnnotation(text, line.is_active, size, allowed))
         return out
 
     def pad_top(self, cols: Sequence[int]) -> int:

@@ -79,7 +79,11 @@ _VERSION_RE = re.compile(
 )
 
 
-def parse_version(text: str | None) -> tuple | None:
+VersionKey = tuple[tuple[int, ...], tuple[int, int, int], int]
+"""(release, pre-release rank, post-release number): compares like PEP 440 versions."""
+
+
+def parse_version(text: str | None) -> VersionKey | None:
     """Parse an infotext `Version` into a sortable key, or None when it is not an A1111 version.
 
     Mirrors `infotext_versions.parse_version`: a text with two or more dashes is cut to its first two dash-separated
@@ -99,17 +103,25 @@ def parse_version(text: str | None) -> tuple | None:
     if m.group("pre"):
         kind = m.group("pre").lower()
         rank = {"a": 0, "alpha": 0, "b": 1, "beta": 1}.get(kind, 2)
-        pre: tuple[int, ...] = (-1, rank, int(m.group("pre_n") or 0))
+        pre: tuple[int, int, int] = (-1, rank, int(m.group("pre_n") or 0))
     else:
         pre = (0, 0, 0)
     post = int(m.group("post")) if m.group("post") else -1
     return (release, pre, post)
 
 
-V160 = parse_version("1.6.0")
-V170_TSNR = parse_version("v1.7.0-225")
-V180 = parse_version("1.8.0")
-V180_HR_STYLES = parse_version("1.8.0-139")
+def _known_version(text: str) -> VersionKey:
+    """A version this module compares against (always a valid A1111 version)."""
+    version = parse_version(text)
+    if version is None:
+        raise ValueError(f"not an A1111 version: {text!r}")
+    return version
+
+
+V160 = _known_version("1.6.0")
+V170_TSNR = _known_version("v1.7.0-225")
+V180 = _known_version("1.8.0")
+V180_HR_STYLES = _known_version("1.8.0-139")
 
 
 def apply_version_backcompat(res: MutableMapping[str, Any]) -> None:

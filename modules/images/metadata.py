@@ -24,7 +24,7 @@ import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from PIL import Image, PngImagePlugin
 
@@ -191,7 +191,8 @@ def _to_8bit(image: Image.Image, ext: str) -> Image.Image:
 
 def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
     """A1111 `read_info_from_image`: (infotext or None, the other info items minus `IGNORED_INFO_KEYS`)."""
-    items: dict[str, Any] = dict(image.info or {})
+    # PIL types the keys as `str | tuple[int, int]`; tuple keys come only from IPTC files and are passed on as they are.
+    items = cast(dict[str, Any], dict(image.info or {}))
     geninfo = items.pop("parameters", None)
     if "exif" in items:
         comment = read_exif_user_comment(items["exif"]) if isinstance(items["exif"], bytes) else None

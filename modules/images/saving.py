@@ -116,7 +116,7 @@ class SavedImage:
     extra_paths: list[Path] = field(default_factory=list)
 
 
-def atomic_write(final_path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *,
+def atomic_write(final_path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *,
                  replace_existing: bool = True) -> Path:
     """Write a file through a temporary file in the same folder, then rename it into place.
 

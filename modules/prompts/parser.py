@@ -164,9 +164,9 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
         run, run_weight = [piece], weight
     merged.append(WeightedText("".join(run), run_weight))
 
-    for piece in merged:
-        if not math.isfinite(piece.weight):
-            raise PromptError(f"emphasis weight of {piece.text[:40]!r} is not a finite number ({piece.weight})")
+    for item in merged:
+        if not math.isfinite(item.weight):
+            raise PromptError(f"emphasis weight of {item.text[:40]!r} is not a finite number ({item.weight})")
     return merged
 
 
