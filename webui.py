@@ -1,5 +1,9 @@
 """Start the web UI / API server: `python webui.py [flags]` (also what `launch.py` runs through `main()`).
 
+This file is the app's composition root (docs/architecture.md): `build_context` is the only place where the
+collaborators are created and joined, and `create_app` turns flags and a data dir into the served ASGI app. The
+acceptance tests build the app through `create_app` exactly as `main` does.
+
 Order, as A1111's `webui.py` (`webui()` / `api_only()`): parse the flags (command line + `COMMANDLINE_ARGS`),
 resolve paths, load `config.json`, print start-up warnings, build the model manager and the job queue, start
 loading the default checkpoint (skipped with `--nowebui --skip-load-model-at-start` or `--ui-debug-mode`), build the
@@ -9,11 +13,44 @@ server still starts and says where to put one. A busy port is a one-line error (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
-from typing import Any
+import webbrowser
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import gradio as gr
+from fastapi import FastAPI
+
+from modules.cli.app_settings import load_settings
+from modules.cli.flags import FlagError, FlagValues, flag_warnings, parse_flags
+from modules.cli.paths import Paths, resolve_paths
+from modules.cli.server import AuthFormatError
+from modules.extensions.callbacks import default_registry
+from modules.extensions.manager import discover_extensions
+from modules.extensions.runner import build_runners
+from modules.memory.attention import AttentionSelector, preferred_backend_from_flags
+from modules.memory.devices import probe_devices
+from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
+from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
+from modules.models.hashes import BackgroundHasher, HashCache
+from modules.models.loader import DevicePolicy
+from modules.models.manager import ModelManager, OffloadFlags
+from modules.models.sd_model import StableDiffusionModel
+from modules.models.vae_files import VaeRegistry, VaeResolution
+from modules.postprocessing import build_registries
+from modules.processing.context import AppContext, ScriptRunners
+from modules.processing.extra_networks import NetworkLibrary
+from modules.prompts.styles import StyleDatabase
+from modules.runtime.diagnostics import StageTimer, startup_diagnostics
+from modules.runtime.download import ensure_default_checkpoint
+from modules.runtime.jobs import JobQueue
+from modules.server import PortInUseError, ServerHandle, bind_for_flags, build_app, local_url, run_server
+from modules.settings.store import Settings, SettingsError
+from modules.ui import build_ui
 
 log = logging.getLogger("webui")
 
@@ -22,98 +59,100 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def _model_manager(flags: Any, paths: Any, settings: Any) -> Any:
-    """The ModelManager over the checkpoint folders (None when the models package is not available)."""
-    try:
-        from modules.models.checkpoints import CheckpointRegistry
-        from modules.models.hashes import HashCache
-        from modules.models.loader import DevicePolicy
-        from modules.models.manager import ModelManager, OffloadFlags
-    except ModuleNotFoundError as exc:
-        log.warning("Model management is not available (%s); generation will not work", exc)
-        return None
-    from modules.memory.devices import probe_devices
-    from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
+def _vae_resolver(vaes: VaeRegistry, settings: Settings) -> Callable[[CheckpointInfo], VaeResolution]:
+    """A1111 `sd_vae.resolve_vae`: `--vae-path`, `sd_vae` (+ `sd_vae_overrides_per_model_preferences`), the
+    checkpoint's `<stem>.json` preference and `<stem>.vae.*` sidecars, read from the settings at each load."""
+    def resolve(info: CheckpointInfo) -> VaeResolution:
+        vaes.refresh()
+        return vaes.resolve(info, str(settings.get("sd_vae") or "Automatic"),
+                            overrides_per_model_preferences=bool(settings.get("sd_vae_overrides_per_model_preferences")))
 
-    cache = HashCache(paths.cache_file, enabled=not flags.no_hashing)
+    return resolve
+
+
+def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: VaeRegistry,
+                   cache: HashCache) -> ModelManager:
+    """The ModelManager over the checkpoint folders with its hasher, VAE resolver and attention selector."""
     registry = CheckpointRegistry(paths.checkpoint_dir, flags.ckpt_dir, paths.checkpoint_file, cache,
                                   include_hidden=bool(settings.get("list_hidden_files")))
     device = probe_devices(flags.device_id, flags.use_cpu).sd_device
     precision = PrecisionFlags(no_half=flags.no_half, no_half_vae=flags.no_half_vae, precision=flags.precision,
                                upcast_sampling=flags.upcast_sampling, disable_nan_check=flags.disable_nan_check)
     policy = DevicePolicy(device=device, dtypes=resolve_dtype_policy(device, precision),
-                          safe_unpickle=not flags.disable_safe_unpickle)
-    return ModelManager(registry, policy, cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1),
-                        offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram))
+                          safe_unpickle=not flags.disable_safe_unpickle, channels_last=bool(flags.opt_channelslast))
+    attention = AttentionSelector(preferred_backend_from_flags(flags.as_dict()),
+                                  lambda: settings.get("cross_attention_optimization"))
+    return ModelManager(registry, policy, hasher=BackgroundHasher(cache), vae_resolver=_vae_resolver(vaes, settings),
+                        attention=attention, offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram),
+                        cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1))
 
 
-def _load_default_model(ctx: Any) -> None:
-    """Load the selected (or first) checkpoint in the background, holding the device lock; errors are logged."""
-    def load() -> None:
+def _script_runners(flags: FlagValues, paths: Paths, settings: Settings) -> ScriptRunners:
+    """The txt2img/img2img ScriptRunners over `<install>/scripts` and the enabled extensions (A1111
+    `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`). Old-style
+    `script_callbacks.on_*` calls register in `default_registry` (a re-import of a file replaces its callbacks)."""
+    mode = "all" if flags.disable_all_extensions else "extra" if flags.disable_extra_extensions else \
+        str(settings.get("disable_all_extensions") or "none")
+    extensions = discover_extensions(paths.extensions_dir, paths.extensions_builtin_dir,
+                                     disabled=settings.get("disabled_extensions") or (), disable_all=mode,
+                                     with_git=False)
+    txt2img, img2img, errors = build_runners(paths.script_dir, [e.path for e in extensions if e.enabled],
+                                             callbacks=default_registry)
+    for error in errors:
+        log.error("Script not loaded: %s", error)
+    return ScriptRunners(txt2img=txt2img, img2img=img2img)
+
+
+def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
+    """The composition root: every collaborator of the app, created once and joined here."""
+    paths = resolve_paths(flags, env)
+    paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_settings(flags, paths)
+    settings = loaded.settings
+    cache = HashCache(paths.cache_file, enabled=not flags.no_hashing)
+    vaes = VaeRegistry(paths.vae_dir, paths.checkpoint_dirs, vae_path=paths.vae_path)
+    models = _model_manager(flags, paths, settings, vaes, cache)
+    networks = NetworkLibrary.from_paths(paths, hash_cache=cache, safe_unpickle=not flags.disable_safe_unpickle,
+                                         prefer_filename=settings.get("lora_preferred_name") == "Filename")
+    upscalers, face_restorers = build_registries(paths, flags)
+    return AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=JobQueue(),
+                      styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
+                      face_restorers=face_restorers, scripts=_script_runners(flags, paths, settings),
+                      callbacks=default_registry, startup_warnings=list(loaded.warnings))
+
+
+def load_first_loadable(ctx: AppContext) -> StableDiffusionModel | None:
+    """Load the selected checkpoint (`sd_model_checkpoint`, `--ckpt`, else the first listed); when it cannot be
+    loaded (corrupt, refused by the safe unpickler, unknown architecture), say why and try the next one, as a user
+    would by hand. The setting then names the checkpoint that did load (A1111 writes the loaded title there)."""
+    registry = ctx.models.registry
+    wanted = ctx.settings.get("sd_model_checkpoint") or None
+    first = ctx.models.resolve(wanted) if wanted and registry.get_closest(wanted) is not None else registry.default
+    candidates = [first] + [info for info in registry if first is None or info.filename != first.filename]
+    for info in candidates:
+        if info is None:
+            continue
         try:
             with ctx.jobs.exclusive():
-                model = ctx.models.load(ctx.settings.get("sd_model_checkpoint") or None)
-            timings = getattr(model, "timings", None)
-            _print(f"{timings.summary()}: {model.checkpoint.title}" if timings is not None
-                   else f"Model loaded: {model.checkpoint.title}")
-        except Exception as exc:
-            log.error("Could not load the checkpoint: %s", exc)
-
-    threading.Thread(target=load, name="load-model", daemon=True).start()
-
-
-def _build_ui(ctx: Any) -> Any:
-    """The Gradio Blocks from `modules.ui.create_ui(ctx)`; None when the UI package does not provide it yet."""
-    try:
-        from modules.ui import create_ui  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("The Gradio UI is not available in this build (modules.ui.create_ui); serving the API only")
-        return None
-    return create_ui(ctx)
+                model = ctx.models.load(info)
+        except Exception as exc:  # any failure of one file (CheckpointLoadError, out of memory) → the next file
+            log.warning("Could not load %s: %s. Trying the next checkpoint.", info.title, exc)
+            continue
+        with contextlib.suppress(SettingsError):  # frozen settings keep their value
+            ctx.settings.set("sd_model_checkpoint", model.checkpoint.title)
+        timings = model.timings
+        _print(f"{timings.summary()}: {model.checkpoint.title}")
+        return model
+    if len(registry):
+        log.warning("None of the checkpoints could be loaded; put a working checkpoint in %s and choose it in "
+                    "the top bar.", ctx.paths.checkpoint_dir)
+    return None
 
 
-def _device_summary(flags: Any, settings: Any, models: Any) -> None:
-    """Python/torch/GPU facts and the chosen device, dtype and attention backend (modules.runtime.diagnostics)."""
-    from modules.memory.attention import preferred_backend_from_flags, select_backend
-    from modules.runtime.diagnostics import startup_diagnostics
-
-    if models is None:
-        return
-    policy = models.policy
-    backend = select_backend(settings.get("cross_attention_optimization"),
-                             preferred=preferred_backend_from_flags(flags.as_dict()))
-    _print(startup_diagnostics(str(policy.device), str(policy.dtypes.unet).removeprefix("torch."), backend.name,
-                               vae_dtype=str(policy.dtypes.vae).removeprefix("torch.")))
-
-
-def _startup_diagnostics(flags: Any, paths: Any, warnings: list[str], models: Any) -> None:
-    from modules.cli.flags import flag_warnings
-
-    try:
-        import torch
-
-        cuda = torch.cuda.is_available()
-    except Exception:
-        cuda = False
-    try:
-        import importlib.util
-
-        xformers = importlib.util.find_spec("xformers") is not None
-    except Exception:
-        xformers = False
-    for message in warnings + flag_warnings(flags, cuda, xformers):
-        _print(f"Warning: {message}")
-    if models is not None and len(models.registry) == 0:
-        _print(f"No checkpoints found. Put a Stable Diffusion checkpoint (.safetensors or .ckpt) in "
-               f"{paths.checkpoint_dir} and use /sdapi/v1/refresh-checkpoints (or restart).")
-
-
-def _ensure_checkpoint(ctx: Any) -> None:
+def _ensure_checkpoint(ctx: AppContext) -> None:
     """First start: no checkpoint anywhere → download the default SD1.5 one (A1111 `sd_models.list_models`), unless
     `--no-download-sd-model`; on failure (offline) it says where to put a model and the UI starts without one."""
-    from modules.runtime.download import ensure_default_checkpoint
-
-    if ctx.models is None or len(ctx.models.registry):
+    if len(ctx.models.registry):
         return
     flags = ctx.flags
     found = ensure_default_checkpoint(ctx.paths.checkpoint_dir, extra_paths=[flags.ckpt_dir, flags.ckpt],
@@ -122,151 +161,116 @@ def _ensure_checkpoint(ctx: Any) -> None:
         ctx.models.registry.refresh()
 
 
-def _add_extra_networks(ctx: Any) -> None:
-    """`ctx.extra["extra_networks"]` (+ `lora_registry`, `embedding_db` for the API): the network files of this
-    install, sharing the checkpoints' hash cache (`cache.json`)."""
-    from modules.processing.extra_networks import NetworkLibrary
+def _print_startup_facts(ctx: AppContext) -> None:
+    """Warnings, then Python/torch/GPU facts with the chosen device, dtype and attention backend."""
+    import importlib.util
 
-    registry = getattr(ctx.models, "registry", None)
-    library = NetworkLibrary.from_paths(
-        ctx.paths, hash_cache=getattr(registry, "hash_cache", None),
-        safe_unpickle=not getattr(ctx.flags, "disable_safe_unpickle", False),
-        prefer_filename=ctx.settings.get("lora_preferred_name") == "Filename")
-    ctx.extra.update(extra_networks=library, lora_registry=library.loras, embedding_db=library.embeddings)
+    import torch
 
-
-def build_context(flags: Any, env: Any = None) -> Any:
-    """Paths, settings, models, queue and styles for this run: the `AppContext` every part receives."""
-    from modules.cli.app_settings import load_settings
-    from modules.cli.paths import resolve_paths
-    from modules.processing.context import AppContext
-    from modules.prompts.styles import StyleDatabase
-    from modules.runtime.jobs import JobQueue
-
-    paths = resolve_paths(flags, os.environ if env is None else env)
-    paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_settings(flags, paths)
-    models = _model_manager(flags, paths, loaded.settings)
-    ctx = AppContext(flags=flags, paths=paths, settings=loaded.settings, models=models, jobs=JobQueue(),
-                     styles=StyleDatabase(list(paths.styles_files)))
-    ctx.extra["startup_warnings"] = list(loaded.warnings)
-    _add_extra_networks(ctx)  # extra networks: LoRA/TI/hypernetwork library (modules/processing/extra_networks.py)
-    _add_postprocessing(ctx)  # upscalers / face restorers (modules/postprocessing)
-    _add_script_runners(ctx)
-    return ctx
+    flags, policy = ctx.flags, ctx.models.policy
+    xformers = importlib.util.find_spec("xformers") is not None
+    for message in ctx.startup_warnings + flag_warnings(flags, torch.cuda.is_available(), xformers):
+        _print(f"Warning: {message}")
+    _print(startup_diagnostics(str(policy.device), str(policy.dtypes.unet).removeprefix("torch."),
+                               ctx.models.attention.current().name,
+                               vae_dtype=str(policy.dtypes.vae).removeprefix("torch.")))
+    if len(ctx.models.registry) == 0:
+        _print(f"No checkpoints found. Put a Stable Diffusion checkpoint (.safetensors or .ckpt) in "
+               f"{ctx.paths.checkpoint_dir} and use /sdapi/v1/refresh-checkpoints (or restart).")
 
 
-def _add_postprocessing(ctx: Any) -> None:
-    """Upscaler and face-restorer registries (modules.postprocessing) as `ctx.extra["upscalers"/"face_restorers"]`."""
-    from modules.postprocessing import build_registries
+@dataclass
+class WebUIApp:
+    """The built app: its context, the UI (None with `--nowebui`), the ASGI app and the server handle."""
 
-    ctx.extra["upscalers"], ctx.extra["face_restorers"] = build_registries(ctx.paths, ctx.flags)
+    ctx: AppContext
+    ui: gr.Blocks | None
+    asgi: FastAPI
+    handle: ServerHandle
+
+    def start_background_work(self) -> threading.Thread | None:
+        """First-start download check, then the default checkpoint loading in the background (unless
+        `--ui-debug-mode` or `--nowebui --skip-load-model-at-start`). Returns the loader thread."""
+        ctx, flags = self.ctx, self.ctx.flags
+        _ensure_checkpoint(ctx)
+        if flags.ui_debug_mode or (flags.nowebui and flags.skip_load_model_at_start) or not len(ctx.models.registry):
+            return None
+        thread = threading.Thread(target=load_first_loadable, args=(ctx,), name="load-model", daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        """Stop the job queue and the hasher (pending jobs are cancelled)."""
+        self.ctx.jobs.shutdown(cancel_pending=True, timeout=5)
+        self.ctx.models.hasher.shutdown(wait=False)
 
 
-def _add_script_runners(ctx: Any) -> None:
-    """The txt2img/img2img ScriptRunners over `<install>/scripts` and the enabled extensions, and their callbacks.
+def create_app(argv: Sequence[str], env: Mapping[str, str], *, timer: StageTimer | None = None) -> WebUIApp:
+    """Flags and environment → the complete app, as `./webui.sh` starts it (raises FlagError on a bad command
+    line, AuthFormatError on a malformed `--gradio-auth`/`--api-auth`)."""
+    timer = timer or StageTimer()
+    flags = parse_flags(list(argv), env)
+    ctx = build_context(flags, env)
+    timer.record("load scripts and settings")
+    ui = None if flags.nowebui else build_ui(ctx)
+    timer.record("create ui")
+    handle = ServerHandle(ctx.paths.restart_file)
+    wire_restart(ctx, handle.action, env)
+    asgi = build_app(ctx, ui, server_action=handle.action, env=env)
+    timer.record("create app")
+    return WebUIApp(ctx=ctx, ui=ui, asgi=asgi, handle=handle)
 
-    Stored as `ctx.extra["txt2img_scripts"]`, `["img2img_scripts"]` and `["callbacks"]` (the pipeline and the API
-    read them there). The callbacks are `default_registry`, where old-style `script_callbacks.on_*` calls register
-    (a re-import of a file replaces that file's callbacks). A1111: `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`.
-    """
-    from modules.extensions.callbacks import default_registry
-    from modules.extensions.manager import discover_extensions
-    from modules.extensions.runner import build_runners
 
-    flags, settings = ctx.flags, ctx.settings
-    mode = "all" if flags.disable_all_extensions else "extra" if flags.disable_extra_extensions else \
-        str(settings.get("disable_all_extensions") or "none")
-    extensions = discover_extensions(ctx.paths.extensions_dir, ctx.paths.extensions_builtin_dir,
-                                     disabled=settings.get("disabled_extensions") or (), disable_all=mode,
-                                     with_git=False)
-    callbacks = default_registry
-    txt2img, img2img, errors = build_runners(ctx.paths.script_dir, [e.path for e in extensions if e.enabled],
-                                             callbacks=callbacks)
-    for error in errors:
-        log.error("Script not loaded: %s", error)
-    ctx.extra.update(txt2img_scripts=txt2img, img2img_scripts=img2img, callbacks=callbacks)
+def wire_restart(ctx: AppContext, server_action: Callable[[str], None], env: Mapping[str, str]) -> None:
+    """Give the Extensions tab's "Apply and restart UI" a `ctx.request_restart` when a launcher restarts us:
+    webui.sh exports SD_WEBUI_RESTART and runs launch.py again while the `tmp/restart` marker exists, so the request
+    writes that marker and stops the server (A1111 `restart.restart_program`). Without it, nothing is wired and the
+    tab asks for a manual restart."""
+    if env.get("SD_WEBUI_RESTART"):
+        ctx.request_restart = lambda: server_action("restart")
 
 
 def _open_browser_soon(url: str) -> None:
     """`--autolaunch`: open the UI in the system's default browser once the server is accepting (A1111)."""
-    import threading
-    import webbrowser
-
     threading.Timer(1.0, webbrowser.open, args=(url,)).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, build everything, serve until stopped; the process exit status."""
-    from modules.cli.flags import FlagError, parse_flags
-    from modules.cli.server import AuthFormatError
-    from modules.runtime.diagnostics import StageTimer
-    from modules.server import PortInUseError, ServerHandle, bind_for_flags, build_app, local_url, run_server
-
     logging.basicConfig(level=os.environ.get("SD_WEBUI_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
     try:
-        flags = parse_flags(argv)
+        flags = parse_flags(args, os.environ)
     except FlagError as exc:
         return int(exc.code or 2)
     try:
-        sock = bind_for_flags(flags)  # first, so a busy port fails fast, before models and torch load
+        sock = bind_for_flags(flags)  # first, so a busy port fails fast, before models load
     except (PortInUseError, OSError) as exc:
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
     timer = StageTimer()
-    ctx = build_context(flags)
-    timer.record("load scripts and settings")
-    _ensure_checkpoint(ctx)
-    timer.record("check for a checkpoint")
-    _device_summary(flags, ctx.settings, ctx.models)
-    _startup_diagnostics(flags, ctx.paths, ctx.extra["startup_warnings"], ctx.models)
-    skip_load = flags.ui_debug_mode or (flags.nowebui and flags.skip_load_model_at_start)
-    if ctx.models is not None and len(ctx.models.registry) and not skip_load:
-        _load_default_model(ctx)
-    ui = None if flags.nowebui else _build_ui(ctx)
-    timer.record("create ui")
-    if ui is None and not flags.nowebui and not flags.api:
-        flags = _with_api(flags)
-        ctx.flags = flags
-    handle = ServerHandle(ctx.paths.restart_file)
-    wire_restart(ctx, handle.action, os.environ)
     try:
-        app = build_app(ctx, ui, server_action=handle.action)
+        app = create_app(args, os.environ, timer=timer)
     except AuthFormatError as exc:
         sock.close()
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
-    timer.record("create app")
+    _print_startup_facts(app.ctx)
+    app.start_background_work()
     _print(f"Running on local URL: {local_url(flags, sock)}")
     _print(f"Startup time: {timer.summary()}.")
     if flags.api or flags.nowebui:
         _print(f"API docs: {local_url(flags, sock)}docs")
-    if getattr(flags, "autolaunch", False) and not flags.nowebui:
+    if flags.autolaunch and not flags.nowebui:
         _open_browser_soon(local_url(flags, sock))
     try:
-        return run_server(app, sock, flags, handle)
+        return run_server(app.asgi, sock, flags, app.handle)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown; A1111 exits with status 0
         _print("Interrupted with signal 2 (Ctrl+C): stopped.")
         return 0
     finally:
-        ctx.jobs.shutdown(cancel_pending=True, timeout=5)
-
-
-def wire_restart(ctx: Any, server_action: Any, env: Any) -> None:
-    """Give the Extensions tab's "Apply and restart UI" a `ctx.extra["request_restart"]` when a launcher restarts us:
-    webui.sh exports SD_WEBUI_RESTART and runs launch.py again while the `tmp/restart` marker exists, so the request
-    writes that marker and stops the server (A1111 `restart.restart_program`). Without it, nothing is wired and the
-    tab asks for a manual restart."""
-    if env.get("SD_WEBUI_RESTART"):
-        ctx.extra["request_restart"] = lambda: server_action("restart")
-
-
-def _with_api(flags: Any) -> Any:
-    """The flags with `--api` on (used when no UI can be built, so the server still does something useful)."""
-    import dataclasses
-
-    return dataclasses.replace(flags, api=True)
+        app.shutdown()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -30,13 +30,12 @@ ServerAction = Callable[[str], None]
 
 @dataclass
 class ApiServices:
-    """What the route handlers reach: the app context plus server-level switches and registries built on demand."""
+    """What the route handlers reach: the app context plus server-level switches."""
 
     ctx: AppContext
     allow_server_stop: bool = False
     server_action: ServerAction | None = None
     restartable: bool = False
-    cache: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A global setting's current value, `default` for keys the store does not know."""
@@ -49,15 +48,6 @@ class ApiServices:
         """Every setting's current value (for image encoding and URL rules)."""
         return dict(self.ctx.settings.values())
 
-    def component(self, name: str, build: Callable[[], Any]) -> Any:
-        """A registry from `ctx.extra[name]` (set by webui.py), else built once by `build` and kept."""
-        found = self.ctx.extra.get(name)
-        if found is None:
-            found = self.cache.get(name)
-        if found is None:
-            found = build()
-            self.cache[name] = found
-        return found
 
 
 def create_api_router(services: ApiServices, guard: AuthGuard) -> APIRouter:

@@ -16,7 +16,6 @@ A1111 1.10 behaviour (`modules/api/api.py` `text2imgapi` / `img2imgapi`, referen
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from typing import Any
 
@@ -25,10 +24,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from modules.api.app import ApiServices
-from modules.api.errors import ApiError, FeatureNotAvailableError
+from modules.api.errors import ApiError
 from modules.api.images_b64 import decode_image, encode_image
 from modules.api.schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from modules.extensions.runner import ScriptRunner
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams, validate_params
+from modules.processing.run import run_img2img, run_txt2img
+from modules.runtime.jobs import JobFailedError
 
 JOB_ERROR_STATUS = {"ParamError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
                     "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403}
@@ -81,10 +83,9 @@ def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str, ne
     data["override_settings"] = overrides
 
 
-def script_runner(services: ApiServices, kind: str) -> Any:
-    """The ScriptRunner of the txt2img or img2img tab (`ctx.extra["<kind>_scripts"]`, built by webui.py); None
-    when the app was built without scripts."""
-    return services.ctx.extra.get(f"{kind}_scripts")
+def script_runner(services: ApiServices, kind: str) -> ScriptRunner:
+    """The ScriptRunner of the txt2img or img2img tab."""
+    return services.ctx.scripts.for_kind(kind)
 
 
 def _jsonable(value: Any) -> Any:
@@ -161,7 +162,7 @@ def check_overrides(services: ApiServices, overrides: dict[str, Any]) -> None:
         return
     services.ctx.settings.snapshot(overrides, is_api=True)
     checkpoint = overrides.get("sd_model_checkpoint")
-    if checkpoint and services.ctx.models is not None:
+    if checkpoint:
         services.ctx.models.resolve(checkpoint)
 
 
@@ -170,7 +171,7 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     data = req.model_dump()
     if getattr(req, "infotext", None):
         apply_infotext(data, set(req.model_fields_set), req.infotext,  # type: ignore[attr-defined]
-                       services.ctx.extra.get("extra_networks"))
+                       services.ctx.networks)
     resolve_sampler_fields(data)
     check_scripts(services, "img2img" if params_type is Img2ImgParams else "txt2img", data)
     check_overrides(services, data.get("override_settings") or {})
@@ -190,15 +191,7 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
 
 def run_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None) -> Any:
     """Queue the pipeline function for `kind` and wait for its `GenerationResult` (None when interrupted early)."""
-    from modules.runtime.jobs import JobFailedError
-
-    try:
-        pipeline = importlib.import_module("modules.processing.run")
-    except ModuleNotFoundError as exc:
-        if exc.name != "modules.processing.run":
-            raise
-        raise FeatureNotAvailableError(f"{kind} (the generation pipeline)") from None
-    fn = pipeline.run_txt2img if kind == "txt2img" else pipeline.run_img2img
+    fn = run_txt2img if kind == "txt2img" else run_img2img
     try:
         job = services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id)
     except ValueError as exc:

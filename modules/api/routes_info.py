@@ -18,41 +18,34 @@ from typing import Any
 from fastapi import APIRouter
 
 from modules.api.app import ApiServices
+from modules.models.networks.lora import LoraRegistry
+from modules.models.vae_files import VaeRegistry
+from modules.postprocessing.face_restorers import FaceRestorerRegistry
+from modules.postprocessing.upscalers import UpscalerRegistry
 
 BUILTIN_UPSCALERS = ("None", "Lanczos", "Nearest")
 UPSCALER_DEFAULT_SCALE = 4
 """A1111's `UpscalerData.scale` default, reported for the built-in upscalers too."""
 
 
-def vae_registry(services: ApiServices) -> Any:
-    """The VAE file registry (`ctx.extra["vae_registry"]` or one built from the paths)."""
-    from modules.models.vae_files import VaeRegistry
-
-    paths = services.ctx.paths
-    return services.component("vae_registry", lambda: VaeRegistry(paths.vae_dir, paths.checkpoint_dirs,
-                                                                  vae_path=paths.vae_path))
+def vae_registry(services: ApiServices) -> VaeRegistry:
+    """The app's VAE file registry (the one the model manager resolves VAEs with)."""
+    return services.ctx.vaes
 
 
-def lora_registry(services: ApiServices) -> Any:
-    """The LoRA registry of the app's extra-network library (modules/api/routes_networks.py)."""
-    from modules.api.routes_networks import network_library
-
-    return network_library(services).loras
+def lora_registry(services: ApiServices) -> LoraRegistry:
+    """The LoRA registry of the app's extra-network library."""
+    return services.ctx.networks.loras
 
 
-def upscaler_registry(services: ApiServices) -> Any:
-    """The upscaler registry (`ctx.extra["upscalers"]`, set by webui.py, or one built from the paths)."""
-    from modules.postprocessing import build_registries
-
-    return services.component("upscalers", lambda: build_registries(services.ctx.paths, services.ctx.flags)[0])
+def upscaler_registry(services: ApiServices) -> UpscalerRegistry:
+    """The app's upscaler registry."""
+    return services.ctx.upscalers
 
 
-def face_restorer_registry(services: ApiServices) -> Any:
-    """The face-restorer registry (`ctx.extra["face_restorers"]` or one built from the paths)."""
-    from modules.postprocessing import build_registries
-
-    return services.component("face_restorers",
-                              lambda: build_registries(services.ctx.paths, services.ctx.flags)[1])
+def face_restorer_registry(services: ApiServices) -> FaceRestorerRegistry:
+    """The app's face-restorer registry."""
+    return services.ctx.face_restorers
 
 
 def embedding_db(services: ApiServices) -> Any:

@@ -9,7 +9,7 @@ Shapes are A1111's (a1111-features.md §12; the Lora extension's ``api.py`` for 
   ``POST /sdapi/v1/refresh-embeddings`` reloads the files (answers null).
 * ``GET /sdapi/v1/hypernetworks`` → ``[{name, path}]``.
 
-All of them read the app's :class:`~modules.processing.extra_networks.NetworkLibrary` (``ctx.extra``), built on
+All of them read the app's :class:`~modules.processing.extra_networks.NetworkLibrary` (``ctx.networks``), built on
 first use when the app was made without one (tests, embedding the API).
 """
 
@@ -20,26 +20,18 @@ from typing import Any
 from fastapi import APIRouter
 
 from modules.api.app import ApiServices
+from modules.models.sd_model import StableDiffusionModel
 from modules.processing.extra_networks import NetworkLibrary, library_of
 
 
 def network_library(services: ApiServices) -> NetworkLibrary:
-    """The app's library (``ctx.extra["extra_networks"]``), else one built once over the configured paths."""
-    found = library_of(services.ctx)
-    if found is not None:
-        return found
-
-    def build() -> NetworkLibrary:
-        registry = getattr(services.ctx.models, "registry", None)
-        return NetworkLibrary.from_paths(services.ctx.paths, hash_cache=getattr(registry, "hash_cache", None))
-
-    library: NetworkLibrary = services.component("extra_networks", build)
-    return library
+    """The app's library (``ctx.networks``)."""
+    return library_of(services.ctx)
 
 
-def current_model(services: ApiServices) -> Any:
+def current_model(services: ApiServices) -> StableDiffusionModel | None:
     """The loaded model (None when nothing is loaded yet)."""
-    return getattr(services.ctx.models, "current", None)
+    return services.ctx.models.current
 
 
 def lora_items(library: NetworkLibrary) -> list[dict[str, Any]]:

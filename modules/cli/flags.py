@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 from modules.cli.flag_specs import FLAG_SPECS, GROUP_ORDER, FlagSpec, Rel
 from modules.cli.flag_warnings import flag_warnings, is_exposed
@@ -34,7 +34,7 @@ from modules.cli.flag_warnings import flag_warnings, is_exposed
 INSTALL_ROOT = Path(__file__).resolve().parents[2]
 """The install root (A1111's `script_path`): the directory holding `webui.py` and `modules/`."""
 
-__all__ = ["INSTALL_ROOT", "FlagError", "FlagSpec", "Flags", "build_parser", "default_flags", "flag_warnings",
+__all__ = ["INSTALL_ROOT", "FlagError", "FlagSpec", "FlagValues", "Flags", "build_parser", "default_flags", "flag_warnings",
            "help_text", "is_exposed", "merged_argv", "normalized_path", "parse_flags", "suggest_flag"]
 
 ENV_COMMANDLINE_ARGS = "COMMANDLINE_ARGS"
@@ -93,6 +93,20 @@ Flags = dataclasses.make_dataclass(
                           "`extra` holds extension flags, `explicit` the names given on the command line."},
 )
 Flags.__module__ = __name__
+
+
+class FlagValues(Protocol):
+    """The static type of a parsed `Flags` object (its class is made at import time from `FLAG_SPECS`, so the type
+    checker sees every flag as an attribute of type Any, and these members with their real types)."""
+
+    extra: Mapping[str, Any]
+    explicit: frozenset[str]
+
+    def __getattr__(self, name: str) -> Any: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def is_set(self, dest: str) -> bool: ...
 
 
 def _thaw(value: Any) -> Any:
@@ -231,7 +245,7 @@ def _unknown_error(extras: list[str], specs: Sequence[FlagSpec]) -> FlagError:
 
 
 def parse_flags(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, *,
-                extra_specs: Sequence[FlagSpec] = (), stderr: TextIO | None = None) -> Any:
+                extra_specs: Sequence[FlagSpec] = (), stderr: TextIO | None = None) -> FlagValues:
     """Parse `argv` (default `sys.argv[1:]`) plus `env["COMMANDLINE_ARGS"]` into a frozen `Flags`.
 
     `extra_specs` are flags added by extensions (A1111's `preload.py`); they land in `flags.extra` and are reachable
@@ -260,7 +274,7 @@ def parse_flags(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     builtin = {spec.dest for spec in FLAG_SPECS}
     core = {k: _freeze(v) for k, v in values.items() if k in builtin}
     extra = MappingProxyType({k: _freeze(v) for k, v in values.items() if k not in builtin})
-    return Flags(**core, extra=extra, explicit=frozenset(vars(given)))
+    return cast(FlagValues, Flags(**core, extra=extra, explicit=frozenset(vars(given))))
 
 
 def _check_unique(specs: Sequence[FlagSpec]) -> None:
@@ -271,7 +285,7 @@ def _check_unique(specs: Sequence[FlagSpec]) -> None:
         seen.add(spec.option)
 
 
-def default_flags() -> Any:
+def default_flags() -> FlagValues:
     """Flags with every default, ignoring the real command line and environment (for tests and tools)."""
     return parse_flags([], env={})
 

@@ -340,3 +340,43 @@ for _backend in (
                      cmd_flags=("disable_opt_split_attention",), aliases=("naive",)),
 ):
     register_backend(_backend)
+
+
+class AttentionSelector:
+    """Which backend the networks use now: the ``cross_attention_optimization`` setting (read on every call, so a
+    change in Settings or ``POST /options`` acts on the next job, as A1111's ``onchange`` re-applies it) and the
+    command-line preference (``--xformers``, ``--opt-sdp-attention``, ``--opt-split-attention`` …) for "Automatic".
+
+    An unknown or unavailable choice falls back to SDPA and is reported once per choice, not on every job.
+    """
+
+    def __init__(self, preferred: str | None, setting: Callable[[], str | None]) -> None:
+        self.preferred = preferred
+        self._setting = setting
+        self._reported: set[str] = set()
+
+    def current(self) -> AttentionBackend:
+        """The backend for the current setting (A1111 ``sd_hijack.apply_optimizations``)."""
+        setting = self._setting()
+        wanted = self.preferred if (setting is None or setting == AUTOMATIC) else setting
+        if wanted is None:
+            return available_backends()[0]
+        try:
+            backend = get_backend(wanted)
+        except KeyError as exc:
+            self._report(wanted, f"{exc.args[0]}; using {DEFAULT_BACKEND}")
+            return _REGISTRY[DEFAULT_BACKEND]
+        if not backend.is_available():
+            self._report(wanted, f"attention backend {backend.name!r} is not available on this machine; "
+                                 f"using {DEFAULT_BACKEND}")
+            return _REGISTRY[DEFAULT_BACKEND]
+        return backend
+
+    def _report(self, key: str, message: str) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            logger.warning(message)
+
+    def apply(self, model: nn.Module) -> AttentionBackend:
+        """Point every attention layer of ``model`` at the current backend; returns it."""
+        return set_attention_backend(model, self.current())

@@ -75,6 +75,8 @@ class DevicePolicy:
     dtypes: DtypePolicy = field(default_factory=lambda: resolve_dtype_policy("cpu"))
     safe_unpickle: bool = True
     """False only with --disable-safe-unpickle."""
+    channels_last: bool = False
+    """``--opt-channelslast``: the UNet's 4-D weights in ``torch.channels_last`` (A1111 ``sd_models``)."""
 
 
 @dataclass(frozen=True)

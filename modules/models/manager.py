@@ -31,11 +31,13 @@ from pathlib import Path
 
 import torch
 
+from modules.memory.attention import AttentionSelector, set_attention_backend
 from modules.memory.devices import free_memory
 from modules.memory.offload import DeviceBudget, ModelOffloader, resolve_offload_policy
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
 from modules.models.hashes import BackgroundHasher
 from modules.models.loader import DevicePolicy, load_checkpoint
+from modules.models.nn.unet import apply_channels_last
 from modules.models.sd_model import StableDiffusionModel
 from modules.models.vae_files import VaeResolution
 
@@ -65,22 +67,30 @@ class ModelManager:
     def __init__(
         self,
         registry: CheckpointRegistry,
-        policy: DevicePolicy | None = None,
+        policy: DevicePolicy,
         *,
+        hasher: BackgroundHasher,
+        vae_resolver: VaeResolver,
+        attention: AttentionSelector,
+        offload: OffloadFlags,
         loader: Loader = load_checkpoint,
         cache_size: int = 0,
-        offload: OffloadFlags | None = None,
-        hasher: BackgroundHasher | None = None,
-        vae_resolver: VaeResolver | None = None,
         budget: DeviceBudget | None = None,
     ) -> None:
+        """Every collaborator is required (the composition root, `webui.build_context`, passes them): `hasher`
+        fills in sha256/shorthash after a load (a disabled `HashCache` with `--no-hashing` makes it answer None),
+        `vae_resolver` decides the VAE per checkpoint (`sd_vae`, `--vae-path`, sidecars, per-model preferences),
+        `attention` the attention backend applied to every model the manager hands out."""
         self.registry = registry
-        self.policy = policy or DevicePolicy()
+        self.policy = policy
         self.loader = loader
         self.cache_size = max(0, cache_size)
-        self.offload = offload or OffloadFlags()
+        self.offload = offload
         self.hasher = hasher
         self.vae_resolver = vae_resolver
+        self.attention = attention
+        self.attention_backend: str | None = None
+        """Name of the backend applied last (A1111 prints it as "Applying attention optimization: …")."""
         self.budget = budget or DeviceBudget()
         self._lock = threading.RLock()
         self._current: StableDiffusionModel | None = None
@@ -117,16 +127,17 @@ class ModelManager:
         """Make ``checkpoint`` current (no-op if it already is); on failure the previous model stays current."""
         with self._lock:
             info = self.resolve(checkpoint)
-            vae = self.vae_resolver(info) if self.vae_resolver is not None else None
+            vae = self.vae_resolver(info)
             current = self._current
             if current is not None and current.checkpoint.filename == info.filename:
-                if vae is not None and vae != current.vae_resolution:
+                if vae != current.vae_resolution:
                     self.reload_vae()
                 elif not self._on_device:
                     self.reload()
+                self._apply_attention(current)
                 return current
             model = self._cache.get(info.filename)
-            if model is None or (vae is not None and model.vae_resolution != vae):
+            if model is None or model.vae_resolution != vae:
                 # cached with another VAE (or not cached): load from disk; a failure raises here, before anything
                 # about the current model or the cache has changed
                 model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
@@ -146,13 +157,26 @@ class ModelManager:
                     self._place(current)
                 raise
             self._hash_in_background(info)
+            self._apply_attention(model)
             return model
+
+    def _apply_attention(self, model: StableDiffusionModel) -> None:
+        """Point the model's attention layers at the selected backend (the `cross_attention_optimization` setting
+        and the command-line preference); logged when it changes, as A1111's "Applying attention optimization"."""
+        backend = self.attention.current()
+        for module in (model.unet, model.vae):
+            set_attention_backend(module, backend)
+        if backend.name != self.attention_backend:
+            log.info("Applying attention optimization: %s... done.", backend.name)
+            self.attention_backend = backend.name
 
     def _place(self, model: StableDiffusionModel) -> None:
         """Put the model's networks where the offload policy says (all on the device unless medvram/lowvram)."""
         policy = resolve_offload_policy(medvram=self.offload.medvram, medvram_sdxl=self.offload.medvram_sdxl,
                                         lowvram=self.offload.lowvram, family=model.family)
         model.detach_offloader()
+        if self.policy.channels_last:
+            apply_channels_last(model.unet)
         model.offloader = ModelOffloader(model.components(), policy, self.policy.device, budget=self.budget)
         self._on_device = True
 
@@ -176,7 +200,7 @@ class ModelManager:
                 self.budget.evict(name)
 
     def _hash_in_background(self, info: CheckpointInfo) -> None:
-        if self.hasher is None or info.sha256 is not None:
+        if info.sha256 is not None:
             return
 
         def remember(value: str | None) -> None:
@@ -212,7 +236,7 @@ class ModelManager:
 
         with self._lock:
             model = self._current
-            if model is None or self.vae_resolver is None:
+            if model is None:
                 return model
             resolution = self.vae_resolver(model.checkpoint)
             if resolution == model.vae_resolution:

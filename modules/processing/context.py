@@ -1,29 +1,66 @@
-"""The application context passed explicitly to every job: settings, paths, flags, models, queue, registries.
+"""The application context passed explicitly to every job: flags, paths, settings, models and every registry.
 
 A1111 reaches all of these through module globals (`shared.opts`, `shared.sd_model`, `shared.state`, …). Here one
-`AppContext` object is built at start-up by `webui.py` (or by a test) and handed to the UI, the API and each job;
-nothing is global, so two apps (e.g. two test servers) can live in one process.
+`AppContext` is built at start-up by the composition root (`webui.build_context`, docs/architecture.md) and handed
+to the UI, the API and each job; nothing is global, so two apps (e.g. two test servers) can live in one process.
+Every field is required: a collaborator that is missing is a start-up error, never a feature silently switched off.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
+from modules.cli.flags import FlagValues
+from modules.cli.paths import Paths
+from modules.extensions.callbacks import CallbackRegistry
+from modules.extensions.runner import ScriptRunner
+from modules.models.manager import ModelManager
+from modules.models.vae_files import VaeRegistry
+from modules.postprocessing.face_restorers import FaceRestorerRegistry
+from modules.postprocessing.upscalers import UpscalerRegistry
+from modules.processing.extra_networks import NetworkLibrary
+from modules.prompts.styles import StyleDatabase
+from modules.runtime.jobs import JobQueue
+from modules.settings.store import Settings
+
+
+@dataclass(frozen=True)
+class ScriptRunners:
+    """The Script runners of the two generation tabs (A1111 `scripts.scripts_txt2img` / `scripts_img2img`)."""
+
+    txt2img: ScriptRunner
+    img2img: ScriptRunner
+
+    def for_kind(self, kind: str) -> ScriptRunner:
+        """The runner of a "txt2img" or "img2img" job."""
+        if kind not in ("txt2img", "img2img"):
+            raise ValueError(f"unknown job kind {kind!r}")
+        return self.img2img if kind == "img2img" else self.txt2img
+
 
 @dataclass
 class AppContext:
-    """Everything a job needs. `models` is the `ModelManager`; `jobs` the `JobQueue`; `flags` the parsed flags."""
+    """Everything the UI, the API and a job reach; built only by `webui.build_context`."""
 
-    flags: Any
-    paths: Any
-    settings: Any
-    models: Any
-    jobs: Any
-    styles: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    flags: FlagValues
+    paths: Paths
+    settings: Settings
+    models: ModelManager
+    vaes: VaeRegistry
+    jobs: JobQueue
+    styles: StyleDatabase
+    networks: NetworkLibrary
+    upscalers: UpscalerRegistry
+    face_restorers: FaceRestorerRegistry
+    scripts: ScriptRunners
+    callbacks: CallbackRegistry
+    startup_warnings: list[str] = field(default_factory=list)
+    request_restart: Callable[[], None] | None = None
+    """Set only when a launcher restarts the server (webui.sh exports SD_WEBUI_RESTART; `webui.wire_restart`)."""
 
 
 @dataclass

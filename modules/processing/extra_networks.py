@@ -117,7 +117,7 @@ class _SpliceVectors:
 
 @dataclass
 class NetworkLibrary:
-    """The network files of this install: LoRAs, embeddings and hypernetworks (one per app, in ``ctx.extra``)."""
+    """The network files of this install: LoRAs, embeddings and hypernetworks (one per app, ``ctx.networks``)."""
 
     loras: LoraRegistry
     embeddings: EmbeddingDatabase
@@ -372,21 +372,20 @@ class NetworkActivation:
         self._current = ()
 
 
-def library_of(ctx: Any) -> NetworkLibrary | None:
-    """The app's :class:`NetworkLibrary` (``ctx.extra["extra_networks"]``), None when the app has none."""
-    extra = getattr(ctx, "extra", None) or {}
-    found = extra.get("extra_networks")
-    return found if isinstance(found, NetworkLibrary) else None
+def library_of(ctx: Any) -> NetworkLibrary:
+    """The app's :class:`NetworkLibrary` (``ctx.networks``)."""
+    library: NetworkLibrary = ctx.networks
+    return library
 
 
 @contextmanager
 def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
     """Extra networks for the job ``run`` on ``run.model``: registered for the prompt encoder while the block runs,
-    always restored at the end (normal end, error or interrupt). Without a library it does nothing."""
+    always restored at the end (normal end, error or interrupt)."""
     library = library_of(run.ctx)
     model = run.model
     unet = getattr(model, "unet", None)
-    if library is None or not isinstance(unet, nn.Module):
+    if not isinstance(unet, nn.Module):
         yield None
         return
     library.sync_embeddings(model)

@@ -41,9 +41,8 @@ class JobHooks:
 
     @classmethod
     def from_context(cls, ctx: Any, kind: str) -> JobHooks:
-        """The hooks of a `kind` ("txt2img"/"img2img") job from `ctx.extra` (absent entries → no-ops)."""
-        extra = getattr(ctx, "extra", None) or {}
-        return cls(scripts=extra.get(f"{kind}_scripts"), callbacks=extra.get("callbacks"))
+        """The hooks of a `kind` ("txt2img"/"img2img") job: the tab's ScriptRunner and the callback registry."""
+        return cls(scripts=ctx.scripts.for_kind(kind), callbacks=ctx.callbacks)
 
     def script(self, hook: str, p: Any, *args: Any, **kwargs: Any) -> None:
         """Call `runner.<hook>(p, *args, **kwargs)`; the runner itself catches and records a script's exception."""

@@ -59,15 +59,19 @@ def model_schedule(model: Any) -> DiscreteSchedule:
 
 def unet_apply(model: Any) -> Callable[[Tensor, Tensor, dict[str, Tensor]], Tensor]:
     """`apply_model(x, t, cond)` for the UNet: `concat` joins the channels (inpainting 9-ch, pix2pix 8-ch),
-    `crossattn` is the context and `vector` SDXL's `y`. Runs in the UNet's dtype, returns float32."""
+    `crossattn` is the context and `vector` SDXL's `y`. Runs in the UNet's dtype, under `torch.autocast` when the
+    precision policy says so (`--precision autocast`, A1111's default for half precision; `full`/`half` run without
+    it), and returns float32, so the sampler's maths stays in fp32 (A1111 `--upcast-sampling` casts the UNet's
+    input to its dtype and its output back the same way)."""
     unet = model.unet
     dtype = next(unet.parameters()).dtype
+    precision = model.dtypes
 
     def apply(x: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
         if "concat" in cond:
             x = torch.cat([x, cond["concat"].to(x)], dim=1)
         y = cond.get("vector")
-        with torch.no_grad():
+        with torch.no_grad(), precision.autocast_context():
             out = unet(x.to(dtype), t, context=cond["crossattn"].to(dtype), y=None if y is None else y.to(dtype))
         return out.float()
 

@@ -99,9 +99,8 @@ def build_extensions(ctx: Any) -> None:
             ctx.settings.save()
         except Exception as exc:
             return error_html(str(exc))
-        restart = getattr(ctx, "extra", {}).get("request_restart")
-        if callable(restart):
-            restart()
+        if ctx.request_restart is not None:
+            ctx.request_restart()
             return "<div>Saved; the UI restarts now.</div>"
         return "<div>Saved. Restart the server for the change to take effect.</div>"
 

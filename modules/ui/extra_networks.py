@@ -106,7 +106,7 @@ def lora_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
 
 def embedding_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
     """Textual Inversion page: the embedding's name; skipped ones (other model width) say so."""
-    library.sync_embeddings(getattr(ctx.models, "current", None))
+    library.sync_embeddings(ctx.models.current)
     db = library.embeddings
     cards = []
     for skipped, items in ((False, db.word_embeddings.values()), (True, db.skipped.values())):
@@ -139,8 +139,6 @@ def page_cards(ctx: Any, page: str) -> list[Card]:
     if page == "checkpoints":
         return checkpoint_cards(ctx)
     library = library_of(ctx)
-    if library is None:
-        return []
     builders = {"lora": lora_cards, "textual_inversion": embedding_cards, "hypernetworks": hypernetwork_cards}
     return builders[page](ctx, library)
 
@@ -192,11 +190,11 @@ def _page_dir(ctx: Any, page: str) -> str:
 def refresh_page(ctx: Any, tab: str, page: str) -> str:
     """🔄: rescan the page's folders and rebuild its cards."""
     library = library_of(ctx)
-    if page == "lora" and library is not None:
+    if page == "lora":
         library.loras.refresh()
-    elif page == "textual_inversion" and library is not None:
+    elif page == "textual_inversion":
         library.embeddings.load(force=True)
-    elif page == "checkpoints" and ctx.models is not None:
+    elif page == "checkpoints":
         ctx.models.registry.refresh()
     return cards_html(ctx, tab, page)
 

@@ -1,7 +1,7 @@
 """Extras tab (reference §3.4): Single Image / Batch Process / Batch from Directory, Upscale, GFPGAN, CodeFormer.
 
 Processing is modules.postprocessing's `ExtrasChain` over the registries `webui.py` puts in
-`ctx.extra["upscalers"]` and `ctx.extra["face_restorers"]` (A1111 `postprocessing.run_postprocessing`): results
+`ctx.upscalers` and `ctx.face_restorers` (A1111 `postprocessing.run_postprocessing`): results
 are saved to `outputs/extras-images` (or the Batch-from-Directory output folder) with the `postprocessing` text
 chunk; the html info shows A1111's infotext plus notices (e.g. that no face detector is available).
 """
@@ -13,16 +13,15 @@ from typing import Any
 
 import gradio as gr
 
+from modules.postprocessing.face_restorers import FaceRestorerRegistry
+from modules.postprocessing.upscalers import UpscalerRegistry
+from modules.processing.context import AppContext
 from modules.ui.common import error_html
 
 
-def _registries(ctx: Any) -> tuple[Any, Any]:
-    """The postprocessing registries from the context (built from the paths when webui.py did not set them)."""
-    from modules.postprocessing import build_registries
-
-    if "upscalers" not in ctx.extra or "face_restorers" not in ctx.extra:
-        ctx.extra["upscalers"], ctx.extra["face_restorers"] = build_registries(ctx.paths, ctx.flags)
-    return ctx.extra["upscalers"], ctx.extra["face_restorers"]
+def _registries(ctx: AppContext) -> tuple[UpscalerRegistry, FaceRestorerRegistry]:
+    """The app's postprocessing registries."""
+    return ctx.upscalers, ctx.face_restorers
 
 
 def upscaler_names(ctx: Any) -> list[str]:

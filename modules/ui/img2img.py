@@ -215,5 +215,5 @@ def build_img2img(ctx: Any) -> GenerationTab:
 
 def _is_pix2pix(ctx: Any) -> bool:
     """Image CFG scale only applies to instruct-pix2pix models (A1111 hides the slider otherwise)."""
-    current = ctx.models.current() if hasattr(ctx.models, "current") else None
+    current = ctx.models.current
     return getattr(getattr(current, "family", None), "startswith", lambda _p: False)("ip2p")

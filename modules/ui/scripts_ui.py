@@ -76,9 +76,9 @@ def _controls(tab: str, script: Any) -> list[tuple[str, gr.components.Component]
 
 def build_script_controls(ctx: Any, tab: str) -> ScriptControls:
     """Lay out the Script dropdown, the selectable scripts' groups and the always-on accordions for `tab`."""
-    runner = ctx.extra.get(f"{tab}_scripts")
-    selectable = list(getattr(runner, "selectable_scripts", []) or [])
-    alwayson = list(getattr(runner, "alwayson_scripts", []) or [])
+    runner = ctx.scripts.for_kind(tab)
+    selectable = list(runner.selectable_scripts)
+    alwayson = list(runner.alwayson_scripts)
     controls = ScriptControls(gr.Dropdown(["None"], value="None", label="Script", elem_id=f"{tab}_script_dropdown"))
     for script in alwayson:
         with gr.Accordion(script.title(), open=False, elem_id=f"{tab}_script_{_slug(script.title())}"):
