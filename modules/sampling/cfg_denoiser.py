@@ -192,8 +192,8 @@ class CFGDenoiser:
             x_out = torch.cat([x_out, torch.cat([x_out[p[0][0] : p[0][0] + 1] for p in conds_list])])
 
         denoised_params = CFGDenoisedParams(x_out, self.step, self.total_steps, self.inner)
-        for hook in self.hooks.on_cfg_denoised:
-            hook(denoised_params)
+        for denoised_hook in self.hooks.on_cfg_denoised:
+            denoised_hook(denoised_params)
         x_out = denoised_params.x
 
         if is_edit:
@@ -209,8 +209,8 @@ class CFGDenoiser:
             denoised = self.init_latent * self.mask + self.nmask * denoised
 
         after = AfterCFGCallbackParams(denoised, self.step, self.total_steps)
-        for hook in self.hooks.on_cfg_after_cfg:
-            hook(after)
+        for after_hook in self.hooks.on_cfg_after_cfg:
+            after_hook(after)
         self.step += 1
         return after.x
 

@@ -123,17 +123,17 @@ def sample_dpm_fast(
     sigma_max = sigmas[0]
     if sigma_min is None and lowest >= sigma_max:
         check_stop(should_stop, 0, x, None)
-        denoised = model(x, batch_sigma(x, sigma_max), **(extra_args or {}))
-        report(callback, x, 0, sigma_max, sigma_max, denoised)
-        return denoised
-    sigma_min = lowest if sigma_min is None else torch.as_tensor(float(sigma_min))
+        estimate = model(x, batch_sigma(x, sigma_max), **(extra_args or {}))
+        report(callback, x, 0, sigma_max, sigma_max, estimate)
+        return estimate
+    sigma_end = lowest if sigma_min is None else torch.as_tensor(float(sigma_min))
     solver = _DPMSolver(model, extra_args or {}, should_stop)
     noise = noise_sampler or randn_noise_sampler(x)
-    t_start, t_end = solver.t(sigma_max), solver.t(sigma_min)
+    t_start, t_end = solver.t(sigma_max), solver.t(sigma_end)
     orders = fast_orders(nfe)
     ts = torch.linspace(float(t_start), float(t_end), len(orders) + 1, device=x.device)
     t_end = ts[-1]
-    denoised = None
+    denoised: Tensor | None = None
     for i, order in enumerate(orders):
         if should_stop is not None and should_stop():
             raise SamplingInterrupted(i, x, denoised)
@@ -202,17 +202,17 @@ def sample_dpm_adaptive(
     lowest, _ = positive_sigma_range(sigmas)
     if sigma_min is None and lowest >= sigmas[0]:
         check_stop(should_stop, 0, x, None)
-        denoised = model(x, batch_sigma(x, sigmas[0]), **(extra_args or {}))
-        report(callback, x, 0, sigmas[0], sigmas[0], denoised)
-        return denoised
-    sigma_min = lowest if sigma_min is None else torch.as_tensor(float(sigma_min))
+        estimate = model(x, batch_sigma(x, sigmas[0]), **(extra_args or {}))
+        report(callback, x, 0, sigmas[0], sigmas[0], estimate)
+        return estimate
+    sigma_end = lowest if sigma_min is None else torch.as_tensor(float(sigma_min))
     solver = _DPMSolver(model, extra_args or {}, should_stop)
     noise = noise_sampler or randn_noise_sampler(x)
-    s, t_end = solver.t(sigmas[0]), solver.t(sigma_min)
+    s, t_end = solver.t(sigmas[0]), solver.t(sigma_end)
     atol_t, rtol_t = torch.tensor(atol), torch.tensor(rtol)
     pid = PIDStepSizeController(abs(h_init), pcoeff, icoeff, dcoeff, 1.5 if eta else order, accept_safety)
     x_prev = x
-    denoised = None
+    denoised: Tensor | None = None
     n = 0
     while s < t_end - 1e-5 and n < max_steps:
         if should_stop is not None and should_stop():
