@@ -146,3 +146,7 @@ def webui_app(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: TinyChe
     yield make
     for running in started:
         running.stop()
+
+
+# Browser tests of the acceptance suite reuse the Playwright fixture and page helper of tests/browser.
+from tests.browser.conftest import browser, open_ui  # noqa: E402,F401
