@@ -67,9 +67,9 @@ class LaunchError(Exception):
 def run_command(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
                 live: bool = True) -> "subprocess.CompletedProcess[str]":
     """Run a command from an argument list; ``live`` streams its output, otherwise it is captured."""
-    capture = {} if live else {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    output = None if live else subprocess.PIPE
     return subprocess.run(list(args), env=dict(env), cwd=str(cwd), text=True, encoding="utf-8", errors="replace",
-                          check=False, **capture)
+                          check=False, stdout=output, stderr=output)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, TextIO, cast
+from typing import Any, NoReturn, Protocol, TextIO, cast
 
 from modules.cli.flag_specs import FLAG_SPECS, GROUP_ORDER, FlagSpec, Rel
 from modules.cli.flag_warnings import flag_warnings, is_exposed
@@ -143,7 +143,7 @@ def _json_object(value: str) -> dict[str, Any]:
 class _Parser(argparse.ArgumentParser):
     """argparse that raises `FlagError` instead of printing usage and exiting."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise FlagError(message)
 
 

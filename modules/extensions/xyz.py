@@ -56,7 +56,8 @@ def _num(text: str) -> float:
 def _inclusive_arange(start: float, end: float, step: float) -> list[float]:
     if step == 0:
         raise AxisValueError(f"range {start}-{end}: the step must not be 0")
-    out, k = [], 0
+    out: list[float] = []
+    k = 0
     eps = abs(step) * 1e-9
     while True:
         value = start + k * step

@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,12 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 AttentionFn = Callable[[Tensor, Tensor, Tensor, int], Tensor]
+
+
+class _AttentionLayer(Protocol):
+    """A network module that calls its attention through a swappable ``attention_fn`` attribute."""
+
+    attention_fn: AttentionFn
 
 AUTOMATIC = "Automatic"
 DEFAULT_BACKEND = "sdp"
@@ -318,7 +325,7 @@ def set_attention_backend(model: nn.Module, backend: AttentionBackend | str) -> 
     chosen = get_backend(backend) if isinstance(backend, str) else backend
     for module in model.modules():
         if hasattr(module, "attention_fn"):
-            module.attention_fn = chosen.fn
+            cast(_AttentionLayer, module).attention_fn = chosen.fn
     return chosen
 
 

@@ -138,8 +138,8 @@ def load_vae_module(
     if checkpoint_state is None:
         full = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle)
         checkpoint_state = {k: v for k, v in full.items() if k.startswith(VAE_PREFIX)}
-    state = checkpoint_state
-    module = _wrap_build_errors(info, "VAE", lambda: builders.vae(match, state, policy.dtypes.vae, device))
+    own_state = checkpoint_state
+    module = _wrap_build_errors(info, "VAE", lambda: builders.vae(match, own_state, policy.dtypes.vae, device))
     assert isinstance(module, nn.Module)
     return module
 

@@ -24,6 +24,7 @@ called: the GLOBAL opcode is resolved before any REDUCE that would call it, so n
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import os
 import pickle
@@ -109,7 +110,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         allowed[("torch", dtype_name)] = getattr(torch, dtype_name)
     for storage in ("Float", "Half", "BFloat16", "Double", "Int", "Long", "Short", "Char", "Byte", "Bool"):
         allowed[("torch", f"{storage}Storage")] = getattr(torch, f"{storage}Storage")
-    multiarray = numpy._core.multiarray if hasattr(numpy, "_core") else numpy.core.multiarray
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(numpy, "_core") else "numpy.core.multiarray")
     for module_name in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module_name, "scalar")] = multiarray.scalar
         allowed[(module_name, "_reconstruct")] = multiarray._reconstruct

@@ -121,7 +121,8 @@ class FaceRestorer:
             if candidate.name.lower() == default:
                 return candidate
         named = [p for p in files if self.name.lower() in p.name.lower()]
-        return (named or files or [None])[0]
+        candidates = named or files
+        return candidates[0] if candidates else None
 
     def available(self) -> bool:
         """True when a weights file exists (and, for CodeFormer, spandrel_extra_arches is installed)."""

@@ -141,13 +141,13 @@ def overlay_masks(settings: SoftInpaintingSettings, nmask: Tensor, original: Ten
     latent_mask = nmask[:, 0].float().clamp(0, 1)
     scalar = 1 - latent_mask ** (settings.mask_blend_scale / 2)
     scalar = 0.5 * (1 - settings.composite_mask_influence) + scalar * settings.composite_mask_influence
-    scalar = (scalar / (1.00001 - scalar)).cpu().numpy()
+    odds = (scalar / (1.00001 - scalar)).cpu().numpy()
     distance = torch.linalg.vector_norm(final.float() - original.float(), dim=1).cpu().numpy()
     masks = []
     for i, dist in enumerate(distance):
         smooth = weighted_percentile_filter(dist, 0.9, 1.0)
         smooth = weighted_percentile_filter(smooth, 0.25, 0.75)
-        half = settings.composite_difference_threshold * scalar[min(i, len(scalar) - 1)]
+        half = settings.composite_difference_threshold * odds[min(i, len(odds) - 1)]
         ratio = smooth / np.maximum(half, 1e-8)
         keep_original = smootherstep(1 / (1 + ratio ** settings.composite_difference_contrast))
         mask = Image.fromarray(((1 - keep_original) * 255).astype(np.uint8), "L").resize(size, Image.Resampling.LANCZOS)

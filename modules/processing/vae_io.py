@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -57,10 +57,13 @@ def decode_latents(model: Any, latents: Tensor, settings: Any) -> tuple[list[Ima
     return tensor_to_pil(result.images.float()), result.message
 
 
+_PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+
+
 @contextmanager
 def circular_padding(modules: list[Any], enabled: bool) -> Iterator[None]:
     """Make every Conv2d in `modules` pad circularly while the block runs (seamless tiling), then restore."""
-    saved: list[tuple[torch.nn.Conv2d, str]] = []
+    saved: list[tuple[torch.nn.Conv2d, _PaddingMode]] = []
     if enabled:
         for module in modules:
             for conv in module.modules():

@@ -105,7 +105,9 @@ class _EnvProxyHandler(urllib.request.ProxyHandler):
         super().__init__(proxies)
 
     def proxy_open(self, req: urllib.request.Request, proxy: str, type: str) -> Any:
-        if self._no_proxy and urllib.request.proxy_bypass_environment(req.host, {"no": self._no_proxy}):
+        # proxy_bypass_environment is an undocumented urllib helper that typeshed leaves out
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if self._no_proxy and bypass(req.host, {"no": self._no_proxy}):
             return None
         return super().proxy_open(req, proxy, type)
 

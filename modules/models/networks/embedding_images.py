@@ -88,8 +88,8 @@ def insert_embedding_in_pixels(image: Image.Image, data: dict[str, Any]) -> Imag
 
 
 def _crop_black(pixels: np.ndarray) -> np.ndarray:
-    mask = (pixels > 0).all(2)
-    cols, rows = mask.any(0), mask.any(1)
+    mask = np.all(pixels > 0, axis=2)
+    cols, rows = np.any(mask, axis=0), np.any(mask, axis=1)
     if not cols.any():
         return pixels[:0, :0]
     col_start, col_end = cols.argmax(), mask.shape[1] - cols[::-1].argmax()

@@ -46,6 +46,10 @@ OLD_KEY_NAMES = {
 }
 
 
+def _current_key_name(key: str) -> str:
+    return OLD_KEY_NAMES.get(key, key)
+
+
 class HypernetworkLoadError(ValueError):
     """A hypernetwork file could not be read or does not describe a valid network; names the file."""
 
@@ -137,7 +141,7 @@ def hypernetwork_from_dict(data: Mapping[Any, Any], name: str, path: Path | None
         for part, state in zip("kv", pair, strict=True):
             try:
                 module = HypernetworkModule(size, layer_structure, activation, add_layer_norm, activate_output, dropout)
-                fixed = {OLD_KEY_NAMES.get(k, k): v for k, v in dict(state).items()}
+                fixed = {_current_key_name(k): v for k, v in dict(state).items()}
                 module.load_state_dict(fixed)
             except (ValueError, RuntimeError, TypeError) as error:
                 raise HypernetworkLoadError(f"{where}: width {size} {part} module does not match its metadata "
