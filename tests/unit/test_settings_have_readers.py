@@ -1,0 +1,295 @@
+"""Every registered setting and every command-line flag has a reader in production code.
+
+A setting shown in Settings, or a flag accepted on the command line, that nothing reads is a promise the program
+does not keep. This test scans the production code (`modules/`, `webui.py`, `launch.py`, `scripts/`, and for the
+options read in the browser `javascript/*.js`) for a read of each key:
+
+* a setting is read where its key is a string constant in Python (`settings.get("jpeg_quality")`,
+  `("outdir_samples", "outdir_txt2img_samples")` looked up later) or an attribute of a settings object
+  (`snapshot.eta_ancestral`), or in JavaScript as `opts.<key>` / `opts["<key>"]`;
+* a flag is read as an attribute of a flags object (`flags.port`, `ctx.flags.api`, `cmd_opts.lowvram`), as a
+  string constant on a line that mentions the flags (`getattr(flags, "use_ipex", False)`, `flags.is_set("port")`),
+  or by `webui.sh` (A1111's `-f`, which only the shell script reads).
+
+Not counted: the declaration files, the settings store's load-time migration, path-dependent default tables
+(`Paths.setting_default_overrides`), docstrings and comments, and a key in a dict display whose value is a plain
+constant (a table of defaults such as `SAVING_DEFAULTS` is not a reader).
+
+`ALLOWED_UNREAD` lists what another open issue still has to build, each with the issue that builds it. The list
+only shrinks: a listed key that gains a reader fails the test until it is removed from the list.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from modules.cli.flag_specs import FLAG_SPECS
+from modules.settings import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DECLARATION_FILES = {
+    "modules/settings/registry.py", "modules/settings/sections_saving.py", "modules/settings/sections_sd.py",
+    "modules/settings/sections_system.py", "modules/settings/sections_ui.py", "modules/cli/flag_specs.py",
+}
+"""Where settings and flags are declared: a key written there is not a read."""
+
+NOT_SETTING_READERS = {"modules/settings/store.py", "modules/cli/paths.py"}
+"""Files that name settings without reading them: the store's load-time migration of renamed keys and the table
+of path-dependent defaults. Their flag reads still count."""
+
+SETTINGS_RECEIVER = re.compile(r"(opts|settings|snapshot|snap|options)$")
+FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
+
+TRAINING = "training (issue 14)"
+INTERROGATE = "interrogate (issue 14)"
+FACE = "face restoration (issue 14)"
+TOME_HYPERTILE = "token merging / Hypertile (issue 16)"
+EXTENSIONS = "extensions compatibility (issue 13)"
+SECURITY = "security (issue 15)"
+UI = "UI (issue 17)"
+THIS_ISSUE = "settings that act (this issue): not built yet"
+
+ALLOWED_UNREAD: dict[str, str] = {
+    # UI
+    "grid_zip_filename_pattern": UI, "save_selected_only": UI, "save_write_log_csv": UI,
+    "clean_temp_dir_at_start": UI, "use_save_to_dirs_for_ui": UI, "set_scale_by_when_changing_upscaler": UI,
+    "show_gradio_deprecation_warnings": UI, "img2img_editor_height": UI, "img2img_sketch_default_brush_color": UI,
+    "img2img_inpaint_mask_brush_color": UI, "img2img_inpaint_sketch_default_brush_color": UI,
+    "img2img_inpaint_mask_high_contrast": UI, "img2img_batch_show_results_limit": UI, "img2img_autosize": UI,
+    "extra_networks_show_hidden_directories": UI, "extra_networks_dir_button_function": UI,
+    "extra_networks_hidden_models": UI, "extra_networks_card_width": UI, "extra_networks_card_height": UI,
+    "extra_networks_card_text_scale": UI, "extra_networks_card_show_desc": UI,
+    "extra_networks_card_description_is_html": UI, "extra_networks_tree_view_style": UI,
+    "extra_networks_tree_view_default_enabled": UI, "extra_networks_tree_view_default_width": UI,
+    "extra_networks_add_text_separator": UI, "ui_extra_networks_tab_reorder": UI, "sd_lora": UI, "lora_show_all": UI,
+    "lora_hide_unknown_for_versions": UI, "lora_not_found_gradio_warning": UI, "keyedit_delimiters": UI,
+    "keyedit_delimiters_whitespace": UI, "keyedit_move": UI, "disable_token_counters": UI, "do_not_show_images": UI,
+    "js_modal_lightbox": UI, "js_modal_lightbox_initially_zoomed": UI, "js_modal_lightbox_gamepad": UI,
+    "js_modal_lightbox_gamepad_repeat": UI, "sd_webui_modal_lightbox_icon_opacity": UI,
+    "sd_webui_modal_lightbox_toolbar_opacity": UI, "gallery_height": UI, "open_dir_button_choice": UI,
+    "hires_button_gallery_insert": UI, "compact_prompt_box": UI, "samplers_in_dropdown": UI,
+    "dimensions_and_batch_together": UI, "sd_checkpoint_dropdown_use_short": UI, "hires_fix_show_sampler": UI,
+    "hires_fix_show_prompts": UI, "txt2img_settings_accordion": UI, "img2img_settings_accordion": UI,
+    "ui_tab_order": UI, "hidden_tabs": UI, "ui_reorder_list": UI, "gradio_theme": UI, "gradio_themes_cache": UI,
+    "show_progress_in_title": UI, "enable_reloading_ui_scripts": UI, "disable_weights_auto_swap": UI,
+    "infotext_skip_pasting": UI, "show_progressbar": UI, "live_preview_refresh_period": UI,
+    "live_preview_fast_interrupt": UI, "js_live_preview_in_modal_lightbox": UI,
+    "prevent_screen_sleep_during_generation": UI, "hide_samplers": UI, "postprocessing_enable_in_main_ui": UI,
+    "extra_options_txt2img": UI, "extra_options_img2img": UI, "extra_options_cols": UI, "extra_options_accordion": UI,
+    "canvas_hotkey_zoom": UI, "canvas_hotkey_adjust": UI, "canvas_hotkey_shrink_brush": UI,
+    "canvas_hotkey_grow_brush": UI, "canvas_hotkey_move": UI, "canvas_hotkey_fullscreen": UI,
+    "canvas_hotkey_reset": UI, "canvas_hotkey_overlap": UI, "canvas_show_tooltip": UI, "canvas_auto_expand": UI,
+    "canvas_blur_prompt": UI, "canvas_disabled_functions": UI, "gradio_debug": UI, "no_gradio_queue": UI,
+    "use_textbox_seed": UI, "no_progressbar_hiding": UI,
+    # FACE
+    "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
+    "gfpgan_model": FACE,
+    # THIS_ISSUE
+    "save_images_before_color_correction": THIS_ISSUE, "save_mask": THIS_ISSUE, "save_mask_composite": THIS_ISSUE,
+    "save_init_img": THIS_ISSUE, "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
+    "dat_enabled_models": THIS_ISSUE, "upscaler_for_img2img": THIS_ISSUE, "auto_launch_browser": THIS_ISSUE,
+    "enable_console_prompts": THIS_ISSUE, "show_warnings": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
+    "samples_log_stdout": THIS_ISSUE, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
+    "print_hypernet_extra": THIS_ISSUE, "disable_mmap_load_safetensors": THIS_ISSUE, "hide_ldm_prints": THIS_ISSUE,
+    "dump_stacks_on_signal": THIS_ISSUE, "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,
+    "profiling_record_shapes": THIS_ISSUE, "profiling_profile_memory": THIS_ISSUE, "profiling_with_stack": THIS_ISSUE,
+    "profiling_filename": THIS_ISSUE, "sd_checkpoints_keep_in_cpu": THIS_ISSUE, "sd_checkpoint_cache": THIS_ISSUE,
+    "enable_quantization": THIS_ISSUE, "enable_batch_seeds": THIS_ISSUE, "upcast_attn": THIS_ISSUE,
+    "hires_fix_refiner_pass": THIS_ISSUE, "enable_prompt_comments": THIS_ISSUE, "sd3_enable_t5": THIS_ISSUE,
+    "sd_vae_checkpoint_cache": THIS_ISSUE, "auto_vae_precision_bfloat16": THIS_ISSUE,
+    "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE, "img2img_color_correction": THIS_ISSUE,
+    "img2img_background_color": THIS_ISSUE, "return_mask": THIS_ISSUE, "return_mask_composite": THIS_ISSUE,
+    "img2img_batch_use_original_name": THIS_ISSUE, "s_min_uncond_all": THIS_ISSUE, "pad_cond_uncond_v0": THIS_ISSUE,
+    "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
+    "auto_backcompat": THIS_ISSUE, "use_old_emphasis_implementation": THIS_ISSUE,
+    "use_old_karras_scheduler_sigmas": THIS_ISSUE, "no_dpmpp_sde_batch_determinism": THIS_ISSUE,
+    "use_old_hires_fix_width_height": THIS_ISSUE, "hires_fix_use_firstpass_conds": THIS_ISSUE,
+    "use_downcasted_alpha_bar": THIS_ISSUE, "refiner_switch_by_sample_steps": THIS_ISSUE,
+    "lora_functional": THIS_ISSUE, "textual_inversion_print_at_load": THIS_ISSUE,
+    "textual_inversion_add_hashes_to_infotext": THIS_ISSUE, "lora_add_hashes_to_infotext": THIS_ISSUE,
+    "lora_bundled_ti_to_infotext": THIS_ISSUE, "lora_in_memory_limit": THIS_ISSUE,
+    "lora_not_found_warning_console": THIS_ISSUE, "add_model_name_to_info": THIS_ISSUE,
+    "add_model_hash_to_info": THIS_ISSUE, "add_vae_name_to_info": THIS_ISSUE, "add_vae_hash_to_info": THIS_ISSUE,
+    "add_version_to_infotext": THIS_ISSUE, "live_previews_image_format": THIS_ISSUE, "show_progress_grid": THIS_ISSUE,
+    "show_progress_type": THIS_ISSUE, "live_preview_allow_lowvram_full": THIS_ISSUE,
+    "live_preview_content": THIS_ISSUE, "ddim_discretize": THIS_ISSUE, "uni_pc_variant": THIS_ISSUE,
+    "uni_pc_order": THIS_ISSUE, "uni_pc_lower_order_final": THIS_ISSUE, "sd_noise_schedule": THIS_ISSUE,
+    "skip_early_cond": THIS_ISSUE, "beta_dist_alpha": THIS_ISSUE, "beta_dist_beta": THIS_ISSUE,
+    "postprocessing_existing_caption_action": THIS_ISSUE, "disable_console_progressbars": THIS_ISSUE,
+    "loglevel": THIS_ISSUE, "log_startup": THIS_ISSUE, "opt_split_attention_invokeai": THIS_ISSUE,
+    "sub_quad_q_chunk_size": THIS_ISSUE, "sub_quad_kv_chunk_size": THIS_ISSUE, "sub_quad_chunk_threshold": THIS_ISSUE,
+    "disable_model_loading_ram_optimization": THIS_ISSUE, "unix_filenames_sanitization": THIS_ISSUE,
+    "filenames_max_length": THIS_ISSUE, "skip_version_check": THIS_ISSUE, "update_check": THIS_ISSUE,
+    "test_server": THIS_ISSUE, "dump_sysinfo": THIS_ISSUE,
+    # TRAINING
+    "unload_models_when_training": TRAINING, "pin_memory": TRAINING, "save_optimizer_state": TRAINING,
+    "save_training_settings_to_txt": TRAINING, "dataset_filename_word_regex": TRAINING,
+    "dataset_filename_join_string": TRAINING, "training_image_repeats_per_epoch": TRAINING,
+    "training_write_csv_every": TRAINING, "training_xattention_optimizations": TRAINING,
+    "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
+    "training_tensorboard_flush_every": TRAINING,
+    # EXTENSIONS
+    "sd_unet": EXTENSIONS, "restore_config_state_file": EXTENSIONS, "sd_checkpoint_hash": EXTENSIONS,
+    # TOME_HYPERTILE
+    "token_merging_ratio": TOME_HYPERTILE, "token_merging_ratio_img2img": TOME_HYPERTILE,
+    "token_merging_ratio_hr": TOME_HYPERTILE, "hypertile_enable_unet": TOME_HYPERTILE,
+    "hypertile_enable_unet_secondpass": TOME_HYPERTILE, "hypertile_max_depth_unet": TOME_HYPERTILE,
+    "hypertile_max_tile_unet": TOME_HYPERTILE, "hypertile_swap_size_unet": TOME_HYPERTILE,
+    "hypertile_enable_vae": TOME_HYPERTILE, "hypertile_max_depth_vae": TOME_HYPERTILE,
+    "hypertile_max_tile_vae": TOME_HYPERTILE, "hypertile_swap_size_vae": TOME_HYPERTILE,
+    # INTERROGATE
+    "interrogate_keep_models_in_memory": INTERROGATE, "interrogate_return_ranks": INTERROGATE,
+    "interrogate_clip_num_beams": INTERROGATE, "interrogate_clip_min_length": INTERROGATE,
+    "interrogate_clip_max_length": INTERROGATE, "interrogate_clip_dict_limit": INTERROGATE,
+    "interrogate_clip_skip_categories": INTERROGATE, "interrogate_deepbooru_score_threshold": INTERROGATE,
+    "deepbooru_sort_alpha": INTERROGATE, "deepbooru_use_spaces": INTERROGATE, "deepbooru_escape": INTERROGATE,
+    "deepbooru_filter_tags": INTERROGATE, "do_not_download_clip": INTERROGATE,
+    # SECURITY
+    "add_user_name_to_info": SECURITY, "disable_tls_verify": SECURITY, "administrator": SECURITY,
+}
+"""Registered settings and flags (by key / dest) that no production code reads yet → the open issue that builds
+them. Shrinks only."""
+
+
+def production_files() -> Iterator[tuple[str, Path]]:
+    """(relative path, path) of every production source file."""
+    candidates = [ROOT / "webui.py", ROOT / "launch.py"]
+    candidates += sorted((ROOT / "modules").rglob("*.py")) + sorted((ROOT / "scripts").rglob("*.py"))
+    candidates += sorted((ROOT / "javascript").glob("*.js"))
+    for path in candidates:
+        rel = path.relative_to(ROOT).as_posix()
+        if path.is_file() and rel not in DECLARATION_FILES:
+            yield rel, path
+
+
+def _receiver_text(node: ast.expr) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:
+        return ""
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            for stmt in body:
+                if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+                        and isinstance(stmt.value.value, str):
+                    out.add(id(stmt.value))
+    return out
+
+
+WRITERS = {"set_override", "set", "reset", "update"}
+"""Calls whose first string argument names a setting being written (`settings.set("sd_vae", …)`, X/Y/Z's
+`set_override("uni_pc_order")`), not read."""
+
+
+def _not_reads(tree: ast.AST) -> set[int]:
+    """Ids of string constants that name a setting without reading it: both sides of a constant → constant dict
+    entry (a defaults table, an infotext-label → setting map used for pasting) and the key of a write call."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(value, ast.Constant):
+                    out.update((id(key), id(value)))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in WRITERS:
+                out.add(id(node.args[0]))
+    return out
+
+
+def python_reads(source: str, *, settings: bool) -> tuple[set[str], set[str]]:
+    """(setting keys read, flag dests read) in one Python file."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    skip = _docstring_nodes(tree) | _not_reads(tree)
+    setting_reads: set[str] = set()
+    flag_reads: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            if settings:
+                setting_reads.add(node.value)
+            line = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
+            if "flags" in line or "cmd_opts" in line:
+                flag_reads.add(node.value)
+        elif isinstance(node, ast.Attribute):
+            receiver = _receiver_text(node.value)
+            if settings and SETTINGS_RECEIVER.search(receiver):
+                setting_reads.add(node.attr)
+            if FLAGS_RECEIVER.search(receiver):
+                flag_reads.add(node.attr)
+    return setting_reads, flag_reads
+
+
+JS_READ = re.compile(r"""opts\.(\w+)|opts\[\s*["'](\w+)["']\s*\]""")
+
+
+def all_reads() -> tuple[set[str], set[str]]:
+    """(setting keys read, flag dests read) across the production code."""
+    setting_reads: set[str] = set()
+    flag_reads: set[str] = set()
+    for rel, path in production_files():
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".js":
+            setting_reads.update(a or b for a, b in JS_READ.findall(text))
+            continue
+        s, f = python_reads(text, settings=rel not in NOT_SETTING_READERS)
+        setting_reads |= s
+        flag_reads |= f
+    shell = (ROOT / "webui.sh").read_text(encoding="utf-8")
+    flag_reads.update(spec.dest for spec in FLAG_SPECS if f'"{spec.option}"' in shell)
+    return setting_reads, flag_reads
+
+
+def unread() -> tuple[list[str], list[str]]:
+    """(unread setting keys, unread flag dests), in declaration order."""
+    setting_reads, flag_reads = all_reads()
+    settings = [key for key in REGISTRY if key not in setting_reads]
+    flags = [spec.dest for spec in FLAG_SPECS if not spec.legacy and spec.dest not in flag_reads]
+    return settings, flags
+
+
+def test_every_setting_and_flag_has_a_reader_or_an_issue_that_builds_it() -> None:
+    settings, flags = unread()
+    missing = [key for key in settings + flags if key not in ALLOWED_UNREAD]
+    assert not missing, (
+        f"{len(missing)} registered settings/flags are never read by production code and are not on the "
+        f"allow-list (build a reader, or remove the option if no A1111 user would miss it): {missing}")
+
+
+def test_allow_list_shrinks_when_a_reader_is_built() -> None:
+    settings, flags = unread()
+    still_unread = set(settings) | set(flags)
+    now_read = [key for key in ALLOWED_UNREAD if key not in still_unread]
+    assert not now_read, f"these allow-listed keys now have a reader; remove them from ALLOWED_UNREAD: {now_read}"
+
+
+def test_allow_list_names_only_registered_keys() -> None:
+    known = set(REGISTRY) | {spec.dest for spec in FLAG_SPECS}
+    assert not [key for key in ALLOWED_UNREAD if key not in known]
+
+
+def test_scanner_sees_reads_and_ignores_tables_and_docstrings() -> None:
+    source = '''
+"""Module doc naming "jpeg_quality"."""
+DEFAULTS = {"grid_format": "png"}
+KEYS = ("outdir_samples", "outdir_grids")
+def f(settings, flags, snapshot):
+    """doc"""
+    settings.get("samples_format")
+    getattr(flags, "use_ipex", False)
+    return snapshot.eta_ancestral, flags.port, ctx.flags.api
+'''
+    settings, flags = python_reads(source, settings=True)
+    assert {"samples_format", "outdir_samples", "outdir_grids", "eta_ancestral"} <= settings
+    assert "grid_format" not in settings
+    assert {"use_ipex", "port", "api"} <= flags
