@@ -80,11 +80,26 @@ def build_quicksettings(ctx: Any) -> tuple[list[str], list[gr.components.Compone
     return keys, components
 
 
+def quick_value(ctx: Any, key: str) -> Any:
+    """What a top-bar control shows when the page loads. The checkpoint dropdown gets fresh choices (titles gain
+    their `[hash]` once hashed, after the UI was built) and the loaded model's title as its value, as A1111's
+    quicksettings show `shared.opts.sd_model_checkpoint` = the title of the loaded checkpoint."""
+    if key != "sd_model_checkpoint" or ctx.models is None:
+        return ui_value(ctx, key)
+    current = ctx.models.current
+    value = current.checkpoint.title if current is not None else ctx.settings.get(key)
+    titles = checkpoint_titles(ctx)
+    if value and value not in titles:
+        found = ctx.models.registry.get_closest(str(value))
+        value = found.title if found is not None else value
+    return gr.update(choices=titles, value=value or None)
+
+
 def _refresh_checkpoints(ctx: Any) -> Any:
     """🔄: rescan the checkpoint folders (A1111 `refresh_checkpoints`)."""
     if ctx.models is not None:
         ctx.models.registry.refresh()
-    return gr.update(choices=checkpoint_titles(ctx), value=ctx.settings.get("sd_model_checkpoint") or None)
+    return quick_value(ctx, "sd_model_checkpoint")
 
 
 def _set_quick(ctx: Any, key: str, value: Any) -> None:
@@ -97,6 +112,9 @@ def _set_quick(ctx: Any, key: str, value: Any) -> None:
     except Exception as exc:
         raise gr.Error(str(exc)) from None
     if key == "sd_model_checkpoint" and ctx.models is not None:
+        current = ctx.models.current
+        if current is not None and current.checkpoint.title == value:
+            return  # the page load showing the loaded title (now with its hash): nothing to load
         with ctx.jobs.exclusive():
             ctx.models.load(value)
 
@@ -207,7 +225,7 @@ def build_ui(ctx: Any) -> gr.Blocks:
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
         all_keys, all_components = quick_keys, quick_components
         demo.load(None, None, None, js=boot_js()).then(
-            lambda: [assets_payload(ctx), *[ui_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
+            lambda: [assets_payload(ctx), *[quick_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
             queue=False, show_progress="hidden").then(
             None, payload, None, js="(p) => { if (window.sdApplyAssets) window.sdApplyAssets(p); return []; }")
     return demo
