@@ -78,6 +78,30 @@ def unet_apply(model: Any) -> Callable[[Tensor, Tensor, dict[str, Tensor]], Tens
     return apply
 
 
+def schedule_with_settings(schedule: DiscreteSchedule, settings: Mapping[str, Any]) -> DiscreteSchedule:
+    """A1111 `apply_alpha_schedule_override`: `use_downcasted_alpha_bar` rounds alphas_cumprod to fp16 (the
+    pre-1.8 behaviour under half precision, infotext "Downcast alphas_cumprod"), then `sd_noise_schedule`
+    "Zero Terminal SNR" rescales it (infotext "Noise Schedule"). Unchanged schedule when both are off."""
+    alphas = schedule.alphas_cumprod
+    if opt(settings, "use_downcasted_alpha_bar", False):
+        alphas = alphas.half().to(schedule.alphas_cumprod.dtype)
+    if opt(settings, "sd_noise_schedule", "Default") == "Zero Terminal SNR":
+        alphas = rescale_zero_terminal_snr(alphas)
+    if alphas is schedule.alphas_cumprod:
+        return schedule
+    return DiscreteSchedule(alphas, quantize=schedule.quantize)
+
+
+def schedule_infotext(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Infotext fields of the schedule settings A1111 writes ("Downcast alphas_cumprod", "Noise Schedule")."""
+    out: dict[str, Any] = {}
+    if opt(settings, "use_downcasted_alpha_bar", False):
+        out["Downcast alphas_cumprod"] = True
+    if opt(settings, "sd_noise_schedule", "Default") == "Zero Terminal SNR":
+        out["Noise Schedule"] = "Zero Terminal SNR"
+    return out
+
+
 def make_denoiser(model: Any, spec: SamplerSpec, schedule: DiscreteSchedule) -> DiscreteDenoiser:
     """eps/v `DiscreteDenoiser` (or `LCMDenoiser` for the LCM sampler) over the model's UNet."""
     if spec.denoiser == "lcm":
@@ -87,14 +111,20 @@ def make_denoiser(model: Any, spec: SamplerSpec, schedule: DiscreteSchedule) -> 
 
 def sigmas_for(spec: SamplerSpec, steps: int, scheduler: str | None, denoiser: DiscreteDenoiser,
                settings: Mapping[str, Any], is_sdxl: bool) -> Tensor:
-    """The full sigma schedule for `steps` with A1111's per-sampler rules and schedule settings."""
+    """The full sigma schedule for `steps` with A1111's per-sampler rules and schedule settings: `sigma_min`,
+    `sigma_max`, `rho`, the Beta schedule's `beta_dist_alpha`/`beta_dist_beta`, `use_old_karras_scheduler_sigmas`
+    (0.1…10 instead of the model's range), the alphas_cumprod overrides of `schedule_with_settings`."""
     overrides: dict[str, Any] = {"is_sdxl": is_sdxl}
     for key, name in (("sigma_min", "sigma_min"), ("sigma_max", "sigma_max"), ("rho", "rho")):
         value = opt(settings, name, 0.0)
         if value:
             overrides[key] = float(value)
+    overrides["beta_alpha"] = float(opt(settings, "beta_dist_alpha", 0.6))
+    overrides["beta_beta"] = float(opt(settings, "beta_dist_beta", 0.6))
+    overrides["use_old_karras_sigmas"] = bool(opt(settings, "use_old_karras_scheduler_sigmas", False))
     automatic = denoiser.get_sigmas if spec.denoiser == "lcm" else None
-    return sampler_sigmas(spec, steps, scheduler, denoiser.schedule,
+    schedule = denoiser.schedule if spec.denoiser == "lcm" else schedule_with_settings(denoiser.schedule, settings)
+    return sampler_sigmas(spec, steps, scheduler, schedule,
                           always_discard_next_to_last_sigma=bool(opt(settings, "always_discard_next_to_last_sigma",
                                                                      False)),
                           automatic=automatic, uni_pc_skip_type=str(opt(settings, "uni_pc_skip_type", "time_uniform")),
@@ -118,8 +148,14 @@ def img2img_sigmas(sigmas: Tensor, steps: int, t_enc: int) -> Tensor:
 
 def sampler_options(spec: SamplerSpec, params: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword options of a sampler: eta from the params or `eta_ancestral`/`eta_ddim`, churn values from the
-    params or the `s_*` settings (`s_tmax` 0 means infinity, as A1111)."""
+    params or the `s_*` settings (`s_tmax` 0 means infinity, as A1111); UniPC's order, variant and lower order
+    final step from `uni_pc_order`, `uni_pc_variant`, `uni_pc_lower_order_final`."""
     options = dict(spec.options)
+    if spec.timestep_schedule == "unipc":
+        options["order"] = int(opt(settings, "uni_pc_order", options.get("order", 3)))
+        options["variant"] = str(opt(settings, "uni_pc_variant", options.get("variant", "bh1")))
+        options["lower_order_final"] = bool(opt(settings, "uni_pc_lower_order_final",
+                                                options.get("lower_order_final", True)))
     if spec.eta_setting:
         eta = params.eta if params.eta is not None else opt(settings, spec.eta_setting, options.get("eta", 1.0))
         options["eta"] = float(eta)
@@ -203,11 +239,15 @@ class SamplingRun:
         return on_step
 
     def _segment(self, stage: Pass, x: Tensor, sigmas: Tensor, total_steps: int) -> Tensor:
-        schedule = model_schedule(stage.model)
+        schedule = schedule_with_settings(model_schedule(stage.model), self.settings)
+        # A1111 builds its k-diffusion denoisers with `quantize=opts.enable_quantization` (timestep samplers don't)
+        schedule.quantize = bool(opt(self.settings, "enable_quantization", False)) and not self.spec.timestep_schedule
         denoiser = make_denoiser(stage.model, self.spec, schedule)
         policy = CFGPolicy(batch_cond_uncond=bool(opt(self.settings, "batch_cond_uncond", True)),
                            pad_with=self.pad_with if opt(self.settings, "pad_cond_uncond", False) else None,
-                           s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)))
+                           s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)),
+                           skip_early_cond=float(opt(self.settings, "skip_early_cond", 0.0)),
+                           s_min_uncond_all=bool(opt(self.settings, "s_min_uncond_all", False)))
         cfg = CFGDenoiser(denoiser, hooks=self.hooks, policy=policy, image_cfg_scale=self.image_cfg_scale,
                           total_steps=total_steps, cond_scale_multiplier=self.spec.cfg_scale_multiplier)
         cfg.step = self.step_offset
@@ -224,7 +264,22 @@ class SamplingRun:
         out = self.spec.function(model, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
                                  disable=True, **options)
         check_for_nans(out, "unet", stage.model.dtypes)
+        self._record_infotext(cfg, policy)
         return out
+
+    def _record_infotext(self, cfg: CFGDenoiser, policy: CFGPolicy) -> None:
+        """A1111's `extra_generation_params` of the CFG rules that acted ("Skip Early CFG", "NGMS",
+        "NGMS all steps") and of the schedule settings."""
+        fields = getattr(self.params, "extra_generation_params", None)
+        if not isinstance(fields, dict):
+            return
+        if "early" in cfg.skipped:
+            fields["Skip Early CFG"] = policy.skip_early_cond
+        if "ngms" in cfg.skipped:
+            fields["NGMS"] = policy.s_min_uncond
+            if policy.s_min_uncond_all:
+                fields["NGMS all steps"] = True
+        fields.update(schedule_infotext(self.settings))
 
     def sample(self, base: Pass, x: Tensor, sigmas: Tensor, refiner: Callable[[], Pass] | None = None,
                switch_at: float = 1.0) -> Tensor:

@@ -76,14 +76,19 @@ class CFGPolicy:
     * ``pad_with``: when cond and uncond have different token counts, pad the shorter with repeats of this
       (77, dim) empty-prompt chunk (A1111 "Pad prompt/negative prompt", infotext "Pad conds"). Without it the two
       are run in separate calls.
-    * ``s_min_uncond``: skip the uncond pass on every other step while sigma < this value (NGMS).
-    * ``skip_early_cond``: skip the uncond pass while ``step / total_steps <= skip_early_cond`` (A1111 1.10).
+    * ``s_min_uncond``: skip the uncond pass on every other step while sigma < this value (NGMS); with
+      ``s_min_uncond_all`` on every such step (A1111 "Negative Guidance minimum sigma all steps").
+    * ``skip_early_cond``: skip the uncond pass while ``step / total_steps <= skip_early_cond`` (A1111 1.10
+      "Ignore negative prompt during early sampling"; it takes precedence over NGMS).
+
+    The denoiser records in ``CFGDenoiser.skipped`` which rule skipped a pass ("early", "ngms"), for the infotext.
     """
 
     batch_cond_uncond: bool = True
     pad_with: Tensor | None = None
     s_min_uncond: float = 0.0
     skip_early_cond: float = 0.0
+    s_min_uncond_all: bool = False
 
 
 def _cat(conds: Sequence[Cond]) -> Cond:
@@ -141,6 +146,7 @@ class CFGDenoiser:
         self.init_latent: Tensor | None = None
         self.last_uncond_denoised: Tensor | None = None
         self.padded_cond_uncond = False
+        self.skipped: set[str] = set()
 
     def __call__(
         self,
@@ -229,8 +235,12 @@ class CFGDenoiser:
         if is_edit:
             return False
         if p.skip_early_cond > 0 and self.total_steps and self.step / self.total_steps <= p.skip_early_cond:
+            self.skipped.add("early")
             return True
-        return bool(self.step % 2 and p.s_min_uncond > 0 and float(sigma[0]) < p.s_min_uncond)
+        if (self.step % 2 or p.s_min_uncond_all) and p.s_min_uncond > 0 and float(sigma[0]) < p.s_min_uncond:
+            self.skipped.add("ngms")
+            return True
+        return False
 
     def _match_lengths(self, cond: Cond, uncond: Cond) -> tuple[Cond, Cond]:
         self.padded_cond_uncond = False

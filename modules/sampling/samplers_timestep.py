@@ -134,7 +134,7 @@ def _unipc_coefficients(rks: list[float], hh: float, order: int, variant: str) -
     elif variant == "bh2":
         b_h = math.expm1(hh)
     else:
-        raise ValueError(f"UniPC variant must be 'bh1' or 'bh2', got {variant!r}")
+        raise ValueError(f"UniPC variant must be 'bh1', 'bh2' or 'vary_coeff', got {variant!r}")
     h_phi_k = math.expm1(hh) / hh - 1
     factorial = 1
     rows: list[list[float]] = []
@@ -160,9 +160,12 @@ def sample_unipc(
     """UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion
     Models", arXiv:2302.04867), multistep data-prediction UniP-p with the UniC-p corrector after every step but
     the last, in lambda = -log(sigma). A1111 options: ``uni_pc_order`` 3, ``uni_pc_variant`` "bh1",
-    ``uni_pc_lower_order_final`` True. The order is capped by the number of steps (A1111 asserts instead); a step
-    to sigma = 0 returns the current x0 estimate.
+    ``uni_pc_lower_order_final`` True; "vary_coeff" is the paper's varying-coefficient form (`_unipc_vary_step`).
+    The order is capped by the number of steps (A1111 asserts instead); a step to sigma = 0 returns the current x0
+    estimate.
     """
+    if variant not in ("bh1", "bh2", "vary_coeff"):
+        raise ValueError(f"UniPC variant must be 'bh1', 'bh2' or 'vary_coeff', got {variant!r}")
     extra_args = extra_args or {}
     n = len(sigmas) - 1
     if n < 1:
@@ -195,6 +198,8 @@ def sample_unipc(
         m0 = models[-1]
         if sigma_t == 0:
             x, model_t = m0, None
+        elif variant == "vary_coeff":
+            x, model_t = _unipc_vary_step(data, x, models, lambdas, sigma_prev, sigma_t, step_order, use_corrector)
         else:
             x, model_t = _unipc_step(data, x, models, lambdas, sigma_prev, sigma_t, step_order, variant, use_corrector)
         report(callback, x, step - 1, sigma_prev, sigma_prev, m0 if model_t is None else model_t)
@@ -231,4 +236,50 @@ def _unipc_step(
     rhos_c = [0.5] if order == 1 else _solve(rows, b)
     corr = sum((rho * d for rho, d in zip(rhos_c[:-1], d1s, strict=True)), torch.zeros_like(x))
     x_t = x_t_ - b_h * (corr + rhos_c[-1] * (model_t - m0))
+    return x_t, model_t
+
+
+def _unipc_vary_step(
+    data: Any, x: Tensor, models: list[Tensor], lambdas: list[float], sigma_s: Tensor, sigma_t: Tensor,
+    order: int, use_corrector: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """One UniPC step with varying coefficients (A1111's "vary_coeff" UniPC variant).
+
+    The scaled derivatives ``h^n x0^(n)`` (n = 1..K-1) are recovered from the divided differences
+    ``D_i = (m_i - m_0) / r_i`` by inverting ``C[i][n] = r_i^n / (n + 1)!`` (the previous points for the predictor,
+    those plus the new point r = 1 for the corrector) and weighted by ``h phi_{n+1}(h)``. As in the reference
+    implementation A1111 ships, the corrector adds the new point's term once, with the last weight ``phi_{K+1}``
+    and the last row's coefficient.
+    """
+    m0, lambda_s = models[-1], lambdas[-1]
+    h = -math.log(float(sigma_t)) - lambda_s
+    rks = [(lambdas[-(k + 1)] - lambda_s) / h for k in range(1, order)]
+    d1s = [(models[-(k + 1)] - m0) / rk for k, rk in zip(range(1, order), rks, strict=True)]
+    points = [*rks, 1.0]
+    size = len(points)
+    c = torch.tensor([[r ** n / math.factorial(n + 1) for n in range(size)] for r in points], dtype=torch.float64)
+    hh = -h
+    h_phis = [math.expm1(hh)]
+    for k in range(1, size + 1):
+        h_phis.append(h_phis[-1] / hh - 1 / math.factorial(k))
+    x_t_ = (sigma_t / sigma_s) * x - h_phis[0] * m0
+
+    def weighted(inverse: Tensor, row: int) -> Tensor:
+        return sum((float(inverse[row][j]) * d for j, d in enumerate(d1s)), torch.zeros_like(x))
+
+    x_t = x_t_
+    if d1s:
+        a_p = torch.linalg.inv(c[:-1, :-1])
+        for k in range(size - 1):
+            x_t = x_t - h_phis[k + 1] * weighted(a_p, k)
+    if not use_corrector:
+        return x_t, None
+    model_t = data(x_t, sigma_t)
+    a_c = torch.linalg.inv(c)
+    x_t = x_t_
+    last = 0
+    for k in range(size - 1):
+        x_t = x_t - h_phis[k + 1] * weighted(a_c, k)
+        last = k
+    x_t = x_t - h_phis[size] * float(a_c[last][-1]) * (model_t - m0)
     return x_t, model_t
