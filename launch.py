@@ -46,7 +46,7 @@ from typing import Any, TextIO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RESTART_MARKER = Path("tmp") / "restart"
-CUDA_SKIP_HINT = "add --skip-torch-cuda-test to COMMANDLINE_ARGS to disable this check, or --use-cpu all to run on the CPU"
+CUDA_SKIP_HINT = "add --skip-torch-cuda-test or --use-cpu all to COMMANDLINE_ARGS"
 DEFAULT_TORCH_INDEX_WINDOWS = "https://download.pytorch.org/whl/cu130"
 """PyPI's Windows torch wheels are CPU-only, so A1111 adds the CUDA wheel index on Windows (cu121 for torch 2.1);
 torch 2.14 is built against CUDA 13.0."""
@@ -182,10 +182,13 @@ def cuda_test_needed(flags: Any) -> bool:
 
 
 def check_torch_cuda(launcher: Launcher) -> dict[str, Any]:
-    """Ask a child Python whether torch sees a GPU; raises LaunchError with what to do when it does not.
+    """Ask a child Python whether torch sees a GPU. Torch that cannot be imported is an error (LaunchError with
+    what to do); torch without a usable GPU is one warning and the app runs on the CPU.
 
-    The message includes what one otherwise checks by hand: ``torch.__version__``, ``torch.version.cuda`` (None
-    for a CPU-only build) and ``torch.cuda.is_available()``.
+    A1111 stops here ("Torch is not able to use GPU") unless ``--skip-torch-cuda-test``; this project's README
+    promises that ``./webui.sh`` starts on any machine, so a machine without an NVIDIA GPU gets one clear warning
+    about speed instead. The warning includes what one otherwise checks by hand: ``torch.__version__``,
+    ``torch.version.cuda`` (None for a CPU-only build) and ``torch.cuda.is_available()``.
     """
     result = launcher.run([launcher.python, "-c", _TORCH_PROBE], env=launcher.child_env(), cwd=launcher.root,
                           live=False)
@@ -204,7 +207,9 @@ def check_torch_cuda(launcher: Launcher) -> dict[str, Any]:
                  if info["cuda"] is None else
                  f"torch {info['torch']} was built for CUDA {info['cuda']}, but no usable NVIDIA GPU/driver was "
                  "found (check nvidia-smi)")
-        raise LaunchError(f"Torch is not able to use GPU: {build}; {CUDA_SKIP_HINT}.")
+        print(f"Warning: Torch is not able to use a GPU ({build}). Running on the CPU instead: expect minutes per "
+              f"image instead of seconds. To silence this check, {CUDA_SKIP_HINT}.",
+              file=sys.stderr, flush=True)
     return info
 
 

@@ -50,9 +50,6 @@ def _device_warnings(flags: Any, cuda: bool, xformers: bool) -> list[str]:
                            "and there is no CUDA GPU (everything already runs on the CPU)")
         if flags.device_id is not None:
             out.append(f"--device-id {flags.device_id} has no effect: there is no CUDA GPU")
-        if flags.use_cpu:
-            out.append(f"--use-cpu {' '.join(flags.use_cpu)} has no effect: without a CUDA GPU everything "
-                       "already runs on the CPU")
     elif flags.lowvram and (flags.medvram or flags.medvram_sdxl):
         other = "--medvram" if flags.medvram else "--medvram-sdxl"
         out.append(f"{other} has no effect together with --lowvram (--lowvram wins)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -116,3 +117,29 @@ def device_memory(device: torch.device) -> tuple[int, int] | None:
         return None
     free, total = torch.cuda.mem_get_info(device)
     return int(free), int(total)
+
+
+def peak_process_memory_bytes() -> int:
+    """The process's peak resident memory in bytes, on every platform: `getrusage` on Linux/macOS (kilobytes on
+    Linux, bytes on macOS), `GetProcessMemoryInfo().PeakWorkingSetSize` on Windows (where the `resource` module
+    does not exist, so it is imported only on the other platforms)."""
+    if sys.platform == "win32":
+        import ctypes
+        from ctypes import wintypes
+
+        class _Counters(ctypes.Structure):
+            _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                        ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                        ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                        ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                        ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t)]
+
+        counters = _Counters()
+        counters.cb = ctypes.sizeof(counters)
+        windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
+        windll.psapi.GetProcessMemoryInfo(windll.kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb)
+        return int(counters.PeakWorkingSetSize)
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)

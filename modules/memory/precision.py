@@ -115,7 +115,11 @@ class NansError(RuntimeError):
         super().__init__(message)
 
 
-def _fix_suggestions(site: NanSite, flags: PrecisionFlags) -> list[str]:
+def _fix_suggestions(site: NanSite, flags: PrecisionFlags, dtype: torch.dtype | None = None) -> list[str]:
+    """The precision flags that could avoid NaNs in `site`; none when that network already runs in fp32 (then
+    precision is not the cause, and A1111's advice to add --no-half or --precision full would not help)."""
+    if dtype == torch.float32:
+        return []
     if site == "vae":
         return [] if flags.no_half or flags.no_half_vae else ["--no-half-vae"]
     suggestions = []
@@ -128,16 +132,20 @@ def _fix_suggestions(site: NanSite, flags: PrecisionFlags) -> list[str]:
     return suggestions
 
 
-def nans_message(site: NanSite, flags: PrecisionFlags) -> str:
-    """A1111-style explanation of a NaN result, listing only the fixes not already in use."""
+def nans_message(site: NanSite, flags: PrecisionFlags, dtype: torch.dtype | None = None) -> str:
+    """A1111-style explanation of a NaN result, listing only the fixes not already in use. `dtype` is the dtype
+    the network ran in: in fp32 no precision flag helps, so the message says the weights are the likely cause."""
     names = {"unet": "the UNet", "vae": "the VAE", "text_encoder": "the text encoder"}
     message = f"A tensor with NaNs was produced in {names[site]}."
-    fixes = _fix_suggestions(site, flags)
+    fixes = _fix_suggestions(site, flags, dtype)
     if fixes:
         message += (
             " This usually means half precision cannot represent the values (or the GPU does not support fp16 well)."
             f" Try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]} to fix this."
         )
+    elif dtype == torch.float32:
+        message += (" It already ran in full precision (float32), so precision flags will not help: the checkpoint"
+                    " (or a LoRA/embedding in the prompt) is probably damaged, or the CFG scale or steps are extreme.")
     return message + " Use --disable-nan-check to disable this check (expect black images)."
 
 
@@ -149,7 +157,8 @@ def has_nans(tensor: torch.Tensor) -> bool:
 def check_for_nans(tensor: torch.Tensor, site: NanSite, policy: DtypePolicy) -> None:
     """Raise :class:`NansError` if ``tensor`` has NaNs and the check is enabled (A1111 ``test_for_nans``)."""
     if policy.nan_check and has_nans(tensor):
-        raise NansError(site, nans_message(site, policy.flags))
+        dtype = {"unet": policy.unet, "vae": policy.vae, "text_encoder": policy.text_encoder}[site]
+        raise NansError(site, nans_message(site, policy.flags, dtype))
 
 
 @dataclass
@@ -183,7 +192,7 @@ def decode_with_nan_retry(
     if not policy.nan_check or not has_nans(images):
         return VaeDecodeResult(images)
     if not auto_vae_precision or _module_dtype(vae) == torch.float32:
-        raise NansError("vae", nans_message("vae", policy.flags))
+        raise NansError("vae", nans_message("vae", policy.flags, _module_dtype(vae)))
     message = ("A tensor with NaNs was produced in the VAE; the VAE was converted to 32-bit float and the image "
                "decoded again. Start with --no-half-vae to skip the failed half-precision attempt.")
     log.warning(message)

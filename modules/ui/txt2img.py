@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from modules.processing import run
 from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
@@ -75,11 +76,7 @@ def params_from_values(params_type: type[GenerationParams], values: dict[str, An
 
 
 def load_runner(name: str) -> Any:
-    """`modules.processing.run.<name>`, with a clear message while the processing layer is not installed."""
-    try:
-        from modules.processing import run
-    except ImportError as exc:
-        raise gr.Error(f"Generation is not available: modules.processing.run cannot be imported ({exc})") from None
+    """`modules.processing.run.<name>` (`run_txt2img` / `run_img2img`)."""
     return getattr(run, name)
 
 

@@ -21,8 +21,6 @@ from PIL import Image
 
 from tests.integration.conftest import LiveServer, LiveServerFactory
 
-pytest.importorskip("modules.processing.run")
-
 SMALL = {"prompt": "a red cube", "negative_prompt": "blurry", "steps": 2, "width": 64, "height": 64, "seed": 1234,
          "cfg_scale": 5}
 

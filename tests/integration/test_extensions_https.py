@@ -28,8 +28,7 @@ from modules.cli.flags import parse_flags
 from modules.extensions import manager
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-x509 = pytest.importorskip("cryptography.x509")
-
+from cryptography import x509  # noqa: E402  (a test requirement: makes the test CA)
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402

@@ -16,18 +16,16 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from modules.images import parse_infotext
-from modules.models.checkpoints import CheckpointRegistry
-from modules.models.hashes import HashCache, addnet_hash_safetensors, sha256_file
-from modules.models.manager import ModelManager
+from modules.models.hashes import addnet_hash_safetensors, sha256_file
 from modules.models.networks.hashes import parse_hashes
 from modules.processing.conditioning import PromptEncoder
 from modules.processing.context import AppContext
-from modules.processing.extra_networks import NetworkLibrary, activate_networks, rewrite_pasted_fields
+from modules.processing.extra_networks import activate_networks, rewrite_pasted_fields
 from modules.processing.params import Txt2ImgParams
 from modules.processing.run import run_txt2img
 from modules.prompts import get_tokenizer
 from modules.runtime.job_state import JobState
-from modules.settings.store import Settings
+from tests.fixtures.app_context import context_for
 
 RANK = 4
 LORA_MODULES = {
@@ -78,22 +76,16 @@ def write_hypernetwork(path: Path, width: int = 128) -> None:
 @pytest.fixture(scope="module")
 def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext:
     root = tmp_path_factory.mktemp("extra-networks")
-    models = root / "Stable-diffusion"
-    models.mkdir()
-    (models / "sd1.safetensors").symlink_to(tiny_checkpoint("sd1"))
-    paths = types.SimpleNamespace(data_dir=root / "data", lora_dir=root / "Lora", lyco_dir=root / "LyCORIS",
-                                  embeddings_dir=root / "embeddings", hypernetwork_dir=root / "hypernetworks")
-    for folder in (paths.data_dir, paths.lora_dir, paths.embeddings_dir, paths.hypernetwork_dir):
-        folder.mkdir()
+    paths = types.SimpleNamespace(lora_dir=root / "models" / "Lora", embeddings_dir=root / "embeddings",
+                                  hypernetwork_dir=root / "models" / "hypernetworks")
+    for folder in (paths.lora_dir, paths.embeddings_dir, paths.hypernetwork_dir):
+        folder.mkdir(parents=True)
     write_lora(paths.lora_dir / "tinylora.safetensors")
     (paths.lora_dir / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a safetensors file")
     write_embedding(paths.embeddings_dir / "tinyemb.pt")
     write_embedding(paths.embeddings_dir / "wrongwidth.pt", dim=64)
     write_hypernetwork(paths.hypernetwork_dir / "tinyhn.pt")
-    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models, hash_cache=HashCache(None))),
-                         jobs=None)
-    context.extra["extra_networks"] = NetworkLibrary.from_paths(paths)
-    return context
+    return context_for(root, {"sd1": tiny_checkpoint("sd1")})
 
 
 def new_job() -> types.SimpleNamespace:
@@ -163,7 +155,7 @@ def test_pasted_lora_hashes_rewrite_to_local_alias(ctx: AppContext) -> None:
     fields = parse_infotext(result.infotexts[0])
     fields["Prompt"] = fields["Prompt"].replace("tinylora", "renamed_on_other_pc")
     fields["Lora hashes"] = fields["Lora hashes"].replace("tinylora", "renamed_on_other_pc")
-    rewrite_pasted_fields(ctx.extra["extra_networks"], fields)
+    rewrite_pasted_fields(ctx.networks, fields)
     assert fields["Prompt"] == "a cat <lora:tinylora:0.5>"
 
 
@@ -188,7 +180,7 @@ def test_api_infotext_field_rewrites_lora_alias_by_hash(ctx: AppContext) -> None
     from modules.api.routes_generation import apply_infotext
 
     data: dict = {"prompt": "", "override_settings": {}}
-    apply_infotext(data, set(), _renamed_infotext(ctx), ctx.extra["extra_networks"])
+    apply_infotext(data, set(), _renamed_infotext(ctx), ctx.networks)
     assert data["prompt"] == "a cat <lora:tinylora:0.5>"
     apply_infotext(data, set(), _renamed_infotext(ctx))
     assert data["prompt"] == "a cat <lora:renamed_on_other_pc:0.5>"
@@ -258,7 +250,7 @@ def test_textual_inversion_in_a_job_writes_ti_hashes_and_skips_wrong_width(ctx: 
     skipped = run_txt2img(ctx, t2i("a wrongwidth cat"), new_job())
     assert "TI hashes" not in skipped.infotexts[0]
     assert any("wrongwidth was skipped" in n and "size 64" in n for n in skipped.notices)
-    db = ctx.extra["extra_networks"].embeddings
+    db = ctx.networks.embeddings
     assert set(db.word_embeddings) == {"tinyemb"} and set(db.skipped) == {"wrongwidth"}
 
 

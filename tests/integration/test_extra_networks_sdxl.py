@@ -4,7 +4,7 @@ the tiny encoders are 128 + 128)."""
 
 from __future__ import annotations
 
-import types
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +13,10 @@ import torch
 from safetensors.torch import save_file
 
 from modules.images import parse_infotext
-from modules.models.checkpoints import CheckpointRegistry
-from modules.models.hashes import HashCache
-from modules.models.manager import ModelManager
 from modules.processing.context import AppContext
 from modules.processing.extra_networks import NetworkLibrary
 from modules.processing.run import run_txt2img
-from modules.settings.store import Settings
+from tests.fixtures.app_context import context_for
 from tests.integration.test_extra_networks_pipeline import new_job, pixels, t2i, write_embedding
 
 SDXL_LORA = {
@@ -32,15 +29,10 @@ SDXL_LORA = {
 @pytest.fixture(scope="module")
 def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext:
     root = tmp_path_factory.mktemp("extra-networks-sdxl")
-    models = root / "Stable-diffusion"
-    models.mkdir()
-    (models / "sdxl.safetensors").symlink_to(tiny_checkpoint("sdxl"))
-    paths = types.SimpleNamespace(data_dir=root / "data", lora_dir=root / "Lora", lyco_dir=root / "LyCORIS",
-                                  embeddings_dir=root / "embeddings", hypernetwork_dir=root / "hypernetworks")
-    for folder in (paths.data_dir, paths.lora_dir, paths.embeddings_dir):
-        folder.mkdir()
-    context = AppContext(flags=None, paths=paths, settings=Settings(), models=ModelManager(CheckpointRegistry(models, hash_cache=HashCache(None))),
-                         jobs=None)
+    context = context_for(root, {"sdxl": tiny_checkpoint("sdxl")})
+    paths = context.paths
+    for folder in (paths.lora_dir, paths.embeddings_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     model = context.models.load("sdxl")
     gen = torch.Generator().manual_seed(2)
     tensors: dict[str, torch.Tensor] = {}
@@ -59,8 +51,7 @@ def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext
     vec = torch.randn(2, 128, generator=gen)
     torch.save({"clip_l": vec, "clip_g": -vec}, paths.embeddings_dir / "xlemb.pt")
     write_embedding(paths.embeddings_dir / "sd1emb.pt")
-    context.extra["extra_networks"] = NetworkLibrary.from_paths(paths)
-    return context
+    return dataclasses.replace(context, networks=NetworkLibrary.from_paths(paths))
 
 
 def _weight_key(name: str) -> str:
@@ -95,7 +86,7 @@ def test_sdxl_lora_te1_te2_unet(ctx: AppContext) -> None:
 def test_sdxl_embeddings_loaded_and_skipped(ctx: AppContext) -> None:
     params = {"override_settings": {"sd_model_checkpoint": "sdxl"}}
     plain = run_txt2img(ctx, t2i("a xlemb cat", **params), new_job())
-    db = ctx.extra["extra_networks"].embeddings
+    db = ctx.networks.embeddings
     assert set(db.word_embeddings) == {"xlemb"} and set(db.skipped) == {"sd1emb"}
     assert db.expected_shape == 256
     assert parse_infotext(plain.infotexts[0])["TI hashes"].startswith("xlemb: ")

@@ -15,7 +15,6 @@ import torch
 from PIL import Image, ImageOps
 
 from modules.images import parse_infotext, read_infotext
-from modules.models.hashes import BackgroundHasher, HashCache
 from modules.processing.context import AppContext
 from modules.processing.hires import hires_target, upscale_latent
 from modules.processing.img2img_batch import Img2ImgBatchSpec, run_img2img_batch
@@ -38,7 +37,7 @@ def ctx(tiny_checkpoint: Any, tmp_path_factory: pytest.TempPathFactory) -> AppCo
 
 
 def test_model_hash_in_first_infotext(tiny_checkpoint: Any, tmp_path: Path) -> None:
-    hashed = make_ctx(tiny_checkpoint, tmp_path, {"sd1": ("sd1", 0)}, hasher=BackgroundHasher(HashCache(None)))
+    hashed = make_ctx(tiny_checkpoint, tmp_path, {"sd1": ("sd1", 0)})
     result = run_txt2img(hashed, t2i("sd1"), new_job())
     assert re.search(r"Model hash: [0-9a-f]{10}, Model: sd1", result.infotexts[0])
     assert result.sd_model_hash
@@ -71,7 +70,7 @@ def test_hires_checkpoint_switches_for_the_second_pass_and_back(ctx: AppContext)
 def test_firstpass_image_runs_only_the_hires_pass(ctx: AppContext) -> None:
     calls: list[int] = []
     registry = types.SimpleNamespace(fire=lambda category, *a: calls.append(1) if category == "cfg_denoiser" else None)
-    counted = dataclasses.replace(ctx, extra={"callbacks": registry})
+    counted = dataclasses.replace(ctx, callbacks=registry)
     for upscaler in ("Latent", "Lanczos"):
         calls.clear()
         params = t2i("sd1", enable_hr=True, firstpass_image=init_image(), hr_scale=1.5, hr_upscaler=upscaler,
@@ -161,7 +160,7 @@ def test_restore_faces_uses_the_registry_or_reports(ctx: AppContext) -> None:
             return types.SimpleNamespace(image=ImageOps.invert(image.convert("RGB")), notices=[])
 
     plain = run_txt2img(ctx, t2i("sd1"), new_job())
-    restored = run_txt2img(dataclasses.replace(ctx, extra={"face_restorers": Restorers()}),
+    restored = run_txt2img(dataclasses.replace(ctx, face_restorers=Restorers()),
                            t2i("sd1", restore_faces=True), new_job())
     assert (pixels(plain.images[0]) + pixels(restored.images[0]) == 255).all()
     assert "Face restoration: CodeFormer" in restored.infotexts[0]

@@ -7,32 +7,25 @@ family is loaded from disk once per test module. Sizes are 32×32 (the tiny VAE 
 from __future__ import annotations
 
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from modules.models.checkpoints import CheckpointRegistry
-from modules.models.manager import ModelManager
 from modules.processing.context import AppContext
 from modules.processing.params import Img2ImgParams, Txt2ImgParams
 from modules.runtime.job_state import JobState
-from modules.settings.store import Settings
+from tests.fixtures.app_context import context_for
 
 
-def make_ctx(tiny_checkpoint: Any, root: Path, families: dict[str, tuple[str, int]], **manager_kwargs: Any
+def make_ctx(tiny_checkpoint: Any, root: Path, families: dict[str, tuple[str, int]], args: Sequence[str] = ()
              ) -> AppContext:
-    """Context whose model folder holds `name.safetensors` → tiny (family, seed) for each entry of `families`."""
-    models = root / "models"
-    models.mkdir()
-    for name, (family, seed) in families.items():
-        (models / f"{name}.safetensors").symlink_to(tiny_checkpoint(family, seed=seed))
-    data = root / "data"
-    data.mkdir()
-    manager = ModelManager(CheckpointRegistry(models), cache_size=len(families), **manager_kwargs)
-    return AppContext(flags=None, paths=types.SimpleNamespace(data_dir=data), settings=Settings(), models=manager,
-                      jobs=None)
+    """The app's context (composition root) whose model folder holds `name.safetensors` → tiny (family, seed) for
+    each entry of `families`."""
+    return context_for(root, {name: tiny_checkpoint(family, seed=seed) for name, (family, seed) in families.items()},
+                       args=args)
 
 
 def new_job() -> types.SimpleNamespace:

@@ -13,25 +13,18 @@ import pytest
 from PIL import Image, ImageDraw
 
 from modules.images import parse_infotext, read_infotext
-from modules.models.checkpoints import CheckpointRegistry
-from modules.models.manager import ModelManager
 from modules.processing.context import AppContext
 from modules.processing.params import Img2ImgParams, Txt2ImgParams
 from modules.processing.run import run_img2img, run_txt2img
 from modules.runtime.job_state import Interrupted, JobState
-from modules.settings.store import Settings
+from tests.fixtures.app_context import context_for
 
 FAMILIES = ("sd1", "sd2-v", "sdxl", "sdxl-refiner", "sd1-inpaint", "ip2p")
 
 
 @pytest.fixture(scope="module")
 def ctx(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory) -> AppContext:
-    models = tmp_path_factory.mktemp("models")
-    for family in FAMILIES:
-        (models / f"{family}.safetensors").symlink_to(tiny_checkpoint(family))
-    data = tmp_path_factory.mktemp("data")
-    return AppContext(flags=None, paths=types.SimpleNamespace(data_dir=data), settings=Settings(),
-                      models=ModelManager(CheckpointRegistry(models), cache_size=len(FAMILIES)), jobs=None)
+    return context_for(tmp_path_factory.mktemp("data"), {family: tiny_checkpoint(family) for family in FAMILIES})
 
 
 def new_job() -> types.SimpleNamespace:

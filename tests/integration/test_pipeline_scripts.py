@@ -12,7 +12,7 @@ import pytest
 from modules.extensions.api import CallbackRegistry, ScriptArgumentError, build_runners
 from modules.images import parse_infotext
 from modules.processing import process_images
-from modules.processing.context import AppContext
+from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.run import run_txt2img
 from tests.integration.test_pipeline_helpers import make_ctx, new_job, pixels, t2i
 
@@ -108,13 +108,12 @@ def scripted(base_ctx: AppContext, tmp_path_factory: pytest.TempPathFactory) -> 
     registry = CallbackRegistry()
     txt2img, img2img, errors = build_runners(root, callbacks=registry)
     assert not errors
-    ctx = dataclasses.replace(base_ctx, extra={"txt2img_scripts": txt2img, "img2img_scripts": img2img,
-                                               "callbacks": registry})
+    ctx = dataclasses.replace(base_ctx, scripts=ScriptRunners(txt2img=txt2img, img2img=img2img), callbacks=registry)
     return ctx, registry
 
 
 def tagger(ctx: AppContext) -> Any:
-    return ctx.extra["txt2img_scripts"].find("Tagger", alwayson=True)
+    return ctx.scripts.txt2img.find("Tagger", alwayson=True)
 
 
 def test_alwayson_hooks_fire_in_order_and_change_the_job(scripted: tuple[AppContext, CallbackRegistry]) -> None:
@@ -147,7 +146,7 @@ def test_selectable_script_gets_its_args_and_calls_process_images(
     ctx, _ = scripted
     params = t2i("sd1", script_name="twice", script_args=[11, 12])
     result = run_txt2img(ctx, params, new_job())
-    script = ctx.extra["txt2img_scripts"].find("Twice")
+    script = ctx.scripts.txt2img.find("Twice")
     assert script.got == (11, 12)
     assert result.all_seeds == [11, 12] and len(result.images) == 2
     assert "Seed: 12" in result.infotexts[1]
@@ -194,7 +193,7 @@ def test_callbacks_fire_per_model_call_and_a_raising_one_is_reported(
 def test_xyz_sampler_steps_cfg_end_to_end(base_ctx: AppContext) -> None:
     txt2img, _, errors = build_runners(REPO, callbacks=CallbackRegistry())
     assert not errors
-    ctx = dataclasses.replace(base_ctx, extra={"txt2img_scripts": txt2img})
+    ctx = dataclasses.replace(base_ctx, scripts=ScriptRunners(txt2img=txt2img, img2img=base_ctx.scripts.img2img))
     args = ["Sampler", "Euler, Euler a", [], "Steps", "1, 2", [], "CFG Scale", "3, 7", [],
             True, True, False, False, False, False, False, 0, True]
     result = run_txt2img(ctx, t2i("sd1", seed=5, script_name="X/Y/Z plot", script_args=args), new_job())

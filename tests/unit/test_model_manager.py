@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from modules.memory.attention import AttentionSelector
 from modules.memory.offload import DeviceBudget, DeviceBudgetExceeded, ModelOffloader, OffloadPolicy, tensor_bytes
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.architectures import ArchitectureMatch
@@ -52,6 +53,17 @@ def stand_in_text_encoders(match: ArchitectureMatch, state: Mapping[str, Tensor]
 
 BUILDERS = Builders(text_encoders=stand_in_text_encoders)
 FP32 = DevicePolicy(dtypes=resolve_dtype_policy("cpu", PrecisionFlags(cpu_bf16=False)))
+
+
+def _manager(registry: CheckpointRegistry, policy: DevicePolicy, **kwargs: object) -> ModelManager:
+    """A ModelManager with the required collaborators defaulted for unit tests (the app passes real ones)."""
+    defaults: dict[str, object] = {
+        "hasher": BackgroundHasher(HashCache(None, enabled=False)),
+        "vae_resolver": lambda info: VaeResolution(None, "the checkpoint's own VAE (Automatic)"),
+        "attention": AttentionSelector(None, lambda: "Automatic"),
+        "offload": OffloadFlags(),
+    }
+    return ModelManager(registry, policy, **{**defaults, **kwargs})  # type: ignore[arg-type]
 
 
 def load(info: CheckpointInfo, policy: DevicePolicy = FP32, **kwargs) -> StableDiffusionModel:
@@ -161,7 +173,7 @@ def _bad_files(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_failed_switch_keeps_the_previous_model_working(models_dir: Path) -> None:
-    manager = ModelManager(_registry(models_dir), FP32, loader=load)
+    manager = _manager(_registry(models_dir), FP32, loader=load)
     model = manager.load("sd1.safetensors")
     before = _denoise(model)
     for name, (path, fragment) in _bad_files(models_dir, models_dir / "sd1.safetensors").items():
@@ -184,7 +196,7 @@ def test_switching_with_a_ram_cache(models_dir: Path) -> None:
         calls.append(info.name)
         return load(info, *args, **kwargs)
 
-    manager = ModelManager(_registry(models_dir), FP32, loader=counting_loader, cache_size=1)
+    manager = _manager(_registry(models_dir), FP32, loader=counting_loader, cache_size=1)
     sd1 = manager.load("sd1")
     assert manager.load("sd1.safetensors") is sd1  # already current: nothing happens
     sdxl = manager.load("sdxl")
@@ -195,7 +207,7 @@ def test_switching_with_a_ram_cache(models_dir: Path) -> None:
     assert manager.cached == [sdxl.checkpoint]
     assert torch.isfinite(_denoise(sd1)).all()
 
-    no_cache = ModelManager(_registry(models_dir), FP32, loader=counting_loader, cache_size=0)
+    no_cache = _manager(_registry(models_dir), FP32, loader=counting_loader, cache_size=0)
     no_cache.load("sd1")
     no_cache.load("sdxl")
     assert no_cache.cached == []
@@ -203,7 +215,7 @@ def test_switching_with_a_ram_cache(models_dir: Path) -> None:
 
 def test_unload_reload_and_device_budget(models_dir: Path) -> None:
     budget = DeviceBudget()
-    manager = ModelManager(_registry(models_dir), FP32, loader=load, budget=budget)
+    manager = _manager(_registry(models_dir), FP32, loader=load, budget=budget)
     model = manager.load("sd1")
     assert budget.current == model.weight_bytes()
     manager.unload()
@@ -217,7 +229,7 @@ def test_unload_reload_and_device_budget(models_dir: Path) -> None:
 
 
 def test_medvram_sdxl_applies_only_to_sdxl(models_dir: Path) -> None:
-    manager = ModelManager(_registry(models_dir), FP32, loader=load, offload=OffloadFlags(medvram_sdxl=True))
+    manager = _manager(_registry(models_dir), FP32, loader=load, offload=OffloadFlags(medvram_sdxl=True))
     assert manager.load("sd1").offloader.policy.mode == "none"
     sdxl = manager.load("sdxl")
     assert sdxl.offloader.policy.mode == "medvram"
@@ -229,7 +241,7 @@ def test_hash_is_computed_in_the_background(models_dir: Path, tmp_path: Path) ->
     cache = HashCache(tmp_path / "cache.json")
     hasher = BackgroundHasher(cache)
     registry = _registry(models_dir, hash_cache=cache)
-    manager = ModelManager(registry, FP32, loader=load, hasher=hasher)
+    manager = _manager(registry, FP32, loader=load, hasher=hasher)
     model = manager.load("sd1")
     assert model is manager.current  # returned without waiting for the hash
     expected = hashlib.sha256((models_dir / "sd1.safetensors").read_bytes()).hexdigest()
@@ -248,7 +260,7 @@ def test_vae_switch_without_reloading_the_checkpoint(models_dir: Path, tmp_path:
     save_file({k.removeprefix("first_stage_model."): v + 1 for k, v in state.items()
                if k.startswith("first_stage_model.")}, vae_file)
     choice = {"vae": VaeResolution(None, "own")}
-    manager = ModelManager(_registry(models_dir), FP32, loader=load, vae_resolver=lambda info: choice["vae"])
+    manager = _manager(_registry(models_dir), FP32, loader=load, vae_resolver=lambda info: choice["vae"])
     model = manager.load("sd1")
     own = model.vae.decoder.conv_in.weight.clone()
     unet = model.unet
@@ -264,7 +276,7 @@ def test_vae_switch_without_reloading_the_checkpoint(models_dir: Path, tmp_path:
 def test_no_hashing_leaves_titles_unhashed(models_dir: Path, tmp_path: Path) -> None:
     cache = HashCache(tmp_path / "cache.json", enabled=False)
     hasher = BackgroundHasher(cache)
-    manager = ModelManager(_registry(models_dir, hash_cache=cache), FP32, loader=load, hasher=hasher)
+    manager = _manager(_registry(models_dir, hash_cache=cache), FP32, loader=load, hasher=hasher)
     model = manager.load("sd1")
     assert manager.shorthash(timeout=30) is None
     hasher.shutdown(wait=True)
@@ -272,9 +284,9 @@ def test_no_hashing_leaves_titles_unhashed(models_dir: Path, tmp_path: Path) -> 
 
 
 def test_lowvram_gives_the_same_result_with_less_on_the_device(models_dir: Path) -> None:
-    normal = ModelManager(_registry(models_dir), FP32, loader=load)
+    normal = _manager(_registry(models_dir), FP32, loader=load)
     expected = _denoise(normal.load("sd1"))
-    low = ModelManager(_registry(models_dir), FP32, loader=load, offload=OffloadFlags(lowvram=True))
+    low = _manager(_registry(models_dir), FP32, loader=load, offload=OffloadFlags(lowvram=True))
     model = low.load("sd1")
     assert low.budget.current == 0  # nothing is placed until it runs
     assert torch.equal(_denoise(model), expected)
@@ -285,7 +297,7 @@ def test_lowvram_gives_the_same_result_with_less_on_the_device(models_dir: Path)
 
 
 def test_a_model_too_big_for_the_device_leaves_the_previous_one(models_dir: Path) -> None:
-    manager = ModelManager(_registry(models_dir), FP32, loader=load)
+    manager = _manager(_registry(models_dir), FP32, loader=load)
     sd1 = manager.load("sd1")
     manager.budget.limit = sd1.weight_bytes() + 1  # a simulated device that fits sd1 but not the SDXL model
     with pytest.raises(DeviceBudgetExceeded):

@@ -11,11 +11,11 @@ from webui import wire_restart
 
 
 def test_restart_request_writes_marker_and_stops_server(tmp_path: Path) -> None:
-    ctx = types.SimpleNamespace(extra={})
+    ctx = types.SimpleNamespace(request_restart=None)
     handle = ServerHandle(tmp_path / "tmp" / "restart")
     handle.server = types.SimpleNamespace(should_exit=False)
     wire_restart(ctx, handle.action, {"SD_WEBUI_RESTART": "tmp/restart"})
-    ctx.extra["request_restart"]()
+    ctx.request_restart()
     assert (tmp_path / "tmp" / "restart").is_file()
     for _ in range(50):
         if handle.server.should_exit:
@@ -25,6 +25,6 @@ def test_restart_request_writes_marker_and_stops_server(tmp_path: Path) -> None:
 
 
 def test_no_restart_without_launcher() -> None:
-    ctx = types.SimpleNamespace(extra={})
+    ctx = types.SimpleNamespace(request_restart=None)
     wire_restart(ctx, lambda what: None, {})
-    assert "request_restart" not in ctx.extra  # the Extensions tab then says to restart manually
+    assert ctx.request_restart is None  # the Extensions tab then says to restart manually

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import diffusers
 import pytest
 import torch
+from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+from diffusers.models.embeddings import Timesteps
 from safetensors.torch import load_file
 
 from modules.memory.attention import set_attention_backend
 from modules.models.architectures import detect_architecture
 from modules.models.nn.unet import build_unet
 from tests.fixtures.tiny_checkpoints import FAMILIES
-
-diffusers = pytest.importorskip("diffusers")
-from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint  # noqa: E402
-from diffusers.models.embeddings import Timesteps  # noqa: E402
 
 MAX_REL_ERROR = 1e-5
 

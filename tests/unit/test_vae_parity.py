@@ -7,16 +7,15 @@ local config for the tiny VAE (ch 32, ch_mult (1, 2), one ResBlock per level, 4 
 
 from __future__ import annotations
 
+import diffusers
 import pytest
 import torch
+from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from safetensors.torch import load_file
 
 from modules.models.architectures import detect_architecture
 from modules.models.nn.vae import AutoencoderKL, LatentDistribution, build_vae
 from modules.models.nn.vae_tiling import tiled_decode, tiled_encode
-
-diffusers = pytest.importorskip("diffusers")
-from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint  # noqa: E402
 
 MAX_REL_ERROR = 1e-5
 
