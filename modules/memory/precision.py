@@ -94,14 +94,17 @@ def resolve_dtype_policy(device: torch.device | str, flags: PrecisionFlags | Non
             log.info("--precision full without --no-half: running every network in fp32")
         half = torch.float32
     vae = torch.float32 if flags.no_half_vae else half
-    autocast = flags.precision == "autocast" and half != torch.float32
+    upcast = flags.upcast_sampling and half == torch.float16
+    # A1111 samples under `devices.without_autocast()` when the UNet needs upcasting: the sampler's maths stays in
+    # fp32 and only the UNet's input is cast to fp16 (our `unet_apply` casts x in and the output back to fp32).
+    autocast = flags.precision == "autocast" and half != torch.float32 and not upcast
     return DtypePolicy(
         device_type=device_type,
         unet=half,
         text_encoder=half,
         vae=vae,
         autocast=autocast,
-        upcast_sampling=flags.upcast_sampling and half == torch.float16,
+        upcast_sampling=upcast,
         nan_check=not flags.disable_nan_check,
         flags=flags,
     )

@@ -37,6 +37,7 @@ def test_precision_modes_and_upcast_sampling() -> None:
     assert half.unet == torch.float16 and not half.autocast
     upcast = resolve_dtype_policy("cuda", PrecisionFlags(upcast_sampling=True))
     assert upcast.upcast_sampling and upcast.unet == torch.float16 and upcast.sampling == torch.float32
+    assert not upcast.autocast  # A1111 samples without autocast when the UNet is upcast
     # "no effect with --no-half"
     assert not resolve_dtype_policy("cuda", PrecisionFlags(upcast_sampling=True, no_half=True)).upcast_sampling
     with pytest.raises(ValueError, match="--precision"):
@@ -80,6 +81,11 @@ def test_unet_nans_name_the_flags_that_fix_them() -> None:
         check_for_nans(nan, "unet", already)
     assert "--no-half " not in str(raised.value) and "--upcast-sampling" not in str(raised.value)
     check_for_nans(nan, "unet", resolve_dtype_policy("cuda", PrecisionFlags(disable_nan_check=True)))
+    cpu_fp32 = resolve_dtype_policy("cpu", PrecisionFlags(cpu_bf16=False))  # the CPU default: fp32 without flags
+    with pytest.raises(NansError) as raised:
+        check_for_nans(nan, "unet", cpu_fp32)
+    text = str(raised.value)
+    assert "--precision full" not in text and "--no-half" not in text and "full precision" in text
     check_for_nans(torch.zeros(2), "unet", policy)
 
 
