@@ -79,8 +79,10 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
         resized = [resize_image(0, im, up_w, up_h, IMAGE_UPSCALERS[upscaler]) for im in first_images]
         latent = crop_latent(encode_images(second, resized, seed=run.seeds[index.start]), target)
     hr_steps = p.hr_second_pass_steps or p.steps
-    prompts = [p.hr_prompt] * len(run.prompts) if p.hr_prompt else None
-    negatives = [p.hr_negative_prompt] * len(run.prompts) if p.hr_negative_prompt else None
+    # the hires prompts lose their `# comments` like the main prompts (the setting promises comments never reach
+    # the generation; A1111 1.10 strips only the main prompts, Forge strips the hires ones too)
+    prompts = [run.without_comments(p.hr_prompt)] * len(run.prompts) if p.hr_prompt else None
+    negatives = [run.without_comments(p.hr_negative_prompt)] * len(run.prompts) if p.hr_negative_prompt else None
     stage, pad = run.conds(second, spec, p.steps, index, final_w, final_h, prompts, negatives, hires_steps=hr_steps)
     stage.image_cond = txt2img_image_conditioning(second, batch, final_w, final_h)
     total, t_enc = img2img_steps(hr_steps, p.denoising_strength, fix_steps=True)

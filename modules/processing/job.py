@@ -29,6 +29,7 @@ from modules.processing.sampling_glue import Pass, SamplingRun
 from modules.processing.save_outputs import SaveRequest, make_grid, save_outputs, wants_grid
 from modules.processing.seeds import image_seeds, resolve_seed
 from modules.processing.vae_io import latent_factor
+from modules.prompts import strip_comments
 from modules.sampling import display_schedule, resolve_sampler
 
 MODEL_HASH_WAIT_SECONDS = 5.0
@@ -58,7 +59,8 @@ class Job:
     hires_info: dict[str, Any] = field(default_factory=dict)
     encoders: dict[tuple[int, int, int], PromptEncoder] = field(default_factory=dict)
     extra_network_data: dict[str, Any] = field(default_factory=dict)
-    face_restoration: str | None = None
+    face_restoration: dict[int, str] = field(default_factory=dict)
+    """Image index → the face restorer that changed that image (its infotext `Face restoration`)."""
     checked_hash: tuple[str | None] | None = None
 
     # -- stage 1: settings and checkpoint -------------------------------------------------------------------------
@@ -82,19 +84,31 @@ class Job:
             self.model = self.ctx.models.load(self.model.checkpoint)
         return self.model
 
-    # -- stage 2: styles, size -------------------------------------------------------------------------------------
+    # -- stage 2: styles, comments, size -----------------------------------------------------------------------------
     def prepare_prompts(self) -> None:
-        """Styles applied to the prompts (one per image, A1111 `setup_prompts`); size rounded to multiples of 8."""
+        """Styles applied to the prompts (one per image, A1111 `setup_prompts`), then `# comments` removed; size
+        rounded to multiples of 8."""
         p = self.params
         prompt, negative = p.prompt, p.negative_prompt
         if self.ctx.styles is not None and p.styles:
             prompt = self.ctx.styles.apply_styles_to_prompt(prompt, p.styles)
             negative = self.ctx.styles.apply_negative_styles_to_prompt(negative, p.styles)
+        prompt, negative = self.without_comments(prompt), self.without_comments(negative)
         count = p.batch_size * p.n_iter
         self.prompts, self.negative_prompts = [prompt] * count, [negative] * count
         self.width, self.height, notice = rounded_size(p.width, p.height)
         if notice:
             self.notices.append(notice)
+
+    def without_comments(self, text: str) -> str:
+        """`text` with `# comments` removed when the `enable_prompt_comments` setting is on (default), else as is.
+
+        A1111 1.8+ (`processing_scripts/comments.py`): an always-on script's `process(p)` strips `p.all_prompts`,
+        `p.all_negative_prompts` and the main prompts after styles are applied, so the comment is neither encoded
+        nor written to the infotext."""
+        if bool(opt(self.settings, "enable_prompt_comments", True)):
+            return strip_comments(text)
+        return text
 
     # -- stage 3: seeds and conds ----------------------------------------------------------------------------------
     def prepare_seeds(self) -> None:
@@ -176,7 +190,7 @@ class Job:
             clip_skip=int(opt(s, "CLIP_stop_at_last_layers", 1)),
             eta_noise_seed_delta=int(opt(s, "eta_noise_seed_delta", 0)), sampler_uses_ensd=spec.uses_ensd,
             randn_source=str(opt(s, "randn_source", "GPU")), tiling=self.tiling,
-            face_restoration=self.face_restoration,
+            face_restoration=self.face_restoration.get(i),
             conditional_mask_weight=(float(opt(s, "inpainting_mask_weight", 1.0))
                                      if unet_in_channels(self.model) == 9 else None),
             image_cfg_scale=image_cfg, extra=dict(self.extra_fields))

@@ -214,7 +214,7 @@ def _postprocess_batch(run: Job, n: int, index: slice, images: list[Image.Image]
     indices = (indices + [indices[-1]] * len(listed.images))[: len(listed.images)]
     out = []
     for k, (image, i) in enumerate(zip(listed.images, indices, strict=True)):
-        image = _restore_faces(run, image)
+        image = _restore_faces(run, image, i)
         pp = PostprocessImageArgs(image, i)
         run.hooks.script("postprocess_image", p, pp)
         image = pp.image
@@ -227,9 +227,13 @@ def _postprocess_batch(run: Job, n: int, index: slice, images: list[Image.Image]
     return out, indices
 
 
-def _restore_faces(run: Job, image: Image.Image) -> Image.Image:
+def _restore_faces(run: Job, image: Image.Image, i: int) -> Image.Image:
     """A1111 `restore_faces` (param, else the `face_restoration` setting) with `face_restoration_model` from the
-    face-restorer registry in `ctx.extra["face_restorers"]`; without one the image is kept and a notice says so."""
+    face-restorer registry in `ctx.extra["face_restorers"]`; without one the image is kept and a notice says so.
+
+    Image `i`'s infotext gets `Face restoration: <model>` only when the restorer changed its pixels (A1111 writes it
+    whenever restore_faces is on; here no detector means no face is restored, and the infotext must not claim
+    otherwise — the registry's notice says why nothing was restored)."""
     p = run.params
     wanted = p.restore_faces if p.restore_faces is not None else bool(opt(run.settings, "face_restoration", False))
     if not wanted:
@@ -244,9 +248,17 @@ def _restore_faces(run: Job, image: Image.Image) -> Image.Image:
     except Exception as exc:  # missing weights, unknown name: report and keep the image (A1111 prints and goes on)
         run.notices.append(f"Restore faces was skipped: {exc}")
         return image
-    run.notices.extend(getattr(result, "notices", []))
-    run.face_restoration = name
+    notices = list(getattr(result, "notices", []))
+    if _same_pixels(image, result.image):
+        run.notices.extend(notices or [f"Restore faces: {name} left the image unchanged"])
+        return image
+    run.notices.extend(notices)
+    run.face_restoration[i] = name
     return result.image
+
+
+def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
 
 
 def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
