@@ -21,6 +21,7 @@ import threading
 import webbrowser
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
@@ -59,13 +60,18 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def _vae_resolver(vaes: VaeRegistry, settings: Settings) -> Callable[[CheckpointInfo], VaeResolution]:
+def _vae_resolver(vaes: VaeRegistry, settings: Settings
+                  ) -> Callable[[CheckpointInfo, Mapping[str, Any] | None], VaeResolution]:
     """A1111 `sd_vae.resolve_vae`: `--vae-path`, `sd_vae` (+ `sd_vae_overrides_per_model_preferences`), the
-    checkpoint's `<stem>.json` preference and `<stem>.vae.*` sidecars, read from the settings at each load."""
-    def resolve(info: CheckpointInfo) -> VaeResolution:
+    checkpoint's `<stem>.json` preference and `<stem>.vae.*` sidecars, read at each load from the job's settings
+    snapshot (its `override_settings`) or else the global settings."""
+    def resolve(info: CheckpointInfo, options: Mapping[str, Any] | None) -> VaeResolution:
+        def read(key: str) -> Any:
+            return options[key] if options is not None and key in options else settings.get(key)
+
         vaes.refresh()
-        return vaes.resolve(info, str(settings.get("sd_vae") or "Automatic"),
-                            overrides_per_model_preferences=bool(settings.get("sd_vae_overrides_per_model_preferences")))
+        return vaes.resolve(info, str(read("sd_vae") or "Automatic"),
+                            overrides_per_model_preferences=bool(read("sd_vae_overrides_per_model_preferences")))
 
     return resolve
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[..., StableDiffusionModel]
 """``loader(info, device_policy, *, vae=VaeResolution, device="cpu") -> StableDiffusionModel`` (load_checkpoint)."""
-VaeResolver = Callable[[CheckpointInfo], VaeResolution]
+VaeResolver = Callable[[CheckpointInfo, Mapping[str, Any] | None], VaeResolution]
+"""``resolver(info, options)``: the VAE for a checkpoint under ``options`` (a job's settings snapshot with its
+``override_settings``), or under the global settings when ``options`` is None."""
 
 
 class UnknownCheckpointError(LookupError):
@@ -123,15 +126,18 @@ class ModelManager:
             raise UnknownCheckpointError(f"Unknown checkpoint: {checkpoint}")
         return found
 
-    def load(self, checkpoint: str | CheckpointInfo | None = None) -> StableDiffusionModel:
-        """Make ``checkpoint`` current (no-op if it already is); on failure the previous model stays current."""
+    def load(self, checkpoint: str | CheckpointInfo | None = None, *,
+             options: Mapping[str, Any] | None = None) -> StableDiffusionModel:
+        """Make ``checkpoint`` current (no-op if it already is); on failure the previous model stays current.
+        ``options`` (a job's settings snapshot) decide the VAE, so ``override_settings: {"sd_vae": …}`` acts for
+        that job as in A1111; without it the global settings do."""
         with self._lock:
             info = self.resolve(checkpoint)
-            vae = self.vae_resolver(info)
+            vae = self.vae_resolver(info, options)
             current = self._current
             if current is not None and current.checkpoint.filename == info.filename:
                 if vae != current.vae_resolution:
-                    self.reload_vae()
+                    self.reload_vae(options)
                 elif not self._on_device:
                     self.reload()
                 self._apply_attention(current)
@@ -230,7 +236,7 @@ class ModelManager:
                 info.sha256 = value  # the done-callback may not have run yet
         return info.shorthash
 
-    def reload_vae(self) -> StableDiffusionModel | None:
+    def reload_vae(self, options: Mapping[str, Any] | None = None) -> StableDiffusionModel | None:
         """Re-resolve the VAE (after ``sd_vae`` changed) and swap it in without reloading the checkpoint."""
         from modules.models.loader import load_vae_module
 
@@ -238,7 +244,7 @@ class ModelManager:
             model = self._current
             if model is None:
                 return model
-            resolution = self.vae_resolver(model.checkpoint)
+            resolution = self.vae_resolver(model.checkpoint, options)
             if resolution == model.vae_resolution:
                 return model
             vae = load_vae_module(model.checkpoint, model.architecture, None, resolution, self.policy,

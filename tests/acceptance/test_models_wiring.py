@@ -56,6 +56,9 @@ def test_vae_choice_changes_the_image(webui_app: WebUIFactory) -> None:
     names = [v["model_name"] for v in app.client.get("/sdapi/v1/sd-vae").json()]
     assert "bright.safetensors" in names
     own = _pixels(app)
+    per_job = _pixels(app, override_settings={"sd_vae": "bright.safetensors"})
+    assert np.abs(per_job - own).mean() > 5, "override_settings sd_vae must act for that job"
+    assert np.array_equal(_pixels(app), own), "the next job without the override uses the global VAE again"
     assert app.client.post("/sdapi/v1/options", json={"sd_vae": "bright.safetensors"}).status_code == 200
     bright = _pixels(app)
     assert np.abs(bright - own).mean() > 5, "choosing a VAE in the settings must change the decoded image"

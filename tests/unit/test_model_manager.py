@@ -59,7 +59,7 @@ def _manager(registry: CheckpointRegistry, policy: DevicePolicy, **kwargs: objec
     """A ModelManager with the required collaborators defaulted for unit tests (the app passes real ones)."""
     defaults: dict[str, object] = {
         "hasher": BackgroundHasher(HashCache(None, enabled=False)),
-        "vae_resolver": lambda info: VaeResolution(None, "the checkpoint's own VAE (Automatic)"),
+        "vae_resolver": lambda info, options: VaeResolution(None, "the checkpoint's own VAE (Automatic)"),
         "attention": AttentionSelector(None, lambda: "Automatic"),
         "offload": OffloadFlags(),
     }
@@ -260,7 +260,7 @@ def test_vae_switch_without_reloading_the_checkpoint(models_dir: Path, tmp_path:
     save_file({k.removeprefix("first_stage_model."): v + 1 for k, v in state.items()
                if k.startswith("first_stage_model.")}, vae_file)
     choice = {"vae": VaeResolution(None, "own")}
-    manager = _manager(_registry(models_dir), FP32, loader=load, vae_resolver=lambda info: choice["vae"])
+    manager = _manager(_registry(models_dir), FP32, loader=load, vae_resolver=lambda info, options: choice["vae"])
     model = manager.load("sd1")
     own = model.vae.decoder.conv_in.weight.clone()
     unet = model.unet
