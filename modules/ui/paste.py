@@ -40,7 +40,7 @@ def parsed_infotext(ctx: Any, text: str) -> dict[str, Any]:
     extractor = ctx.styles.extract_styles_from_prompt if ctx.styles is not None else None
     parsed = parse_infotext(text, style_extractor=extractor,
                             infotext_styles=str(ctx.settings.get("infotext_styles")))
-    return rewrite_pasted_fields(getattr(ctx, "extra", {}).get("extra_networks"), parsed)
+    return rewrite_pasted_fields(ctx.networks, parsed)
 
 
 def override_choices(ctx: Any, settings: dict[str, Any]) -> list[str]:
