@@ -7,6 +7,7 @@
   model is loaded back before the next batch (`Job.base_model`) and the job's previous model after the job.
 * New noise from the same seeds at the new size; exactly `hr steps or steps` steps (fix-steps branch) with the
   hires sampler/scheduler and hires prompts; `img2img_extra_noise` adds `noise · extra` ("Extra noise").
+* `save_images_before_highres_fix` saves each decoded first-pass image as a "-before-highres-fix" sample copy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from modules.processing.hires import LATENT_UPSCALE_MODES, crop_latent, hires_ta
 from modules.processing.hooks import ExtraNoiseParams
 from modules.processing.image_ops import resize_image
 from modules.processing.img2img_init import txt2img_image_conditioning
+from modules.processing.intermediate_saves import save_copy
 from modules.processing.params import Txt2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
 from modules.processing.vae_io import encode_images, latent_factor
@@ -67,6 +69,12 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
             samples = encode_images(second, first_images, seed=run.seeds[index.start])
     else:
         first_images = None
+        if opt(run.settings, "save_images_before_highres_fix", False):
+            # A1111 `save_intermediate`: the first pass, fully decoded even for latent upscalers, as a sample copy
+            before = decode(run, model, samples)
+            for k, image in enumerate(before):
+                save_copy(run, image, index.start + k, "-before-highres-fix")
+            first_images = None if upscaler in LATENT_UPSCALE_MODES else before
     if upscaler in LATENT_UPSCALE_MODES:
         assert samples is not None
         latent = upscale_latent(samples.to(second.device), upscaler, target)
@@ -74,8 +82,6 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
         if first_images is None:
             assert samples is not None
             first_images = decode(run, model, samples)
-        if opt(run.settings, "save_images_before_highres_fix", False):
-            run.notices.append("saving images before hires fix is not supported yet")
         resized = [resize_image(0, im, up_w, up_h, IMAGE_UPSCALERS[upscaler]) for im in first_images]
         latent = crop_latent(encode_images(second, resized, seed=run.seeds[index.start]), target)
     hr_steps = p.hr_second_pass_steps or p.steps

@@ -2,6 +2,10 @@
 `process_images_inner`): init latent, tail of the schedule, extra noise, sampling with the latent mask (hard or
 soft inpainting), decode; the paste-back/overlay is returned as a per-image composite applied after the
 `postprocess_image` hook, as A1111 orders it.
+
+Also from A1111: `save_init_img` writes the init images once per job ("Init image hash" in the infotext);
+`img2img_color_correction` matches each result's colours to its processed init image just before the composite
+(with `save_images_before_color_correction`, a "-before-color-correction" copy, composited, is saved first).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from modules.processing.color_correction import apply_color_correction, setup_color_correction
 from modules.processing.conditioning import opt
 from modules.processing.hooks import ExtraNoiseParams
 from modules.processing.img2img_init import prepare_img2img, unet_in_channels
+from modules.processing.intermediate_saves import save_copy, save_init_images
 from modules.processing.masks import apply_overlay
 from modules.processing.params import Img2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
@@ -33,7 +39,10 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     w, h = run.width, run.height
     rng = run.rng(index, w, h)
     noise = rng.first().to(model.device)
+    save_init_images(run, list(p.init_images or []))
     init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise)
+    corrections = ([setup_color_correction(image) for image in init.processed]
+                   if opt(run.settings, "img2img_color_correction", False) else None)
     stage, pad = run.conds(model, spec, p.steps, index, w, h)
     stage.image_cond = init.image_cond
     fix = bool(opt(run.settings, "img2img_fix_steps", False))
@@ -63,19 +72,41 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
         samples = samples * init.nmask + init.init_latent * init.mask
     samples = post_sample(run, samples)
     images = decode(run, run.ctx.models.current or model, samples)
+    overlay = _overlay(init, soft, samples, (w, h))
+    return images, _with_color_correction(run, index, corrections, overlay)
+
+
+def _with_color_correction(run: Any, index: slice, corrections: list[Any] | None,
+                           overlay: Composite | None) -> Composite | None:
+    """The per-image composite: colour correction (and the copy saved before it), then the inpainting overlay."""
+    if corrections is None:
+        return overlay
+
+    def corrected(i: int, image: Image.Image) -> Image.Image:
+        if opt(run.settings, "save_images_before_color_correction", False):
+            save_copy(run, overlay(i, image) if overlay is not None else image, index.start + i,
+                      "-before-color-correction")
+        image = apply_color_correction(corrections[min(i, len(corrections) - 1)], image)
+        return overlay(i, image) if overlay is not None else image
+
+    return corrected
+
+
+def _overlay(init: Any, soft: Any, samples: torch.Tensor, size: tuple[int, int]) -> Composite | None:
+    """The inpainting paste-back/overlay of a batch (None without a mask)."""
     if init.prepared_mask is None:
-        return images, None
+        return None
     region = init.prepared_mask.paste_region
     if soft is not None and init.nmask is not None:
-        masks = overlay_masks(soft, init.nmask, init.init_latent, samples, (w, h))
+        masks = overlay_masks(soft, init.nmask, init.init_latent, samples, size)
 
         def soft_composite(i: int, image: Image.Image) -> Image.Image:
             mixed = composite(image, init.processed[i], masks[min(i, len(masks) - 1)])
             return apply_overlay(mixed, None, region, base=init.originals[i] if region else None)
 
-        return images, soft_composite
+        return soft_composite
 
     def hard_composite(i: int, image: Image.Image) -> Image.Image:
         return apply_overlay(image, init.overlays[i], region, base=init.originals[i] if region else None)
 
-    return images, hard_composite
+    return hard_composite

@@ -52,7 +52,7 @@ class ImageContext:
     subseed: int
     sampler: str
     schedule_label: str | None
-    model_name: str
+    model_name: str | None
     model_hash: str | None = None
     vae_name: str | None = None
     vae_hash: str | None = None
@@ -65,6 +65,7 @@ class ImageContext:
     conditional_mask_weight: float | None = None
     image_cfg_scale: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    version: str | None = VERSION
 
 
 def _hires_extras(p: Txt2ImgParams, hires_info: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def generation_fields(p: GenerationParams, ctx: ImageContext, *, width: int, hei
     ordered = {key: core.get(key) for key in CORE_ORDER}
     for key, value in extras.items():
         ordered[key] = value
-    ordered["Version"] = VERSION
+    ordered["Version"] = ctx.version
     return {k: v for k, v in ordered.items() if v is not None}
 
 

@@ -22,7 +22,7 @@ from modules.processing.conditioning import PromptEncoder, build_conds, empty_ch
 from modules.processing.context import AppContext, GenerationResult
 from modules.processing.hooks import JobHooks
 from modules.processing.img2img_init import txt2img_image_conditioning, unet_in_channels
-from modules.processing.infotext_fields import ImageContext, generation_fields
+from modules.processing.infotext_fields import VERSION, ImageContext, generation_fields
 from modules.processing.params import GenerationParams, Img2ImgParams, rounded_size
 from modules.processing.rng import ImageRNG
 from modules.processing.sampling_glue import Pass, SamplingRun
@@ -62,6 +62,7 @@ class Job:
     face_restoration: dict[int, str] = field(default_factory=dict)
     """Image index → the face restorer that changed that image (its infotext `Face restoration`)."""
     checked_hash: tuple[str | None] | None = None
+    checked_vae_hash: tuple[str | None] | None = None
 
     # -- stage 1: settings and checkpoint -------------------------------------------------------------------------
     def resolve(self) -> None:
@@ -179,14 +180,36 @@ class Job:
             self.checked_hash = (self.ctx.models.shorthash(self.model.checkpoint, timeout=MODEL_HASH_WAIT_SECONDS),)
         return self.checked_hash[0]
 
+    def vae_hash(self) -> str | None:
+        """`VAE hash` for the infotext (A1111 `get_loaded_vae_hash`: first 10 hex digits of the external VAE file's
+        sha256, cached like checkpoint hashes); None for the checkpoint's own VAE or with --no-hashing."""
+        if self.checked_vae_hash is None:
+            path = getattr(getattr(self.model, "vae_resolution", None), "path", None)
+            value = None
+            if path is not None:
+                try:
+                    future = self.ctx.models.hasher.submit(path, f"vae/{path.name}")
+                    value = future.result(timeout=MODEL_HASH_WAIT_SECONDS)
+                except Exception:  # a hash is optional in the infotext (timeout, unreadable file)
+                    value = None
+            self.checked_vae_hash = (value[:10] if value else None,)
+        return self.checked_vae_hash[0]
+
     def infotext(self, i: int, spec: Any, schedule: str | None) -> str:
+        """One image's infotext; `add_model_name_to_info`, `add_model_hash_to_info`, `add_vae_name_to_info`,
+        `add_vae_hash_to_info` and `add_version_to_infotext` leave their field out when off (A1111
+        `create_infotext`)."""
         p, s = self.params, self.settings
         info = self.model.checkpoint
         image_cfg = p.image_cfg_scale if isinstance(p, Img2ImgParams) and unet_in_channels(self.model) == 8 else None
         image_ctx = ImageContext(
             seed=self.seeds[i], subseed=self.subseeds[i], sampler=spec.name,
-            schedule_label=display_schedule(spec, schedule), model_name=info.model_name,
-            model_hash=self.model_hash(), vae_name=self.model.vae_name,
+            schedule_label=display_schedule(spec, schedule),
+            model_name=info.model_name if opt(s, "add_model_name_to_info", True) else None,
+            model_hash=self.model_hash() if opt(s, "add_model_hash_to_info", True) else None,
+            vae_name=self.model.vae_name if opt(s, "add_vae_name_to_info", True) else None,
+            vae_hash=self.vae_hash() if opt(s, "add_vae_hash_to_info", True) else None,
+            version=VERSION if opt(s, "add_version_to_infotext", True) else None,
             clip_skip=int(opt(s, "CLIP_stop_at_last_layers", 1)),
             eta_noise_seed_delta=int(opt(s, "eta_noise_seed_delta", 0)), sampler_uses_ensd=spec.uses_ensd,
             randn_source=str(opt(s, "randn_source", "GPU")), tiling=self.tiling,

@@ -4,6 +4,7 @@
   (more than one image, `grid_save`, unless `do_not_save_grid`; `grid_only_if_multiple`) to `<kind>-grids/` with
   the first image's infotext. Every file is written atomically by `modules.images.save_image`.
 * `params.txt` in the data folder gets the first image's infotext (A1111, unless `--no-prompt-history`).
+* File names follow `--filenames-max-length` and `--unix-filenames-sanitization` (A1111 `FilenameGenerator`).
 * Nothing is written for a job that was interrupted: the caller saves only after every image is done.
 * Callbacks (A1111 `script_callbacks`): `image_grid(ImageGridLoopParams)` before a grid is built (callbacks may
   change the images and the layout), `before_image_saved(ImageSaveParams)` before each file (callbacks may replace
@@ -43,7 +44,8 @@ class SaveRequest:
     params: Any = None
 
 
-def _base_dir(ctx: Any) -> Path:
+def data_dir(ctx: Any) -> Path:
+    """The data folder relative output settings are taken from (`--data-dir`)."""
     paths = getattr(ctx, "paths", None)
     return Path(getattr(paths, "data_dir", ".")) if paths is not None else Path(".")
 
@@ -68,8 +70,10 @@ def make_grid(images: Sequence[Image.Image], batch_size: int, settings: Mapping[
     return image_grid(loop.imgs, rows=max(1, min(loop.rows, len(loop.imgs))), settings=settings)
 
 
-def _save_hooked(hooks: JobHooks | None, p: Any, image: Image.Image, folder: Path, info: str,
-                 save: Callable[[Image.Image, str], Any]) -> Any:
+def save_hooked(hooks: JobHooks | None, p: Any, image: Image.Image, folder: Path, info: str,
+                save: Callable[[Image.Image, str], Any]) -> Any:
+    """`save(image, infotext)` between the `before_image_saved` (may replace image and text) and `image_saved`
+    callbacks, as every A1111 `images.save_image` call fires them."""
     params = ImageSaveParams(image, p, str(folder), {"parameters": info})
     if hooks is not None:
         hooks.fire("before_image_saved", params)
@@ -77,6 +81,19 @@ def _save_hooked(hooks: JobHooks | None, p: Any, image: Image.Image, folder: Pat
     if hooks is not None:
         hooks.fire("image_saved", ImageSaveParams(params.image, p, str(saved.path), params.pnginfo))
     return saved
+
+
+def flag_saving_options(flags: Any) -> dict[str, Any]:
+    """The command-line options `save_image` reads beside the settings (A1111 `cmd_opts`):
+    `--filenames-max-length` (default 128) and `--unix-filenames-sanitization`."""
+    out: dict[str, Any] = {}
+    if flags is None:
+        return out
+    length = getattr(flags, "filenames_max_length", None)
+    if length:
+        out["filenames_max_length"] = int(length)
+    out["unix_filenames_sanitization"] = bool(getattr(flags, "unix_filenames_sanitization", False))
+    return out
 
 
 def wants_grid(count: int, settings: Mapping[str, Any]) -> bool:
@@ -87,8 +104,8 @@ def wants_grid(count: int, settings: Mapping[str, Any]) -> bool:
 def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
                  grid: Image.Image | None, hooks: JobHooks | None = None) -> list[str]:
     """Write the samples, the grid and params.txt; returns the written paths (samples first)."""
-    settings = dict(settings)  # a plain mapping: `key in snapshot` raises for unknown keys instead of False
-    base = _base_dir(ctx)
+    settings = {**dict(settings), **flag_saving_options(getattr(ctx, "flags", None))}
+    base = data_dir(ctx)
     written: list[str] = []
     if opt(settings, "samples_save", True) and not request.do_not_save_samples:
         folder = output_dir(request.kind, settings, base_dir=base)
@@ -96,14 +113,14 @@ def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
             def save(im: Image.Image, info: str, index: int = index, folder: Path = folder) -> Any:
                 return save_image(im, folder, "", settings=settings, seed=request.seeds[index],
                                   prompt=request.prompts[index], info=info, job=_job_for(request, index))
-            saved = _save_hooked(hooks, request.params, image, folder, request.infotexts[index], save)
+            saved = save_hooked(hooks, request.params, image, folder, request.infotexts[index], save)
             written.append(str(saved.path))
     if grid is not None and opt(settings, "grid_save", True) and not request.do_not_save_grid:
         folder = output_dir(request.kind, settings, grid=True, base_dir=base)
         def save_g(im: Image.Image, info: str, folder: Path = folder) -> Any:
             return save_grid(im, folder, settings=settings, seed=request.seeds[0], prompt=request.prompts[0],
                              info=info, job=_job_for(request, 0))
-        saved = _save_hooked(hooks, request.params, grid, folder, request.infotexts[0], save_g)
+        saved = save_hooked(hooks, request.params, grid, folder, request.infotexts[0], save_g)
         written.append(str(saved.path))
     flags = getattr(ctx, "flags", None)
     if request.infotexts and not getattr(flags, "no_prompt_history", False):

@@ -6,19 +6,29 @@ One app for the module; every test sets what it needs per request (`override_set
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
+from tests.acceptance.test_models_wiring import _write_vae as write_vae
 
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
-    yield webui_app(["--api"])
+    def prepare(data: Path) -> None:
+        write_vae(data / "models" / "Stable-diffusion" / "sd1.safetensors", data / "models" / "VAE" / "own.safetensors",
+                  1.0)
+
+    yield webui_app(["--api"], prepare=prepare)
 
 
 def generate(app: RunningApp, **payload: Any) -> tuple[np.ndarray, str]:
@@ -38,3 +48,82 @@ def test_sampler_parameter_settings_change_the_image_and_the_infotext(app: Runni
     unipc, _ = generate(app, steps=4, sampler_name="UniPC")
     vary, _ = generate(app, steps=4, sampler_name="UniPC", override_settings={"uni_pc_variant": "vary_coeff"})
     assert not np.array_equal(unipc, vary)
+
+
+def png_b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def new_files(app: RunningApp, before: set[Path], folder: str) -> list[Path]:
+    root = app.data_dir / folder
+    return sorted(p for p in root.rglob("*") if p.is_file() and p not in before) if root.exists() else []
+
+
+def all_files(app: RunningApp) -> set[Path]:
+    return {p for p in (app.data_dir / "outputs").rglob("*") if p.is_file()} if (app.data_dir / "outputs").exists() \
+        else set()
+
+
+def img2img(app: RunningApp, **payload: Any) -> dict[str, Any]:
+    body = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2, "seed": 1, "sampler_name": "Euler",
+            "denoising_strength": 0.5, **payload}
+    response = app.client.post("/sdapi/v1/img2img", json=body)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_jpg_format_and_filename_pattern_name_the_saved_file(app: RunningApp) -> None:
+    before = all_files(app)
+    app.txt2img(save_images=True, seed=1234, override_settings={
+        "samples_format": "jpg", "samples_filename_pattern": "[seed]-[steps]", "save_to_dirs": False})
+    [saved] = new_files(app, before, "outputs/txt2img-images")
+    assert saved.suffix == ".jpg" and saved.name.endswith("-1234-2.jpg")
+    assert Image.open(saved).format == "JPEG"
+
+
+def test_init_image_is_saved_by_its_hash_and_named_in_the_infotext(app: RunningApp) -> None:
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    before = all_files(app)
+    data = img2img(app, init_images=[png_b64(init)], override_settings={"save_init_img": True})
+    digest = hashlib.md5(init.tobytes()).hexdigest()
+    [saved] = new_files(app, before, "outputs/init-images")
+    assert saved.stem == digest
+    assert f"Init image hash: {digest}" in json.loads(data["info"])["infotexts"][0]
+
+
+def test_color_correction_pulls_the_colours_towards_the_init_image(app: RunningApp) -> None:
+    init = Image.new("RGB", (64, 64), (220, 30, 30))
+    plain = img2img(app, init_images=[png_b64(init)], denoising_strength=0.9)
+    before = all_files(app)
+    corrected = img2img(app, init_images=[png_b64(init)], denoising_strength=0.9, save_images=True,
+                        override_settings={"img2img_color_correction": True,
+                                           "save_images_before_color_correction": True, "save_to_dirs": False})
+    names = [p.name for p in new_files(app, before, "outputs/img2img-images")]
+    assert len(names) == 2 and sum(name.endswith("-before-color-correction.png") for name in names) == 1
+    red_share = [np.asarray(decode_png(d["images"][0]).convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
+                 for d in (plain, corrected)]
+    assert red_share[1][0] - red_share[1][1] > red_share[0][0] - red_share[0][1]
+
+
+def test_image_before_hires_fix_is_saved_as_a_copy(app: RunningApp) -> None:
+    before = all_files(app)
+    app.txt2img(save_images=True, enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.5,
+                override_settings={"save_images_before_highres_fix": True, "save_to_dirs": False})
+    names = sorted(p.name for p in new_files(app, before, "outputs/txt2img-images"))
+    assert len(names) == 2 and sum(name.endswith("-before-highres-fix.png") for name in names) == 1
+
+
+def test_infotext_options_leave_their_fields_out(app: RunningApp) -> None:
+    vae = app.data_dir / "models" / "VAE" / "own.safetensors"
+    vae_hash = hashlib.sha256(vae.read_bytes()).hexdigest()[:10]
+    _, info = generate(app, override_settings={"sd_vae": "own.safetensors"})
+    assert f"VAE hash: {vae_hash}, VAE: own.safetensors" in info
+    assert "Model hash: " in info and "Model: sd1" in info and "Version: " in info
+    _, info = generate(app, override_settings={
+        "sd_vae": "own.safetensors", "add_model_name_to_info": False, "add_model_hash_to_info": False,
+        "add_vae_name_to_info": False, "add_vae_hash_to_info": False, "add_version_to_infotext": False})
+    assert not any(field in info for field in ("Model hash:", "Model:", "VAE hash:", "VAE:", "Version:"))
+    assert "Steps: 2" in info
