@@ -386,8 +386,10 @@ def prepare_environment(launcher: Launcher) -> None:
 
 def start(flags: Any, args: Sequence[str], out: TextIO = sys.stdout) -> Any:
     """Import ``webui`` and run it: ``webui.main()`` parses ``sys.argv`` + ``COMMANDLINE_ARGS`` itself."""
+    from modules.cli.flags import masked_argv
+
     kind = "API server" if flags.nowebui else "Web UI"
-    print(f"Launching {kind} with arguments: {' '.join(args)}", file=out, flush=True)
+    print(f"Launching {kind} with arguments: {' '.join(masked_argv(args))}", file=out, flush=True)
     try:
         webui = importlib.import_module("webui")
     except ModuleNotFoundError as exc:

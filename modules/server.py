@@ -39,6 +39,7 @@ from starlette.responses import Response
 from modules.api.app import API_PREFIX, ApiServices, mount_api
 from modules.api.auth import AuthGuard
 from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
+from modules.http_guards import BodyLimit, HostGuard, SecurityHeaders, machine_names
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +223,19 @@ def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] 
         def root() -> JSONResponse:
             return JSONResponse({"message": "Stable Diffusion web UI API server; see /docs"})
     _add_cors(app, flags)
-    if flags.subpath:
-        return _under_subpath(app, flags.subpath)
-    return app
+    served = _under_subpath(app, flags.subpath) if flags.subpath else app
+    _add_guards(served, flags)
+    return served
+
+
+def _add_guards(app: FastAPI, flags: Any) -> None:
+    """Host names, request size and protective headers for every route (modules/http_guards.py)."""
+    allowed = [*_split(flags.allowed_hosts), *machine_names()]
+    if flags.server_name:
+        allowed.append(str(flags.server_name))
+    app.add_middleware(HostGuard, allowed=allowed, allow_any=bool(flags.share or flags.ngrok))
+    app.add_middleware(BodyLimit, max_bytes=max(0, int(flags.max_request_body_mb or 0)) * 1024 * 1024)
+    app.add_middleware(SecurityHeaders)
 
 
 def _add_docs(app: FastAPI, guard: AuthGuard) -> None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body
 
 from modules.api.app import ApiServices
 from modules.api.errors import ApiError
+from modules.cli.flags import public_flags
 from modules.settings import SettingsError, SettingsFrozenError, UnknownSettingError
 
 
@@ -71,9 +72,8 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
         set_options(services, req)
 
     def cmd_flags() -> dict[str, Any]:
-        """Every command-line flag as parsed (A1111 `get_cmd_flags`)."""
-        flags = services.ctx.flags
-        return flags.as_dict() if hasattr(flags, "as_dict") else dict(vars(flags))
+        """Every command-line flag as parsed (A1111 `get_cmd_flags`), passwords and tokens masked."""
+        return public_flags(services.ctx.flags)
 
     router.add_api_route("/options", get_options, methods=["GET"])
     router.add_api_route("/options", post_options, methods=["POST"])

@@ -77,6 +77,10 @@ FLAG_SPECS: tuple[FlagSpec, ...] = (
     _s("--listen", "bind 0.0.0.0 so the server answers network (LAN) requests", S),
     _v("--port", "int", "server port; root/admin rights are needed below 1024; default 7860 (7861 with --nowebui)", S),
     _v("--server-name", "str", "explicit hostname to bind; overrides --listen", S),
+    _v("--allowed-hosts", "str", "extra host names the server answers for, comma-separated (a leading dot allows "
+       "subdomains; * allows any); localhost, IP addresses and this machine's names always work", S),
+    _v("--max-request-body-mb", "int", "refuse request bodies larger than this many MB with 413 (0: no limit)", S,
+       default=128),
     _s("--share", "create a public Gradio share link (*.gradio.live)", S),
     _v("--ngrok", "str", "ngrok authtoken: tunnel through ngrok instead of --share", S),
     _v("--ngrok-options", "json", 'options for ngrok as JSON, e.g. \'{"basic_auth": "user:password"}\'', S, default={}),

@@ -293,3 +293,51 @@ def default_flags() -> FlagValues:
 def help_text(extra_specs: Sequence[FlagSpec] = ()) -> str:
     """The `--help` text: flags listed by group."""
     return build_parser(tuple(FLAG_SPECS) + tuple(extra_specs)).format_help()
+
+
+SECRET_FLAGS = ("gradio_auth", "api_auth", "ngrok")
+"""Flags whose values hold passwords or tokens: masked in every response and log line (`public_flags`)."""
+SECRET_OPTIONS = tuple(f"--{name.replace('_', '-')}" for name in SECRET_FLAGS)
+MASK = "***"
+
+
+def mask_logins(value: str) -> str:
+    """`"u1:p1,u2:p2"` → `"u1:***,u2:***"`; a value without a colon (a token) → `"***"`."""
+    return ",".join(f"{part.split(':', 1)[0]}:{MASK}" if ":" in part else MASK for part in value.split(","))
+
+
+def public_flags(flags: FlagValues) -> dict[str, Any]:
+    """The parsed flags for `GET /sdapi/v1/cmd-flags` and diagnostics: A1111's `vars(cmd_opts)` with the passwords
+    and tokens of `SECRET_FLAGS` masked (A1111 returns them in plain text), and `ngrok_options` values that look
+    like credentials (`auth`, `token`, `password` in the key) masked too."""
+    data = flags.as_dict()
+    for name in SECRET_FLAGS:
+        if data.get(name):
+            data[name] = mask_logins(str(data[name]))
+    options = data.get("ngrok_options")
+    if isinstance(options, dict):
+        data["ngrok_options"] = {k: MASK if any(w in k.lower() for w in ("auth", "token", "password")) else v
+                                 for k, v in options.items()}
+    return data
+
+
+def masked_argv(args: Sequence[str]) -> list[str]:
+    """Command-line arguments for a log line, with the values of `SECRET_OPTIONS` masked (both `--flag value` and
+    `--flag=value` forms)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append(mask_logins(arg))
+            hide_next = False
+            continue
+        option, eq, value = arg.partition("=")
+        if option in SECRET_OPTIONS:
+            if eq:
+                out.append(f"{option}={mask_logins(value)}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(arg)
+    return out

@@ -1,0 +1,194 @@
+"""ASGI guards in front of the whole app (UI, API, files): Host names, protective headers, request size.
+
+Threat model: docs/security.md. Each guard answers with a short JSON error and never reaches the app:
+
+* `HostGuard` — DNS rebinding: a web page the user visits can point its own domain at 127.0.0.1 and drive the API
+  from the browser. Requests are served only for the names the server was started for: `localhost` (and
+  `*.localhost`), any IP literal (a rebinding attack needs a domain name, so an address is never one), this
+  machine's host names (`hostname`, `hostname.local`, its FQDN), `--server-name`, and what the user allows with
+  `--allowed-hosts`. With `--share`/`--ngrok` the public tunnel's names are unknown in advance, so any Host is taken
+  (the login the app requires there is the guard). Anything else: 421 Misdirected Request naming the flag.
+* `SecurityHeaders` — `X-Content-Type-Options: nosniff`, `X-Frame-Options: SAMEORIGIN` and
+  `Content-Security-Policy: frame-ancestors 'self'` (the UI cannot be framed by another site: clickjacking),
+  `Referrer-Policy: same-origin` (prompts in URLs do not leak to other sites); cookies get `HttpOnly` and
+  `SameSite=Lax`.
+* `BodyLimit` — request bodies above `--max-request-body-mb` (default 128 MiB, A1111 has no limit) are refused with
+  413 before they are read: by `Content-Length` at once, and by counting for chunked bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_MB = 128
+
+
+async def _reject(scope: Scope, send: Send, status: int, error: str, detail: str) -> None:
+    """A JSON error answer (HTTP) or a policy close (websocket)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+        return
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _host_of(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            if host.startswith("["):  # [::1]:7860
+                return host[1:host.find("]")] if "]" in host else host
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""
+
+
+def machine_names() -> set[str]:
+    """This machine's own host names (`hostname`, `hostname.local`, the FQDN)."""
+    names = {socket.gethostname().lower()}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn().lower())
+    names |= {f"{name.split('.')[0]}.local" for name in list(names) if name}
+    return {n for n in names if n}
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class HostGuard:
+    """Refuse requests whose Host header names a host this server was not started for (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str], *, allow_any: bool = False) -> None:
+        self.app = app
+        self.allowed = {h.strip().lower() for h in allowed if h and h.strip()}
+        self.allow_any = allow_any
+
+    def allows(self, host: str) -> bool:
+        """Rules in the module docstring."""
+        if self.allow_any or host in self.allowed or "*" in self.allowed:
+            return True
+        if host == "localhost" or host.endswith(".localhost") or is_ip_literal(host):
+            return True
+        return any(pattern.startswith(".") and host.endswith(pattern) for pattern in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = _host_of(scope)
+            if host and not self.allows(host):
+                await _reject(scope, send, 421, "MisdirectedRequest",
+                              f"This server does not answer for the host name {host!r}. If you reach it under "
+                              f"that name, start it with --allowed-hosts {host}")
+                return
+        await self.app(scope, receive, send)
+
+
+def _with_cookie_flags(value: bytes) -> bytes:
+    lower = value.lower()
+    if b"httponly" not in lower:
+        value += b"; HttpOnly"
+    if b"samesite" not in lower:
+        value += b"; SameSite=Lax"
+    return value
+
+
+PROTECTIVE_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Add the protective headers of the module docstring to every HTTP answer (keeping ones the app set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, _with_cookie_flags(v) if k.lower() == b"set-cookie" else v)
+                           for k, v in message.get("headers", [])]
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in PROTECTIVE_HEADERS if k not in present]
+                csp = [i for i, (k, _) in enumerate(headers) if k.lower() == b"content-security-policy"]
+                if not csp:
+                    headers.append((b"content-security-policy", b"frame-ancestors 'self'"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """413 for request bodies above `max_bytes` (by Content-Length before reading; by counting otherwise)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _detail(self) -> str:
+        return (f"The request body is larger than {self.max_bytes // (1024 * 1024)} MB; send smaller images or "
+                "start the server with a larger --max-request-body-mb")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _reject(scope, send, 400, "BadRequest", "Content-Length is not a number")
+                    return
+                if declared > self.max_bytes:
+                    await _reject(scope, send, 413, "PayloadTooLarge", self._detail())
+                    return
+        seen = 0
+        state = {"started": False, "rejected": False}
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            if state["rejected"]:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not state["started"]:
+                    # answer 413 now and tell the app the client left, so it stops reading and answers nothing
+                    state["rejected"] = True
+                    await _reject(scope, send, 413, "PayloadTooLarge", self._detail())
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if state["rejected"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        await self.app(scope, counting_receive, tracking_send)

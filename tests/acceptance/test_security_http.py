@@ -1,0 +1,67 @@
+"""Attacks on the running app over HTTP (issue: safe to expose). Each test starts the app as users do and checks a
+class of attack is refused at its root: DNS-rebinding Host names, leaked secrets, framing/sniffing, huge bodies."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+
+from tests.acceptance.conftest import WebUIFactory
+
+AUTH = ("alice", "s3cret-pw")
+
+
+def test_foreign_host_names_are_refused_and_local_ones_served(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api"], checkpoints={})
+    for host in ("evil.example", "attacker.test:7860", "localhost.evil.example"):
+        response = app.client.get("/sdapi/v1/samplers", headers={"Host": host})
+        assert response.status_code == 421, host
+        assert "--allowed-hosts" in response.json()["detail"]
+    for host in ("localhost", "127.0.0.1", "[::1]:7860", socket.gethostname(), "LOCALHOST:7860"):
+        assert app.client.get("/sdapi/v1/samplers", headers={"Host": host}).status_code == 200, host
+    assert app.client.get("/", headers={"Host": "evil.example"}).status_code == 421
+    allowed = webui_app(["--api", "--allowed-hosts", "sd.home.arpa,.example.org"], checkpoints={})
+    for host in ("sd.home.arpa", "box.example.org"):
+        assert allowed.client.get("/sdapi/v1/samplers", headers={"Host": host}).status_code == 200, host
+    assert allowed.client.get("/sdapi/v1/samplers", headers={"Host": "evil.example"}).status_code == 421
+
+
+def test_cmd_flags_and_console_never_show_passwords(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}", "--gradio-auth", "bob:hunter2,carol:pa:ss"],
+                    checkpoints={})
+    response = app.client.get("/sdapi/v1/cmd-flags", auth=AUTH)
+    assert response.status_code == 200
+    text = response.text
+    assert AUTH[1] not in text and "hunter2" not in text and "pa:ss" not in text
+    flags = response.json()
+    assert flags["api_auth"] == "alice:***" and flags["gradio_auth"] == "bob:***,carol:***"
+    assert AUTH[1] not in app.console and "hunter2" not in app.console
+
+
+def test_protective_headers_on_pages_api_and_errors(webui_app: WebUIFactory) -> None:
+    app = webui_app([], checkpoints={})  # the UI as ./webui.sh starts it
+    for path in ("/", "/sdapi/v1/samplers", "/file=../../etc/passwd"):
+        response = app.client.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "SAMEORIGIN", path
+        assert "frame-ancestors 'self'" in response.headers["content-security-policy"], path
+        assert response.headers["referrer-policy"] == "same-origin", path
+
+
+def test_oversized_bodies_are_refused_before_reading(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api", "--max-request-body-mb", "1"], checkpoints={})
+    big = b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+    response = app.client.post("/sdapi/v1/txt2img", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "--max-request-body-mb" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while read
+        for _ in range(3):
+            yield b"a" * (512 * 1024)
+
+    chunked = app.client.post("/sdapi/v1/txt2img", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert app.client.get("/sdapi/v1/samplers").status_code == 200  # still serving
+    small = app.client.post("/sdapi/v1/png-info", json={"image": ""})
+    assert small.status_code < 500
+    assert httpx.get(f"{app.url}/sdapi/v1/samplers").status_code == 200
