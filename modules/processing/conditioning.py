@@ -107,6 +107,7 @@ class PromptEncoder:
                 return [{"crossattn": out.crossattn[i].float(), "vector": out.vector[i].float()}
                         for i in range(len(texts))]
             encoder = self.clip_l if self.clip_l is not None else self.open_clip
+            assert encoder is not None  # find_text_encoders returns at least one
             encoded = encode_prompts(encoder, texts, **self._options())
             self._note_embeddings(encoded.used_embeddings)
             return [{"crossattn": encoded.cond[i].float()} for i in range(len(texts))]

@@ -125,7 +125,7 @@ class SDXLConditioner:
     ) -> torch.Tensor:
         """The size/crop(/aesthetic) part of `vector`, `[batch, 3·2·dim]` (base) or `[batch, 5·dim]` (refiner)."""
         dim = embed_dim or self.size_embed_dim
-        rows = [[height, width], [crop_top, crop_left]]
+        rows: list[list[float]] = [[height, width], [crop_top, crop_left]]
         if self.is_refiner:
             rows.append([aesthetic_score])
         else:
