@@ -11,6 +11,10 @@
   normally. Per-input grids are never saved (A1111 sets `do_not_save_grid`).
 * An interrupt stops the batch (the images finished before stay written); a job that fails for one file is
   reported by name and the batch goes on.
+* "Resize by" (`scale_by`): each input gets its own size, its sides times the scale (A1111 `to_scale`), floored
+  to a multiple of 8 as the pipeline does.
+* The UI's Batch tab runs `run_img2img_batch_for_gallery`: the per-file results joined into one result whose
+  first `img2img_batch_show_results_limit` images go to the gallery (A1111 1.10: -1 = all, 0 = none).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from modules.images import save_image_with_geninfo
-from modules.processing.context import AppContext
+from modules.processing.context import AppContext, GenerationResult
 from modules.processing.params import Img2ImgParams
 from modules.processing.run import run_img2img
 from modules.runtime.job_state import Interrupted
@@ -38,6 +42,7 @@ class Img2ImgBatchSpec:
     input_dir: str
     output_dir: str = ""
     inpaint_mask_dir: str = ""
+    scale_by: float | None = None
 
 
 @dataclass
@@ -85,7 +90,10 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
             mask.load()
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).copy()
-        p = dataclasses.replace(params, init_images=[image] * params.batch_size,
+        size = {} if not spec.scale_by else {
+            "width": max(64, int(image.width * spec.scale_by) // 8 * 8),
+            "height": max(64, int(image.height * spec.scale_by) // 8 * 8)}
+        p = dataclasses.replace(params, **size, init_images=[image] * params.batch_size,
                                 mask=mask if mask is not None else params.mask,
                                 do_not_save_samples=params.do_not_save_samples or out_dir is not None,
                                 do_not_save_grid=True)
@@ -106,3 +114,35 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
                 save_image_with_geninfo(out, info, target, path.suffix)
                 outcome.written.append(str(target))
     return outcome
+
+
+def run_img2img_batch_for_gallery(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatchSpec, *, job: Any,
+                                  show_limit: int = 32) -> GenerationResult | None:
+    """The Batch tab's job: `run_img2img_batch`, then one result for the gallery (A1111 1.10 `process_batch`
+    returns the processed images, the first `img2img_batch_show_results_limit` of them shown; -1 = all).
+
+    None when nothing was processed (interrupted before the first file); a batch whose every file failed raises
+    ValueError with the notices, so the UI shows why."""
+    outcome = run_img2img_batch(ctx, params, spec, job)
+    results = list(outcome.results.values())
+    if not results:
+        if outcome.notices:
+            raise ValueError("; ".join(outcome.notices))
+        return None
+    images: list[Image.Image] = []
+    infotexts: list[str] = []
+    for result in results:
+        first = result.index_of_first_image
+        images += result.images[first:]
+        infotexts += result.infotexts[first:]
+    if show_limit >= 0:
+        images, infotexts = images[:show_limit], infotexts[:show_limit]
+    notices = list(outcome.notices) + [n for r in results for n in r.notices]
+    return dataclasses.replace(
+        results[0], images=images, infotexts=infotexts, index_of_first_image=0,
+        all_prompts=[x for r in results for x in r.all_prompts],
+        all_negative_prompts=[x for r in results for x in r.all_negative_prompts],
+        all_seeds=[x for r in results for x in r.all_seeds], all_subseeds=[x for r in results for x in r.all_subseeds],
+        notices=notices, saved_paths=[x for r in results for x in r.saved_paths] + outcome.written,
+        time_taken=sum(r.time_taken for r in results),
+        peak_memory_bytes=max(r.peak_memory_bytes for r in results))

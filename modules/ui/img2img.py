@@ -7,6 +7,7 @@ Inpaint sketch = pixels where the sketch differs from the original, Inpaint uplo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from modules.processing.img2img_batch import Img2ImgBatchSpec, list_images, run_img2img_batch_for_gallery
 from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS, GenerationParams, Img2ImgParams
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
@@ -25,7 +27,6 @@ from modules.ui.txt2img import GenerationTab, params_from_values, wire_generatio
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
 MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 INPAINT_AREAS = ("Whole picture", "Only masked")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif")
 
 
 def _editor_layers(value: Any) -> tuple[Image.Image | None, Image.Image | None, list[Image.Image]]:
@@ -82,12 +83,25 @@ def init_and_mask(mode: int, inputs: dict[str, Any]) -> tuple[list[Image.Image],
             raise gr.Error("Inpaint upload: upload both the image and the mask (white = inpaint)")
         return [inputs["inpaint_upload"].convert("RGB")], inputs["inpaint_mask"].convert("L")
     folder = Path(inputs["batch_input_dir"] or "")
-    if not folder.is_dir():
+    if not str(inputs["batch_input_dir"] or "").strip() or not folder.is_dir():
         raise gr.Error(f"Batch: input directory {str(folder)!r} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    masks = str(inputs.get("batch_inpaint_mask_dir") or "").strip()
+    if masks and not Path(masks).is_dir():
+        raise gr.Error(f"Batch: inpaint mask directory {masks!r} does not exist")
+    files = list_images(folder)
     if not files:
         raise gr.Error(f"Batch: no images in {folder}")
-    return [Image.open(p).convert("RGB") for p in files], None
+    with Image.open(files[0]) as first:  # sizes "Resize by"; each file is opened by the batch job itself
+        return [first.convert("RGB")], None
+
+
+def batch_spec(inputs: dict[str, Any], scale_by: float | None) -> Img2ImgBatchSpec:
+    """The Batch tab's folders (A1111 `img2img_batch_input_dir`, `_output_dir`, `_inpaint_mask_dir`)."""
+    def text(name: str) -> str:
+        return str(inputs.get(name) or "").strip()
+
+    return Img2ImgBatchSpec(text("batch_input_dir"), text("batch_output_dir"), text("batch_inpaint_mask_dir"),
+                            scale_by=scale_by)
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -153,6 +167,9 @@ def build_img2img(ctx: Any) -> GenerationTab:
                     images["batch_input_dir"] = gr.Textbox(label="Input directory", elem_id="img2img_batch_input_dir")
                     images["batch_output_dir"] = gr.Textbox(label="Output directory",
                                                             elem_id="img2img_batch_output_dir")
+                    images["batch_inpaint_mask_dir"] = gr.Textbox(
+                        label="Inpaint batch mask directory (required for inpaint batch processing only)",
+                        elem_id="img2img_batch_inpaint_mask_dir")
             for index, sub in enumerate((t0, t1, t2, t3, t4, t5)):
                 sub.select(lambda i=index: i, None, mode, queue=False)
             with gr.Tabs(elem_id="img2img_extra_tabs") as extra_tabs, \
@@ -209,7 +226,16 @@ def build_img2img(ctx: Any) -> GenerationTab:
         params.mask = mask
         return params
 
-    wire_generation_tab(ctx, tab, "img2img", build, "run_img2img")
+    def choose_runner(data: dict[gr.components.Component, Any]) -> Any:
+        """Batch (mode 5): one job per input file (A1111 `process_batch`), results joined for the gallery."""
+        if int(data.get(mode) or 0) != 5:
+            return None
+        inputs = {name: data.get(component) for name, component in images.items()}
+        scale_by = float(data.get(resize[1]) or 1) if int(data.get(resize[0]) or 0) == 1 else None
+        limit = int(ctx.settings.get("img2img_batch_show_results_limit"))
+        return functools.partial(run_img2img_batch_for_gallery, spec=batch_spec(inputs, scale_by), show_limit=limit)
+
+    wire_generation_tab(ctx, tab, "img2img", build, "run_img2img", choose_runner)
     return tab
 
 

@@ -92,8 +92,12 @@ def output_components(tab: GenerationTab) -> list[gr.components.Component]:
     return [o.gallery, o.preview, o.progress, o.infotext, o.html_log, o.generation_info, o.selected_index]
 
 
-def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: Any, runner_name: str) -> None:
-    """Generate / Interrupt / Skip / paste / reuse-seed events common to txt2img and img2img."""
+def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: Any, runner_name: str,
+                        choose_runner: Any = None) -> None:
+    """Generate / Interrupt / Skip / paste / reuse-seed events common to txt2img and img2img.
+
+    `choose_runner(data)` may return another job function `fn(ctx, params, job=)` for this click (img2img Batch);
+    None keeps `modules.processing.run.<runner_name>`."""
     fields, row, out = tab.fields, tab.toprow, tab.output
     wire_toprow(ctx, row, fields["steps"])
 
@@ -106,7 +110,8 @@ def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: A
         if not ctx.models or not len(ctx.models.registry):
             raise gr.Error("No checkpoint found: put a .safetensors or .ckpt file in models/Stable-diffusion "
                            "and press 🔄 next to the checkpoint list")
-        yield from stream_job(ctx, load_runner(runner_name), params, kind, out)
+        runner = choose_runner(data) if choose_runner is not None else None
+        yield from stream_job(ctx, runner or load_runner(runner_name), params, kind, out)
 
     inputs = set(fields.values()) | set(tab.extra.get("inputs", []))
     if "scripts" in tab.extra:
