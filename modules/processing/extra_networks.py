@@ -16,8 +16,11 @@ Behaviour follows A1111 (a1111-features.md §5, §4.2, §11.4–11.6; A1111 ``mo
 * Textual inversion: the :class:`EmbeddingDatabase` is kept in step with the loaded text encoders (expected width
   768 SD1, 1024 SD2, 768+1280 SDXL, 1280 refiner) and its lookup is passed to the text encoders' TI splice hook.
   Embeddings made for another width are skipped; naming one in the prompt gives a notice.
-* Infotext: ``Lora hashes: "name: hash12, …"`` (the name as written in the prompt) and ``TI hashes: "name: hash12"``.
+* Infotext: ``Lora hashes: "name: hash12, …"`` (the name as written in the prompt) and ``TI hashes: "name: hash12"``,
+  each behind its setting (``lora_add_hashes_to_infotext``, ``textual_inversion_add_hashes_to_infotext``).
   On paste, :meth:`NetworkLibrary.rewrite_pasted_prompt` maps ``<lora:alias:`` back to local files by hash.
+* "Networks not found" goes to the job's notices; the console gets it only with ``lora_not_found_warning_console``.
+  ``textual_inversion_print_at_load`` logs the loaded (and skipped) embeddings whenever that list changes.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ class NetworkLibrary:
     safe_unpickle: bool = True
     _hypernetworks: dict[tuple[str, float], Hypernetwork] = field(default_factory=dict)
     _text_module: Any = None
+    _displayed: tuple[list[str], list[str]] | None = None
 
     @classmethod
     def from_paths(cls, paths: Any, *, hash_cache: HashCache | None = None, safe_unpickle: bool = True,
@@ -138,13 +142,22 @@ class NetworkLibrary:
         return cls(loras, embeddings, [Path(paths.hypernetwork_dir)], safe_unpickle)
 
     # -- embeddings
-    def sync_embeddings(self, model: Any | None) -> None:
-        """Adopt the loaded model's embedding width (reloading when it changed) and pick up changed files."""
+    def sync_embeddings(self, model: Any | None, *, print_loaded: bool = False) -> None:
+        """Adopt the loaded model's embedding width (reloading when it changed) and pick up changed files. With
+        `print_loaded` (A1111 `textual_inversion_print_at_load`) the loaded and skipped embeddings are logged
+        whenever that list changed since it was last logged."""
         text = getattr(model, "text_encoders", None) if model is not None else None
         if text is not None and text is not self._text_module:
             self._text_module = text
             self.embeddings.set_model(get_tokenizer("clip").encode, embedding_width(model))
         self.embeddings.load()
+        if print_loaded:
+            loaded, skipped = sorted(self.embeddings.word_embeddings), sorted(self.embeddings.skipped)
+            if (loaded, skipped) != self._displayed:
+                self._displayed = (loaded, skipped)
+                log.info("Textual inversion embeddings loaded(%d): %s", len(loaded), ", ".join(loaded))
+                if skipped:
+                    log.info("Textual inversion embeddings skipped(%d): %s", len(skipped), ", ".join(skipped))
 
     def lookup(self) -> Any:
         """The chunker's lookup (``tokens, position -> (embedding, trigger length)``) over the loaded embeddings."""
@@ -251,10 +264,11 @@ class NetworkActivation:
         """The TI lookup for the text encoders' splice hook."""
         return self.library.lookup()
 
-    def _note(self, message: str) -> None:
+    def _note(self, message: str, *, console: bool = True) -> None:
         if message not in self.notices:
             self.notices.append(message)
-            log.warning("%s", message)
+            if console:
+                log.warning("%s", message)
 
     def _requests(self, prompt: str) -> tuple[list[LoraRequest], list[tuple[str, float]]]:
         _text, tags = parse_prompt(prompt)
@@ -315,7 +329,9 @@ class NetworkActivation:
             except OSError as error:
                 log.warning("could not hash %s: %s", entry.path, error)
         if missing:
-            self._note("Networks not found: " + ", ".join(missing))
+            # A1111 adds the message to the job's notices and prints it only with `lora_not_found_warning_console`
+            self._note("Networks not found: " + ", ".join(missing),
+                       console=bool(_setting(self.settings, "lora_not_found_warning_console", False)))
         if self._index is None:
             self._index = ModuleNameIndex.from_modules(patcher.iter_modules())
         report = add_loras(patcher, loaded, self._index)
@@ -325,7 +341,7 @@ class NetworkActivation:
             if lora.name in report.skipped:
                 self.lora_hashes.pop(request.name, None)
         value = format_hashes(self.lora_hashes.items())
-        if value:
+        if value and _setting(self.settings, "lora_add_hashes_to_infotext", True):
             self.extra_fields["Lora hashes"] = value
 
     def _add_hypernetworks(self, patcher: ModelPatcher, requests: Sequence[tuple[str, float]]) -> None:
@@ -361,7 +377,7 @@ class NetworkActivation:
                 continue
             self.ti_hashes[name] = shorthash(db.ensure_hash(embedding))
         value = format_hashes(self.ti_hashes.items())
-        if value:
+        if value and _setting(self.settings, "textual_inversion_add_hashes_to_infotext", True):
             self.extra_fields["TI hashes"] = value
 
     def release(self) -> None:
@@ -388,7 +404,7 @@ def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
     if not isinstance(unet, nn.Module):
         yield None
         return
-    library.sync_embeddings(model)
+    library.sync_embeddings(model, print_loaded=bool(_setting(run.settings, "textual_inversion_print_at_load", False)))
     enabled = not bool(getattr(run.params, "disable_extra_networks", False))
     if enabled:
         multiplier = float(_setting(run.settings, "extra_networks_default_multiplier", 1.0))

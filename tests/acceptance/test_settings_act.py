@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
 from tests.acceptance.test_models_wiring import _write_vae as write_vae
+from tests.integration.test_extra_networks_pipeline import write_embedding, write_lora
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,10 @@ def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
     def prepare(data: Path) -> None:
         write_vae(data / "models" / "Stable-diffusion" / "sd1.safetensors", data / "models" / "VAE" / "own.safetensors",
                   1.0)
+        (data / "models" / "Lora").mkdir(parents=True, exist_ok=True)
+        write_lora(data / "models" / "Lora" / "tinylora.safetensors")
+        (data / "embeddings").mkdir(parents=True, exist_ok=True)
+        write_embedding(data / "embeddings" / "tinyemb.pt")
 
     yield webui_app(["--api"], prepare=prepare)
 
@@ -127,3 +132,18 @@ def test_infotext_options_leave_their_fields_out(app: RunningApp) -> None:
         "add_vae_name_to_info": False, "add_vae_hash_to_info": False, "add_version_to_infotext": False})
     assert not any(field in info for field in ("Model hash:", "Model:", "VAE hash:", "VAE:", "Version:"))
     assert "Steps: 2" in info
+
+
+def test_network_hash_options_and_not_found_warning(app: RunningApp) -> None:
+    _, info = generate(app, prompt="a tinyemb cat <lora:tinylora:1>")
+    assert "Textual inversion embeddings loaded" not in app.console
+    generate(app, override_settings={"textual_inversion_print_at_load": True})
+    assert "Textual inversion embeddings loaded(1): tinyemb" in app.console
+    assert "Lora hashes: " in info and "TI hashes: " in info
+    _, info = generate(app, prompt="a tinyemb cat <lora:tinylora:1>", override_settings={
+        "lora_add_hashes_to_infotext": False, "textual_inversion_add_hashes_to_infotext": False})
+    assert "Lora hashes" not in info and "TI hashes" not in info
+    generate(app, prompt="a cat <lora:nosuchlora:1>")
+    assert "Networks not found: nosuchlora" not in app.console
+    generate(app, prompt="a cat <lora:nosuchlora2:1>", override_settings={"lora_not_found_warning_console": True})
+    assert "Networks not found: nosuchlora2" in app.console
