@@ -20,7 +20,7 @@ During sampling, after guidance, the denoised latent is blended with the origina
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +100,9 @@ def latent_blend(settings: SoftInpaintingSettings, original: Tensor, denoised: T
     return lerped * (wanted / length).to(lerped.dtype)
 
 
-def make_blend(settings: SoftInpaintingSettings, init_latent: Tensor, nmask: Tensor):
+def make_blend(
+    settings: SoftInpaintingSettings, init_latent: Tensor, nmask: Tensor
+) -> Callable[[Tensor, Tensor], Tensor]:
     """The per-step blend `(denoised, sigma) -> latent` for `SamplingRun.blend`."""
     def blend(denoised: Tensor, sigma: Tensor) -> Tensor:
         return latent_blend(settings, init_latent.to(denoised), denoised, step_mask(settings, nmask, sigma).to(denoised))
