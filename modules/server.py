@@ -37,7 +37,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from modules.api.app import API_PREFIX, ApiServices, mount_api
-from modules.api.auth import AuthGuard
+from modules.api.auth import AuthGuard, LoginThrottle
 from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
 from modules.http_guards import BodyLimit, HostGuard, SecurityHeaders, machine_names
 
@@ -187,9 +187,9 @@ class LoginRequired:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "login required"})
             return
-        error = self.guard.unauthorized()
-        response = JSONResponse({"error": "Unauthorized", "detail": error.detail}, status_code=401,
-                                headers=error.headers)
+        error = self.guard.refusal(HTTPConnection(scope))
+        response = JSONResponse({"error": "Unauthorized" if error.status_code == 401 else "TooManyRequests",
+                                 "detail": error.detail}, status_code=error.status_code, headers=error.headers)
         await response(scope, receive, send)
 
 
@@ -202,8 +202,9 @@ def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] 
     env = os.environ if env is None else env
     ui_logins = dict(ui_credentials(flags))
     api_logins = api_credentials(flags)
-    api_guard = AuthGuard(api_logins or ui_logins, realm="Stable Diffusion API")
-    ui_guard = AuthGuard(ui_logins, realm="Stable Diffusion")
+    throttle = LoginThrottle()  # one brake for both logins, so alternating UI/API guesses gain nothing
+    api_guard = AuthGuard(api_logins or ui_logins, realm="Stable Diffusion API", throttle=throttle)
+    ui_guard = AuthGuard(ui_logins, realm="Stable Diffusion", throttle=throttle)
     with_ui = ui is not None and not flags.nowebui
 
     app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url=None, openapi_url=None)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
@@ -43,15 +45,58 @@ def credentials_match(credentials: Mapping[str, str], user: str, password: str) 
     return ok
 
 
+class LoginThrottle:
+    """Brute-force brake per client address: `free_attempts` wrong logins within `window` seconds are answered
+    normally; then the client is refused (429, `Retry-After`) for `base_lock` seconds, doubling with each further
+    lock up to `max_lock`. A correct login clears the record. Other clients are never affected, so the real user on
+    another address is not locked out, and one's own typos cost at most half a minute (A1111 has no brake)."""
+
+    def __init__(self, *, free_attempts: int = 5, window: float = 60.0, base_lock: float = 30.0,
+                 max_lock: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.free_attempts, self.window, self.base_lock, self.max_lock = free_attempts, window, base_lock, max_lock
+        self.clock = clock
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._strikes: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds this client must still wait (0 when it may try)."""
+        with self._lock:
+            return max(0.0, self._locked_until.get(client, 0.0) - self.clock())
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window] + [now]
+            self._failures[client] = recent
+            if len(recent) >= self.free_attempts:
+                strikes = self._strikes.get(client, 0) + 1
+                self._strikes[client] = strikes
+                self._locked_until[client] = now + min(self.max_lock, self.base_lock * 2 ** (strikes - 1))
+                self._failures[client] = []
+            if len(self._failures) > 10000:  # bounded memory under a distributed attack
+                self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < self.window}
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+            self._strikes.pop(client, None)
+            self._locked_until.pop(client, None)
+
+
 class AuthGuard:
     """A FastAPI dependency: passes when no logins are configured, else needs valid Basic credentials.
 
-    Raises 401 with `WWW-Authenticate: Basic realm=…` so browsers and `curl -u` both know what to send.
+    Raises 401 with `WWW-Authenticate: Basic realm=…` so browsers and `curl -u` both know what to send, and 429
+    with `Retry-After` while the client is braked by the `LoginThrottle` after repeated wrong logins.
     """
 
-    def __init__(self, credentials: Mapping[str, str] | None = None, *, realm: str = "Stable Diffusion") -> None:
+    def __init__(self, credentials: Mapping[str, str] | None = None, *, realm: str = "Stable Diffusion",
+                 throttle: LoginThrottle | None = None) -> None:
         self.credentials = dict(credentials or {})
         self.realm = realm
+        self.throttle = throttle or LoginThrottle()
 
     @property
     def enabled(self) -> bool:
@@ -59,11 +104,27 @@ class AuthGuard:
         return bool(self.credentials)
 
     def user(self, request: HTTPConnection) -> str | None:
-        """The authenticated user of a request or websocket, or None (also None when auth is disabled)."""
+        """The authenticated user of a request or websocket, or None (also None when auth is disabled). A wrong
+        login is counted for the client's address; a braked client gets None even with the right password."""
+        client = request.client.host if request.client else "?"
+        if self.throttle.retry_after(client) > 0:
+            return None
         pair = parse_basic_header(request.headers.get("authorization"))
         if pair is not None and credentials_match(self.credentials, *pair):
+            self.throttle.succeeded(client)
             return pair[0]
+        if pair is not None:
+            self.throttle.failed(client)
         return None
+
+    def refusal(self, request: HTTPConnection) -> HTTPException:
+        """429 while the client is braked, else the 401 login request."""
+        client = request.client.host if request.client else "?"
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            return HTTPException(status_code=429, detail=f"Too many wrong logins; try again in {int(wait) + 1} s",
+                                 headers={"Retry-After": str(int(wait) + 1)})
+        return self.unauthorized()
 
     def unauthorized(self) -> HTTPException:
         """The 401 answer A1111 gives (`Incorrect username or password`, `WWW-Authenticate: Basic`)."""
@@ -75,5 +136,5 @@ class AuthGuard:
             return None
         user = self.user(request)
         if user is None:
-            raise self.unauthorized()
+            raise self.refusal(request)
         return user

@@ -81,8 +81,10 @@ def lay_out_data_dir(data_dir: Path, tiny_checkpoint: TinyCheckpointFactory,
         shutil.copyfile(tiny_checkpoint(family, fmt=fmt), target)
 
 
-def serve(args: Sequence[str], data_dir: Path, env: Mapping[str, str] | None = None) -> RunningApp:
-    """Build the app through `webui.create_app` and serve it on 127.0.0.1:<free port>."""
+def serve(args: Sequence[str], data_dir: Path, env: Mapping[str, str] | None = None,
+          bind: str = "127.0.0.1") -> RunningApp:
+    """Build the app through `webui.create_app` and serve it on <bind>:<free port> (the URL uses 127.0.0.1; bind
+    "0.0.0.0" to reach it from other loopback addresses such as 127.0.0.2, as clients on a LAN would)."""
     import logging
 
     import uvicorn
@@ -96,7 +98,7 @@ def serve(args: Sequence[str], data_dir: Path, env: Mapping[str, str] | None = N
     logging.getLogger().setLevel(logging.INFO)
     app = webui.create_app([*args, "--data-dir", str(data_dir)], dict(env or {}))
     app.start_background_work()
-    sock = bind_server_socket("127.0.0.1", 0)
+    sock = bind_server_socket(bind, 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app.asgi, log_level="warning"))
     app.handle.server = server
@@ -134,12 +136,12 @@ def webui_app(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: TinyChe
 
     def make(args: Sequence[str] = ("--api",), *, checkpoints: Mapping[str, str] | None = None,
              data_dir: Path | None = None, prepare: Callable[[Path], None] | None = None,
-             env: Mapping[str, str] | None = None) -> RunningApp:
+             env: Mapping[str, str] | None = None, bind: str = "127.0.0.1") -> RunningApp:
         folder = data_dir or tmp_path_factory.mktemp("webui-data")
         lay_out_data_dir(folder, tiny_checkpoint, {"sd1.safetensors": "sd1"} if checkpoints is None else checkpoints)
         if prepare is not None:
             prepare(folder)
-        running = serve(args, folder, env)
+        running = serve(args, folder, env, bind)
         started.append(running)
         return running
 

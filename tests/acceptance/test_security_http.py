@@ -65,3 +65,19 @@ def test_oversized_bodies_are_refused_before_reading(webui_app: WebUIFactory) ->
     small = app.client.post("/sdapi/v1/png-info", json={"image": ""})
     assert small.status_code < 500
     assert httpx.get(f"{app.url}/sdapi/v1/samplers").status_code == 200
+
+
+def test_repeated_wrong_logins_are_braked_per_client(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}", "--gradio-auth", f"{AUTH[0]}:{AUTH[1]}"],
+                    checkpoints={})
+    statuses = [app.client.get("/sdapi/v1/samplers", auth=("alice", f"guess{i}")).status_code for i in range(5)]
+    assert statuses == [401] * 4 + [429]  # the fifth wrong login within a minute starts the brake
+    braked = app.client.get("/sdapi/v1/samplers", auth=AUTH)  # even the right password waits now
+    assert braked.status_code == 429 and 0 < int(braked.headers["retry-after"]) <= 30
+    assert app.client.get("/", auth=("alice", "guess")).status_code == 429  # the UI shares the brake
+    other_client = httpx.Client(base_url=app.url, timeout=30,  # a request from another address
+                                transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    try:
+        assert other_client.get("/sdapi/v1/samplers", auth=AUTH).status_code == 200  # another address is free
+    finally:
+        other_client.close()
