@@ -253,19 +253,17 @@ def _add_docs(app: FastAPI, guard: AuthGuard) -> None:
 
 
 def _add_file_route(app: FastAPI, ctx: Any, guard: AuthGuard) -> None:
-    """`/file=<path>`: outputs, temp and extension assets only (403 for anything else, 404 if missing)."""
+    """`/file=<path>`: outputs, temp and extension assets only. Anything else answers exactly like a missing file
+    (404, same body), so the route cannot be used to learn which files exist on the machine."""
 
     @app.api_route("/file={path:path}", methods=["GET", "HEAD"], include_in_schema=False,
                    dependencies=[Depends(guard)])
     def serve_file(path: str) -> Response:
         target = servable_file(ctx, path)
         if target is None:
-            exists = _resolved(ctx.paths.resolve_user_path(path)).is_file() if "\x00" not in path else False
-            status = 403 if exists else 404
-            detail = "File cannot be fetched: only output, temp and extension asset files are served" \
-                if exists else "File not found"
-            return JSONResponse({"error": "FileNotAllowed" if exists else "FileNotFound", "detail": detail},
-                                status_code=status)
+            return JSONResponse({"error": "FileNotFound",
+                                 "detail": "File not found (only output, temp and extension asset files are served)"},
+                                status_code=404)
         return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 

@@ -81,3 +81,14 @@ def test_repeated_wrong_logins_are_braked_per_client(webui_app: WebUIFactory) ->
         assert other_client.get("/sdapi/v1/samplers", auth=AUTH).status_code == 200  # another address is free
     finally:
         other_client.close()
+
+
+def test_file_route_is_no_existence_oracle(webui_app: WebUIFactory) -> None:
+    app = webui_app([], checkpoints={})
+    (app.data_dir / "config.json").exists() or (app.data_dir / "config.json").write_text("{}")
+    existing = app.client.get(f"/file={app.data_dir / 'config.json'}")
+    missing = app.client.get(f"/file={app.data_dir / 'no-such-file.json'}")
+    system = app.client.get("/file=/etc/hostname")
+    absent = app.client.get("/file=/etc/no-such-file-here")
+    assert existing.status_code == missing.status_code == system.status_code == absent.status_code == 404
+    assert existing.content == missing.content == system.content == absent.content

@@ -43,7 +43,7 @@ def test_cards_and_thumbnail_route(server: Any) -> None:
     with Image.open(Path(urls[0])) as thumb:
         assert max(thumb.size) <= 512
     model_file = Path(server.data_dir) / "models" / "Lora" / "tinylora.preview.png"
-    assert server.client.get(f"/file={model_file}").status_code == 403  # model folders are never served
+    assert server.client.get(f"/file={model_file}").status_code == 404  # model folders are never served
     embeddings = cards_html(server.ctx, "img2img", "textual_inversion")
     assert 'data-name="tinyemb"' in embeddings and "2 vectors" in embeddings
     assert "&lt;hypernet:tinyhn:1&gt;" in cards_html(server.ctx, "txt2img", "hypernetworks")

@@ -166,14 +166,14 @@ def test_symlink_out_of_outputs_is_refused(server: LiveServer) -> None:
     link.symlink_to(server.data_dir / "config.json")
     with basic(server) as client:
         response = client.get(f"/file={link}")
-        assert response.status_code == 403 and b"do not serve" not in response.content
+        assert response.status_code == 404 and b"do not serve" not in response.content
 
 
 def test_extension_assets_are_served_but_not_their_code(server: LiveServer) -> None:
     with basic(server) as client:
         js = client.get(f"/file={server.data_dir}/extensions/demo-ext/javascript/demo.js")
         assert js.status_code == 200 and js.text == "console.log('demo')"
-        assert client.get(f"/file={server.data_dir}/extensions/demo-ext/install.py").status_code == 403
+        assert client.get(f"/file={server.data_dir}/extensions/demo-ext/install.py").status_code == 404
 
 
 def test_separate_api_auth(live_server: LiveServerFactory) -> None:
