@@ -179,7 +179,9 @@ class StyleDatabase:
                           "(a comma in an unquoted text?); extra columns ignored")
         prompt = row.get("prompt") if "prompt" in row else row.get("text")
         negative = row.get("negative_prompt")
-        self.styles[name] = PromptStyle(name, str(prompt or ""), str(negative or ""), str(path))
+        name = csv_unescape(name)
+        self.styles[name] = PromptStyle(name, csv_unescape(str(prompt or "")), csv_unescape(str(negative or "")),
+                                        str(path))
 
     # -- queries ---------------------------------------------------------------------------------------------
     def get_style_prompts(self, styles: Iterable[str]) -> list[str | None]:
@@ -246,9 +248,26 @@ class StyleDatabase:
             writer.writeheader()
             for style in self.styles.values():
                 if style.path == style_path:
-                    writer.writerow({"name": style.name, "prompt": style.prompt or "",
-                                     "negative_prompt": style.negative_prompt or ""})
+                    writer.writerow({"name": csv_escape(style.name), "prompt": csv_escape(style.prompt or ""),
+                                     "negative_prompt": csv_escape(style.negative_prompt or "")})
             _atomic_write_bytes(target, out.getvalue().encode("utf-8-sig"))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make Excel/LibreOffice/Sheets evaluate a CSV cell as a formula (OWASP "CSV injection")."""
+
+
+def csv_escape(value: str) -> str:
+    """A cell a spreadsheet shows as text: a leading `'` before a formula start (OWASP's neutralisation), and
+    before a `'` that already starts the text, so that `csv_unescape` gives back exactly the original."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) or value.startswith("'") else value
+
+
+def csv_unescape(value: str) -> str:
+    """Undo `csv_escape` when reading `styles.csv` (a leading `'` followed by a formula start or `'`)."""
+    if value.startswith("'") and len(value) > 1 and value[1] in ("'", *FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def _atomic_write_bytes(target: Path, data: bytes) -> None:

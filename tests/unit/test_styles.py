@@ -173,3 +173,26 @@ def test_bad_header_and_bad_encoding(tmp_path: Path) -> None:
     latin = write(tmp_path / "b.csv", "name,prompt,negative_prompt\nCafé,crème,\n", encoding="latin-1")
     db = StyleDatabase(latin)
     assert "not valid UTF-8" in db.problems[0] and len(db.styles) == 1
+
+
+def test_saved_styles_cannot_inject_spreadsheet_formulas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Style names/prompts written verbatim would run as formulas in Excel/LibreOffice (CSV injection); the file
+    stays valid CSV, spreadsheets show text, and the styles read back unchanged."""
+    import csv as csv_module
+
+    from modules.prompts.styles import PromptStyle, StyleDatabase
+
+    path = tmp_path / "styles.csv"
+    db = StyleDatabase([str(path)])
+    hostile = {"=HYPERLINK(\"http://x\",\"y\")": ("+cmd|' /C calc'!A0", "-2+3"),
+               "@SUM(1)": ("'quoted", "\tTAB"), "plain, (best:1.2)": ("a cat", "")}
+    for name, (prompt, negative) in hostile.items():
+        db.styles[name] = PromptStyle(name, prompt, negative, str(path))
+    db.save_styles()
+    rows = list(csv_module.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    again = StyleDatabase([str(path)])
+    for name, (prompt, negative) in hostile.items():
+        assert again.styles[name].prompt == prompt and again.styles[name].negative_prompt == negative
