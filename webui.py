@@ -46,6 +46,7 @@ from modules.postprocessing import build_registries
 from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
 from modules.prompts.styles import StyleDatabase
+from modules.runtime.dependency_floors import outdated_dependencies
 from modules.runtime.diagnostics import StageTimer, startup_diagnostics
 from modules.runtime.download import ensure_default_checkpoint
 from modules.runtime.jobs import JobQueue
@@ -175,7 +176,8 @@ def _print_startup_facts(ctx: AppContext) -> None:
 
     flags, policy = ctx.flags, ctx.models.policy
     xformers = importlib.util.find_spec("xformers") is not None
-    for message in ctx.startup_warnings + flag_warnings(flags, torch.cuda.is_available(), xformers):
+    warnings = ctx.startup_warnings + flag_warnings(flags, torch.cuda.is_available(), xformers)
+    for message in warnings + outdated_dependencies():
         _print(f"Warning: {message}")
     _print(startup_diagnostics(str(policy.device), str(policy.dtypes.unet).removeprefix("torch."),
                                ctx.models.attention.current().name,
