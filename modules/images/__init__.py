@@ -24,7 +24,7 @@ from modules.images.infotext import (
     split_infotext,
     unquote,
 )
-from modules.images.metadata import read_info_from_image, read_infotext, save_image_with_geninfo
+from modules.images.metadata import info_items, read_info_from_image, read_infotext, save_image_with_geninfo
 from modules.images.saving import (
     SAVING_DEFAULTS,
     SavedImage,
@@ -53,6 +53,7 @@ __all__ = [
     "get_next_sequence_number",
     "grid_rows",
     "image_grid",
+    "info_items",
     "output_dir",
     "parse_infotext",
     "plan_grid_pages",

@@ -189,10 +189,17 @@ def _to_8bit(image: Image.Image, ext: str) -> Image.Image:
 
 # ---------------------------------------------------------------------------------------------- reading
 
+def info_items(image: Image.Image) -> dict[str, Any]:
+    """A copy of `image.info`, typed by its text keys.
+
+    PIL types the keys as `str | tuple[int, int]`; tuple keys come only from IPTC files and are passed on as they are.
+    """
+    return cast(dict[str, Any], dict(image.info or {}))
+
+
 def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
     """A1111 `read_info_from_image`: (infotext or None, the other info items minus `IGNORED_INFO_KEYS`)."""
-    # PIL types the keys as `str | tuple[int, int]`; tuple keys come only from IPTC files and are passed on as they are.
-    items = cast(dict[str, Any], dict(image.info or {}))
+    items = info_items(image)
     geninfo = items.pop("parameters", None)
     if "exif" in items:
         comment = read_exif_user_comment(items["exif"]) if isinstance(items["exif"], bytes) else None

@@ -90,10 +90,11 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
             mask.load()
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).copy()
-        size = {} if not spec.scale_by else {
-            "width": max(64, int(image.width * spec.scale_by) // 8 * 8),
-            "height": max(64, int(image.height * spec.scale_by) // 8 * 8)}
-        p = dataclasses.replace(params, **size, init_images=[image] * params.batch_size,
+        width, height = params.width, params.height
+        if spec.scale_by:
+            width = max(64, int(image.width * spec.scale_by) // 8 * 8)
+            height = max(64, int(image.height * spec.scale_by) // 8 * 8)
+        p = dataclasses.replace(params, width=width, height=height, init_images=[image] * params.batch_size,
                                 mask=mask if mask is not None else params.mask,
                                 do_not_save_samples=params.do_not_save_samples or out_dir is not None,
                                 do_not_save_grid=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from modules.images import FilenameJob, output_dir, save_image
+from modules.images import FilenameJob, info_items, output_dir, save_image
 from modules.processing.conditioning import opt
 from modules.processing.save_outputs import data_dir, flag_saving_options, save_hooked
 
@@ -71,6 +71,6 @@ def save_init_images(run: Any, images: list[Image.Image]) -> list[Path]:
     for image in images:
         digest = init_image_hash(image)
         written.append(save_image(image, folder, "", settings=settings, forced_filename=digest,
-                                  save_to_dirs=False, existing_info=dict(image.info)).path)
+                                  save_to_dirs=False, existing_info=info_items(image)).path)
         run.extra_fields["Init image hash"] = digest
     return written
