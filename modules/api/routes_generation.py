@@ -58,16 +58,33 @@ def resolve_sampler_fields(data: dict[str, Any]) -> None:
             data["hr_scheduler"] = hr_schedule
 
 
-def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str, networks: Any = None) -> None:
+def apply_infotext(data: dict[str, Any], fields_set: set[str], infotext: str, networks: Any = None,
+                   options: Any = None) -> None:
     """Fill fields the request did not set from an infotext (A1111 1.10 `infotext` request field); with the
-    `networks` library, `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash."""
+    `networks` library, `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash.
+
+    The app's settings `options` steer the parse as in A1111's `parse_generation_parameters` /
+    `get_override_settings`: `infotext_skip_pasting` fields are ignored, `auto_backcompat` applies the Version
+    compatibility flags, `use_old_hires_fix_width_height` the old hires-fix size rule, and with
+    `disable_weights_auto_swap` (default on) the infotext's checkpoint does not become an override."""
     from modules.images import parse_infotext
     from modules.processing.extra_networks import rewrite_pasted_fields
     from modules.processing.infotext_fields import params_from_fields
     from modules.settings import REGISTRY
 
-    parsed = rewrite_pasted_fields(networks, parse_infotext(infotext))
+    def option(key: str) -> Any:
+        return options.get(key) if options is not None else REGISTRY[key].default
+
+    skip = [str(name) for name in option("infotext_skip_pasting") or []]
+    parsed = rewrite_pasted_fields(networks, parse_infotext(
+        infotext, skip_fields=skip, auto_backcompat=bool(option("auto_backcompat")),
+        use_old_hires_fix_width_height=bool(option("use_old_hires_fix_width_height"))))
     values, settings = params_from_fields(parsed)
+    for info in REGISTRY.values():  # A1111 `get_override_settings`: every option's infotext name counts too
+        if info.infotext and info.infotext in parsed and info.key not in settings:
+            settings[info.key] = parsed[info.infotext]
+    if option("disable_weights_auto_swap"):
+        settings.pop("sd_model_checkpoint", None)
     for key, value in values.items():
         if key in data and key not in fields_set:
             data[key] = value
@@ -171,7 +188,7 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     data = req.model_dump()
     if getattr(req, "infotext", None):
         apply_infotext(data, set(req.model_fields_set), req.infotext,  # type: ignore[attr-defined]
-                       services.ctx.networks)
+                       services.ctx.networks, services.ctx.settings)
     resolve_sampler_fields(data)
     check_scripts(services, "img2img" if params_type is Img2ImgParams else "txt2img", data)
     check_overrides(services, data.get("override_settings") or {})

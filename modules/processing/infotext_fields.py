@@ -167,7 +167,10 @@ def params_from_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str
             params[name] = kind(float(fields[key])) if kind is int else kind(fields[key])
         except (TypeError, ValueError):
             continue  # tolerant, like A1111: an unreadable value keeps the current one
-    if any(k in fields for k in ("Hires upscale", "Hires resize-1", "Hires steps", "Hires upscaler")):
+    # A1111 paste field of enable_hr: "Denoising strength" and a hires key (the parser adds "Hires resize-1" 0 to
+    # every infotext, so without the first condition every pasted txt2img infotext would turn hires fix on)
+    if "Denoising strength" in fields and any(
+            k in fields for k in ("Hires upscale", "Hires resize-1", "Hires steps", "Hires upscaler")):
         params["enable_hr"] = True
     if "Mask mode" in fields:
         params["inpainting_mask_invert"] = int(fields["Mask mode"] == "Inpaint not masked")

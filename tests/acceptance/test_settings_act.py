@@ -147,3 +147,27 @@ def test_network_hash_options_and_not_found_warning(app: RunningApp) -> None:
     assert "Networks not found: nosuchlora" not in app.console
     generate(app, prompt="a cat <lora:nosuchlora2:1>", override_settings={"lora_not_found_warning_console": True})
     assert "Networks not found: nosuchlora2" in app.console
+
+
+def test_infotext_request_field_follows_the_pasting_settings(app: RunningApp) -> None:
+    old = "a dog\nSteps: 3, Sampler: Euler, CFG scale: 5, Seed: 77, Size: 64x64, Model hash: deadbeef00, Version: v1.5.0"
+
+    def post(**extra: Any) -> Any:
+        return app.client.post("/sdapi/v1/txt2img", json={"infotext": old, **extra})
+
+    info = json.loads(post().json()["info"])
+    assert info["seed"] == 77 and info["steps"] == 3 and info["prompt"] == "a dog"
+    assert "Downcast alphas_cumprod: True" in info["infotexts"][0]  # Version < 1.7.0-225 (auto_backcompat)
+    # the parse reads the app's settings (A1111 `shared.opts`), not the request's override_settings
+    changed = {"infotext_skip_pasting": ["Seed"], "auto_backcompat": False, "disable_weights_auto_swap": False}
+    assert app.client.post("/sdapi/v1/options", json=changed).status_code == 200
+    try:
+        swapped = post()
+        changed["disable_weights_auto_swap"] = True
+        app.client.post("/sdapi/v1/options", json=changed)
+        skipped = json.loads(post().json()["info"])
+    finally:
+        app.client.post("/sdapi/v1/options", json={"infotext_skip_pasting": [], "auto_backcompat": True,
+                                                   "disable_weights_auto_swap": True})
+    assert swapped.status_code >= 400 and "deadbeef00" in swapped.text
+    assert skipped["seed"] != 77 and skipped["steps"] == 3 and "Downcast alphas_cumprod" not in skipped["infotexts"][0]

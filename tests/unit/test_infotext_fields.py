@@ -55,11 +55,14 @@ def test_fields_back_to_params_and_settings() -> None:
     parsed = {"Prompt": "a cat", "Negative prompt": "blurry", "Steps": "20", "Sampler": "DPM++ 2M",
               "Schedule type": "Karras", "CFG scale": "7", "Seed": "1957970079", "Size-1": "512", "Size-2": "768",
               "Clip skip": "2", "ENSD": "31337", "Hires upscale": "2", "Hires sampler": "Use same sampler",
-              "Model hash": "a2e2de4c7a", "Unknown key": "kept elsewhere"}
+              "Denoising strength": "0.5", "Model hash": "a2e2de4c7a", "Unknown key": "kept elsewhere"}
     params, settings = params_from_fields(parsed)
     assert params == {"prompt": "a cat", "negative_prompt": "blurry", "steps": 20, "sampler_name": "DPM++ 2M",
                       "scheduler": "Karras", "cfg_scale": 7.0, "seed": 1957970079, "width": 512, "height": 768,
-                      "hr_scale": 2.0, "enable_hr": True}
+                      "hr_scale": 2.0, "denoising_strength": 0.5, "enable_hr": True}
+    # A1111's paste rule for the hires checkbox also needs "Denoising strength" (the parser adds "Hires resize-1")
+    no_hires, _ = params_from_fields({"Steps": "20", "Hires resize-1": "0", "Hires resize-2": "0"})
+    assert "enable_hr" not in no_hires
     assert settings == {"CLIP_stop_at_last_layers": "2", "eta_noise_seed_delta": "31337",
                         "sd_model_checkpoint": "a2e2de4c7a"}
     Txt2ImgParams(**params)  # every name is a real params field
