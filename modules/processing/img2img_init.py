@@ -3,7 +3,7 @@
 A1111 `StableDiffusionProcessingImg2Img.init` (reference §3.3):
 * the mask is binarised, inverted, blurred; "Only masked" crops image and mask to the mask's box + padding grown to
   the W:H ratio and processes the crop at W×H, pasting it back afterwards;
-* each init image is flattened, resized by the resize mode (mode 3 keeps the image and resizes the latent
+* each init image is flattened onto `img2img_background_color`, resized by the resize mode (mode 3 keeps the image and resizes the latent
   bilinearly), "fill" replaces the masked pixels by blurred surrounding colours, the untouched pixels are kept as an
   overlay (`overlay_inpaint`);
 * latent mask: `nmask` = mask at latent size (1 = regenerate), `mask` = 1 − nmask; "latent noise" puts the seed
@@ -78,10 +78,20 @@ class Img2ImgInit:
     notices: list[str] = field(default_factory=list)
 
 
-def _source_images(p: Img2ImgParams, batch: int) -> list[Image.Image]:
+def background_color(settings: Any) -> tuple[int, int, int]:
+    """`img2img_background_color` ("#rrggbb", A1111 default white) as RGB; an unreadable value gives white."""
+    text = str(opt(settings, "img2img_background_color", "#ffffff") or "#ffffff").lstrip("#")
+    try:
+        return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+    except ValueError:
+        return (255, 255, 255)
+
+
+def _source_images(p: Img2ImgParams, batch: int, settings: Any = None) -> list[Image.Image]:
     if not p.init_images:
         raise ValueError("init_images: img2img needs at least one init image")
-    images = [flatten_alpha(im) for im in p.init_images]
+    background = background_color(settings)
+    images = [flatten_alpha(im, background) for im in p.init_images]
     if len(images) == 1:
         images = images * batch
     if len(images) < batch:
@@ -92,7 +102,7 @@ def _source_images(p: Img2ImgParams, batch: int) -> list[Image.Image]:
 def prepare_img2img(model: Any, p: Img2ImgParams, settings: Any, width: int, height: int, batch: int,
                     seeds: list[int], noise: Tensor) -> Img2ImgInit:
     """Process the init images and mask of one batch; `noise` is the batch's seed noise (for "latent noise")."""
-    originals = _source_images(p, batch)
+    originals = _source_images(p, batch, settings)
     prepared: PreparedMask | None = None
     if p.mask is not None:
         blur_x = p.mask_blur if p.mask_blur is not None else p.mask_blur_x

@@ -8,13 +8,15 @@ A1111 behaviour kept (`sd_samplers_kdiffusion`, `sd_samplers_common`):
   samplers from per-image Brownian trees seeded with the image seeds;
 * the callback records progress, raises on interrupt/skip (`JobState.sampler_callback`) and stores a cheap
   preview every `show_progress_every_n_steps` steps;
-* the refiner takes over once `1 - t/999` exceeds "Switch at" (fraction of model timesteps, A1111 1.9+): the rest
-  of the sigmas run with the refiner model and its own conds.
+* the refiner takes over once `1 - t/999` exceeds "Switch at" (fraction of model timesteps, A1111 1.9+), or with
+  `refiner_switch_by_sample_steps` once that fraction of the steps is done: the rest of the sigmas run with the
+  refiner model and its own conds.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -174,11 +176,16 @@ def _accepts(function: Callable[..., Any], name: str) -> bool:
         return False
 
 
-def noise_sampler_for(spec: SamplerSpec, x: Tensor, sigmas: Tensor, rng: ImageRNG, seeds: list[int]) -> Any:
-    """Seeded extra noise: Brownian trees per image seed for SDE samplers, else `ImageRNG.next()` draws."""
+def noise_sampler_for(spec: SamplerSpec, x: Tensor, sigmas: Tensor, rng: ImageRNG, seeds: list[int], *,
+                      per_image_trees: bool = True) -> Any:
+    """Seeded extra noise: Brownian trees per image seed for SDE samplers, else `ImageRNG.next()` draws.
+
+    `per_image_trees=False` is A1111's `no_dpmpp_sde_batch_determinism`: no noise sampler of its own, so the
+    sampler's default one tree for the whole batch seeded from the global torch RNG (an image then depends on
+    its batch)."""
     if spec.brownian_noise:
         positive = sigmas[sigmas > 0]
-        return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=seeds)
+        return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=seeds if per_image_trees else None)
     return lambda sigma, sigma_next: rng.next().to(x)
 
 
@@ -247,7 +254,8 @@ class SamplingRun:
                            pad_with=self.pad_with if opt(self.settings, "pad_cond_uncond", False) else None,
                            s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)),
                            skip_early_cond=float(opt(self.settings, "skip_early_cond", 0.0)),
-                           s_min_uncond_all=bool(opt(self.settings, "s_min_uncond_all", False)))
+                           s_min_uncond_all=bool(opt(self.settings, "s_min_uncond_all", False)),
+                           pad_v0=bool(opt(self.settings, "pad_cond_uncond_v0", False)))
         cfg = CFGDenoiser(denoiser, hooks=self.hooks, policy=policy, image_cfg_scale=self.image_cfg_scale,
                           total_steps=total_steps, cond_scale_multiplier=self.spec.cfg_scale_multiplier)
         cfg.step = self.step_offset
@@ -258,7 +266,9 @@ class SamplingRun:
             model = _BlendingDenoiser(cfg, self.blend)
         options = sampler_options(self.spec, self.params, self.settings)
         if _accepts(self.spec.function, "noise_sampler"):
-            options["noise_sampler"] = noise_sampler_for(self.spec, x, sigmas, self.rng, self.seeds)
+            per_image = not opt(self.settings, "no_dpmpp_sde_batch_determinism", False)
+            options["noise_sampler"] = noise_sampler_for(self.spec, x, sigmas, self.rng, self.seeds,
+                                                         per_image_trees=per_image)
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
         out = self.spec.function(model, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
@@ -269,7 +279,7 @@ class SamplingRun:
 
     def _record_infotext(self, cfg: CFGDenoiser, policy: CFGPolicy) -> None:
         """A1111's `extra_generation_params` of the CFG rules that acted ("Skip Early CFG", "NGMS",
-        "NGMS all steps") and of the schedule settings."""
+        "NGMS all steps", "Pad conds", "Pad conds v0") and of the schedule settings."""
         fields = getattr(self.params, "extra_generation_params", None)
         if not isinstance(fields, dict):
             return
@@ -279,6 +289,10 @@ class SamplingRun:
             fields["NGMS"] = policy.s_min_uncond
             if policy.s_min_uncond_all:
                 fields["NGMS all steps"] = True
+        if cfg.padded_cond_uncond_v0:
+            fields["Pad conds v0"] = True
+        elif cfg.padded_cond_uncond:
+            fields["Pad conds"] = True
         fields.update(schedule_infotext(self.settings))
 
     def sample(self, base: Pass, x: Tensor, sigmas: Tensor, refiner: Callable[[], Pass] | None = None,
@@ -288,7 +302,13 @@ class SamplingRun:
         total = len(sigmas) - 1
         self.job.state.set_sampling_steps(total)
         split = total
-        if refiner is not None:
+        if refiner is not None and opt(self.settings, "refiner_switch_by_sample_steps", False):
+            # A1111 `apply_refiner` with `refiner_switch_by_sample_steps`: the share of steps done, not of timesteps
+            split = min(total, math.ceil(switch_at * total - 1e-9))
+            fields = getattr(self.params, "extra_generation_params", None)
+            if isinstance(fields, dict):
+                fields["Refiner switch by sampling steps"] = True
+        elif refiner is not None:
             ts = model_schedule(base.model).sigma_to_t(sigmas[:-1].clamp(min=1e-8))
             completed = 1.0 - ts / (len(model_schedule(base.model)) - 1)
             after = (completed > switch_at).nonzero()

@@ -81,6 +81,9 @@ class CFGPolicy:
     * ``skip_early_cond``: skip the uncond pass while ``step / total_steps <= skip_early_cond`` (A1111 1.10
       "Ignore negative prompt during early sampling"; it takes precedence over NGMS).
 
+    * ``pad_v0``: A1111's pre-1.6 rule ("Pad prompt/negative prompt (v0)", infotext "Pad conds v0", wins over
+      ``pad_with``): a shorter uncond repeats its last token vector up to the cond's length, a longer one is cut.
+
     The denoiser records in ``CFGDenoiser.skipped`` which rule skipped a pass ("early", "ngms"), for the infotext.
     """
 
@@ -89,6 +92,7 @@ class CFGPolicy:
     s_min_uncond: float = 0.0
     skip_early_cond: float = 0.0
     s_min_uncond_all: bool = False
+    pad_v0: bool = False
 
 
 def _cat(conds: Sequence[Cond]) -> Cond:
@@ -146,6 +150,7 @@ class CFGDenoiser:
         self.init_latent: Tensor | None = None
         self.last_uncond_denoised: Tensor | None = None
         self.padded_cond_uncond = False
+        self.padded_cond_uncond_v0 = False
         self.skipped: set[str] = set()
 
     def __call__(
@@ -245,7 +250,15 @@ class CFGDenoiser:
     def _match_lengths(self, cond: Cond, uncond: Cond) -> tuple[Cond, Cond]:
         self.padded_cond_uncond = False
         lc, lu = _token_count(cond), _token_count(uncond)
-        if self.policy.pad_with is None or lc is None or lu is None or lc == lu:
+        if lc is None or lu is None or lc == lu:
+            return cond, uncond
+        if self.policy.pad_v0:
+            self.padded_cond_uncond_v0 = True
+            t = uncond["crossattn"]
+            if lu < lc:
+                t = torch.cat([t, t[:, -1:].repeat(1, lc - lu, 1)], dim=1)
+            return cond, {**uncond, "crossattn": t[:, :lc]}
+        if self.policy.pad_with is None:
             return cond, uncond
         self.padded_cond_uncond = True
         if lc < lu:

@@ -171,3 +171,18 @@ def test_infotext_request_field_follows_the_pasting_settings(app: RunningApp) ->
                                                    "disable_weights_auto_swap": True})
     assert swapped.status_code >= 400 and "deadbeef00" in swapped.text
     assert skipped["seed"] != 77 and skipped["steps"] == 3 and "Downcast alphas_cumprod" not in skipped["infotexts"][0]
+
+
+def test_refiner_switch_by_steps_and_img2img_background_colour(app: RunningApp) -> None:
+    _, info = generate(app, steps=4, refiner_checkpoint="sd1", refiner_switch_at=0.5,
+                       override_settings={"refiner_switch_by_sample_steps": True})
+    assert "Refiner switch by sampling steps: True" in info
+    _, info = generate(app, steps=4, refiner_checkpoint="sd1", refiner_switch_at=0.5)
+    assert "Refiner switch by sampling steps" not in info
+    clear = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    white = img2img(app, init_images=[png_b64(clear)], denoising_strength=0.3)
+    black = img2img(app, init_images=[png_b64(clear)], denoising_strength=0.3,
+                    override_settings={"img2img_background_color": "#000000"})
+    on_black = img2img(app, init_images=[png_b64(Image.new("RGB", (64, 64), (0, 0, 0)))], denoising_strength=0.3)
+    pixels = [np.asarray(decode_png(d["images"][0]).convert("RGB")) for d in (white, black, on_black)]
+    assert not np.array_equal(pixels[0], pixels[1]) and np.array_equal(pixels[1], pixels[2])

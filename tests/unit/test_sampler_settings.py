@@ -104,3 +104,43 @@ def test_skip_early_cond_and_ngms_all_steps_skip_the_negative_pass() -> None:
     assert run_cfg(CFGPolicy(skip_early_cond=0.5)) == ([1, 1, 1, 2], {"early"})
     assert run_cfg(CFGPolicy(s_min_uncond=5.0)) == ([2, 1, 2, 1], {"ngms"})
     assert run_cfg(CFGPolicy(s_min_uncond=5.0, s_min_uncond_all=True)) == ([1, 1, 1, 1], {"ngms"})
+
+
+def test_pad_conds_v0_repeats_or_cuts_the_negative_prompt() -> None:
+    seen: list[int] = []
+
+    def unet(x: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
+        seen.append(cond["crossattn"].shape[1])
+        return x * 0
+    cond = CondSchedule.constant({"crossattn": torch.ones(154, 8)})
+    uncond = CondSchedule.constant({"crossattn": torch.arange(77.0)[:, None].repeat(1, 8)})
+    cfg = CFGDenoiser(DiscreteDenoiser(unet, SCHED), policy=CFGPolicy(pad_v0=True))
+    cfg(torch.ones(1, 4, 2, 2), torch.full((1,), 1.0), MultiCond.single([cond]), [uncond])
+    assert seen == [154] and cfg.padded_cond_uncond_v0
+    plain = CFGDenoiser(DiscreteDenoiser(unet, SCHED))
+    seen.clear()
+    plain(torch.ones(1, 4, 2, 2), torch.full((1,), 1.0), MultiCond.single([cond]), [uncond])
+    assert seen == [154, 77] and not plain.padded_cond_uncond_v0
+
+
+def test_dpmpp_sde_batch_determinism_switch() -> None:
+    from modules.processing.sampling_glue import noise_sampler_for
+
+    spec, _ = resolve_sampler("DPM++ SDE")
+    sigmas = torch.tensor([10.0, 1.0, 0.0])
+    x = torch.zeros(2, 4, 2, 2)
+    one = noise_sampler_for(spec, x[:1], sigmas, None, [5])(torch.tensor(10.0), torch.tensor(1.0))  # type: ignore[arg-type]
+    two = noise_sampler_for(spec, x, sigmas, None, [5, 6])(torch.tensor(10.0), torch.tensor(1.0))  # type: ignore[arg-type]
+    assert torch.equal(one[0], two[0])  # per-image trees: an image does not depend on its batch
+    torch.manual_seed(0)
+    shared = noise_sampler_for(spec, x, sigmas, None, [5, 6], per_image_trees=False)(  # type: ignore[arg-type]
+        torch.tensor(10.0), torch.tensor(1.0))
+    assert not torch.equal(shared[0], two[0])
+
+
+def test_img2img_background_color_setting() -> None:
+    from modules.processing.img2img_init import background_color
+
+    assert background_color({}) == (255, 255, 255)
+    assert background_color({"img2img_background_color": "#102030"}) == (16, 32, 48)
+    assert background_color({"img2img_background_color": "nonsense"}) == (255, 255, 255)
