@@ -21,4 +21,5 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
 fi
 
 "$PY" -m ruff check .
+"$PY" -m mypy
 exec "$PY" -m pytest "$@"
