@@ -122,7 +122,8 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
     networks = NetworkLibrary.from_paths(paths, hash_cache=cache, safe_unpickle=not flags.disable_safe_unpickle,
                                          prefer_filename=settings.get("lora_preferred_name") == "Filename")
     upscalers, face_restorers = build_registries(paths, flags)
-    return AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=JobQueue(),
+    jobs = JobQueue(max_queued=max(0, int(flags.max_queued_jobs or 0)))
+    return AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
                       styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
                       face_restorers=face_restorers, scripts=_script_runners(flags, paths, settings),
                       callbacks=default_registry, startup_warnings=list(loaded.warnings))

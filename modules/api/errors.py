@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ def _validation_payload(exc: RequestValidationError) -> tuple[str, list[dict[str
         item = {"loc": [str(p) for p in err.get("loc", ())], "field": _loc_name(err.get("loc", ())),
                 "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
         if "input" in err and isinstance(err["input"], str | int | float | bool | type(None)):
-            item["input"] = err["input"]
+            item["input"] = _shorten(err["input"])
         errors.append(item)
     if not errors:
         return "invalid request", errors
@@ -123,6 +124,8 @@ def _shorten(body: Any) -> Any:
         return [_shorten(v) for v in body[:16]]
     if isinstance(body, str) and len(body) > 200:
         return body[:200] + f"… ({len(body)} characters)"
+    if isinstance(body, float) and not math.isfinite(body):
+        return str(body)  # JSON has no inf/NaN: echo `1e309` as "inf" instead of failing with a 500
     return body if body is not None else ""
 
 

@@ -15,11 +15,13 @@ A1111 1.10 behaviour (`modules/api/api.py` `text2imgapi` / `img2imgapi`, referen
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -30,9 +32,11 @@ from modules.api.schemas import GenerationResponse, Img2ImgRequest, Txt2ImgReque
 from modules.extensions.runner import ScriptRunner
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams, validate_params
 from modules.processing.run import run_img2img, run_txt2img
-from modules.runtime.jobs import JobFailedError
+from modules.runtime.jobs import Job, JobFailedError, QueueFullError
 
-JOB_ERROR_STATUS = {"ParamError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
+services_log = logging.getLogger(__name__)
+
+JOB_ERROR_STATUS = {"ParamError": 422, "PromptError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
                     "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403}
 """Status for a job that failed with one of these exception types (the queue records only type and message)."""
 
@@ -206,18 +210,46 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     return params
 
 
-def run_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None) -> Any:
-    """Queue the pipeline function for `kind` and wait for its `GenerationResult` (None when interrupted early)."""
+def submit_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None) -> Job:
+    """Queue the pipeline function for `kind` (409 for a duplicate `force_task_id`, 429 when the queue is full)."""
     fn = run_txt2img if kind == "txt2img" else run_img2img
     try:
-        job = services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id)
+        return services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id)
+    except QueueFullError as exc:
+        raise ApiError(429, str(exc)) from None
     except ValueError as exc:
         raise ApiError(409, f"force_task_id: {exc}", field="force_task_id") from None
+
+
+def job_result(kind: str, job: Job) -> Any:
+    """The finished job's `GenerationResult` (None when interrupted early); its error as an API error."""
     try:
-        return job.result()
+        return job.result(timeout=0)
     except JobFailedError as exc:
         status = JOB_ERROR_STATUS.get(exc.error.type, 500)
         raise ApiError(status, f"{kind} failed: {exc.error}") from None
+
+
+async def wait_for_job(job: Job, request: Request | None, poll: float = 0.5) -> None:
+    """Wait for `job` on the event loop (no worker thread is held, so `/progress` and `/interrupt` keep answering
+    however long the queue is). When the client disconnects first, the job is cancelled: a queued job never
+    starts, a running one stops at its next step — nobody is left to receive its images."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def finished(_job: Job) -> None:
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    job.add_done_callback(finished)
+    while not done.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout=poll)
+        except asyncio.TimeoutError:  # Python 3.10 raises asyncio's own class here, 3.11+ the builtin
+            if request is not None and await request.is_disconnected():
+                job.interrupt()
+                services_log.info("client went away: job %s cancelled", job.id)
+                await done
+                return
 
 
 def respond(services: ApiServices, req: BaseModel, result: Any, echo: dict[str, Any]) -> GenerationResponse:
@@ -236,29 +268,27 @@ def respond(services: ApiServices, req: BaseModel, result: Any, echo: dict[str, 
 def add_routes(router: APIRouter, services: ApiServices) -> None:
     """txt2img and img2img."""
 
-    def txt2img(req: Txt2ImgRequest) -> GenerationResponse:
+    async def txt2img_route(req: Txt2ImgRequest, request: Request) -> GenerationResponse:
         """Generate images from a prompt (A1111 `text2imgapi`)."""
-        params = build_params(services, req, Txt2ImgParams)
-        result = run_job(services, "txt2img", params, req.force_task_id)
-        return respond(services, req, result, req.model_dump())
+        params = await run_in_threadpool(build_params, services, req, Txt2ImgParams)
+        job = submit_job(services, "txt2img", params, req.force_task_id)
+        await wait_for_job(job, request)
+        result = job_result("txt2img", job)
+        return await run_in_threadpool(respond, services, req, result, req.model_dump())
 
-    def img2img(req: Img2ImgRequest) -> GenerationResponse:
+    async def img2img_route(req: Img2ImgRequest, request: Request) -> GenerationResponse:
         """Generate images from init images (and a mask for inpainting) (A1111 `img2imgapi`)."""
         if not req.init_images:
             raise ApiError(404, "Init image not found", field="init_images")
-        params = build_params(services, req, Img2ImgParams)
-        result = run_job(services, "img2img", params, req.force_task_id)
+        params = await run_in_threadpool(build_params, services, req, Img2ImgParams)
+        job = submit_job(services, "img2img", params, req.force_task_id)
+        await wait_for_job(job, request)
+        result = job_result("img2img", job)
         echo = req.model_dump()
         if not req.include_init_images:
             echo["init_images"] = None
             echo["mask"] = None
-        return respond(services, req, result, echo)
-
-    async def txt2img_route(req: Txt2ImgRequest) -> GenerationResponse:
-        return await run_in_threadpool(txt2img, req)
-
-    async def img2img_route(req: Img2ImgRequest) -> GenerationResponse:
-        return await run_in_threadpool(img2img, req)
+        return await run_in_threadpool(respond, services, req, result, echo)
 
     router.add_api_route("/txt2img", txt2img_route, methods=["POST"], response_model=GenerationResponse,
                          summary="txt2img")

@@ -42,15 +42,16 @@ def progress(services: ApiServices, skip_current_image: bool = False) -> Progres
 def add_routes(router: APIRouter, services: ApiServices) -> None:
     """progress, interrupt, skip."""
 
-    def progress_route(skip_current_image: bool = False) -> ProgressResponse:
+    # async: these run on the event loop, never waiting for a worker thread behind queued generation requests
+    async def progress_route(skip_current_image: bool = False) -> ProgressResponse:
         return progress(services, skip_current_image)
 
-    def interrupt() -> dict[str, Any]:
+    async def interrupt() -> dict[str, Any]:
         """Stop the running job at its next step (A1111 `interruptapi`)."""
         services.ctx.jobs.interrupt()
         return {}
 
-    def skip() -> None:
+    async def skip() -> None:
         """Abandon the image being sampled and go on with the next one (A1111 `skip`)."""
         services.ctx.jobs.skip()
 

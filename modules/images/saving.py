@@ -192,12 +192,12 @@ def save_image(
             not grid and setting(settings, "save_to_dirs") and not no_prompt)
     if save_to_dirs:
         dirname = namegen.apply(setting(settings, "directories_filename_pattern") or "[prompt_words]")
-        folder = folder / dirname.lstrip(" ").rstrip("\\ /")
+        folder = folder / confined_subpath(dirname.lstrip(" ").rstrip("\\ /"))
     folder.mkdir(parents=True, exist_ok=True)
 
     stem = forced_filename if forced_filename is not None else _numbered_stem(
         namegen, folder, basename, seed, short_filename, suffix, settings)
-    stem = truncate_filename(stem, f".{extension}", folder)
+    stem = truncate_filename(confined_name(stem), f".{extension}", folder)
     final = folder / f"{stem}.{extension}"
 
     chunks = dict(existing_info or {})
@@ -225,6 +225,24 @@ def save_image(
         data = f"{geninfo}\n".encode()
         result.txt_path = atomic_write(final.with_suffix(".txt"), lambda fh: fh.write(data))
     return result
+
+
+_CONTROL_CHARS = {code: None for code in range(32)} | {0x7F: None}
+
+
+def confined_name(stem: str) -> str:
+    """A file name from a filename pattern that cannot leave its folder: control characters (NUL included, which
+    the OS refuses) removed, path separators replaced by `_` (A1111 joins the pattern's text unchecked, so
+    `../../x` in `samples_filename_pattern` wrote outside the outputs)."""
+    cleaned = stem.translate(_CONTROL_CHARS).replace("/", "_").replace("\\", "_")
+    return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def confined_subpath(relative: str) -> str:
+    """A folder path from `directories_filename_pattern`: sub-folders kept, but `..`, `.`, empty and absolute parts
+    dropped and control characters removed, so it always stays inside the output folder."""
+    parts = [part.translate(_CONTROL_CHARS) for part in relative.replace("\\", "/").split("/")]
+    return "/".join(part for part in parts if part not in ("", ".", "..")) or "_"
 
 
 def _numbered_stem(namegen: FilenameGenerator, folder: Path, basename: str, seed: int | None,

@@ -12,6 +12,7 @@ written under one fixed label, and a one-line description used by the API schema
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,12 +130,32 @@ def field_metadata(params_type: type) -> dict[str, dict[str, Any]]:
     return {f.name: dict(f.metadata) for f in dataclasses.fields(params_type)}
 
 
+MAX_PROMPT_CHARS = 65536
+"""Longest prompt text accepted (A1111 has no limit; 64 k characters is ~15,000 CLIP tokens, far beyond any real
+prompt, and keeps one request from occupying the worker for minutes while every other job waits)."""
+PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        return
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ParamError(name, f"is {len(value)} characters long; at most {MAX_PROMPT_CHARS} are accepted")
+    if "\x00" in value:
+        raise ParamError(name, "contains a NUL character (\\x00)")
+
+
 def validate_params(params: GenerationParams) -> None:
-    """Check types and bounds of every field; raise `ParamError` naming the first bad field."""
+    """Check types and bounds of every field; raise `ParamError` naming the first bad field. Non-finite numbers
+    (`1e309` parses as infinity, NaN) are refused in every numeric field, bounded or not."""
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
         if value is None:
             continue
+        if f.name in PROMPT_FIELDS:
+            _check_text(f.name, value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f.name, f"must be a finite number, got {value}")
         lo, hi = f.metadata.get("ge"), f.metadata.get("le")
         if lo is None and hi is None:
             continue

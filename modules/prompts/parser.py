@@ -27,6 +27,10 @@ from typing import NamedTuple
 
 from modules.prompts.errors import PromptError
 
+MAX_EMPHASIS_WEIGHT = 1e4
+"""Largest |weight| accepted. A1111 has no bound, and 5,000 nested `(` give 1.1^5000 ≈ 1e206: finite, but the
+weighted embedding overflows and the UNet returns NaN. Real prompts stay far below (weights above ~2 already ruin
+the image)."""
 ROUND_MULTIPLIER = 1.1
 SQUARE_MULTIPLIER = 1 / 1.1
 MAX_EMPHASIS_WORK = 1_000_000
@@ -165,8 +169,10 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
     merged.append(WeightedText("".join(run), run_weight))
 
     for item in merged:
-        if not math.isfinite(item.weight):
-            raise PromptError(f"emphasis weight of {item.text[:40]!r} is not a finite number ({item.weight})")
+        if not math.isfinite(item.weight) or abs(item.weight) > MAX_EMPHASIS_WEIGHT:
+            raise PromptError(f"emphasis weight of {item.text[:40]!r} is {item.weight:.3g}, beyond the "
+                              f"±{MAX_EMPHASIS_WEIGHT:g} that the text encoder can represent (too deeply nested "
+                              "brackets?)")
     return merged
 
 

@@ -19,6 +19,7 @@ k-diffusion style ``callback``) once per step: it raises :class:`Interrupted` af
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 import string
 import threading
@@ -31,6 +32,8 @@ from typing import Any
 
 from modules.runtime.fifo_lock import FifoLock
 from modules.runtime.job_state import Interrupted, JobState, Skipped
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Interrupted",
@@ -78,6 +81,10 @@ class JobError:
         return f"{self.type}: {self.message}" if self.message else self.type
 
 
+class QueueFullError(RuntimeError):
+    """The queue holds `max_queued` waiting jobs already."""
+
+
 class JobFailedError(RuntimeError):
     """Raised by :meth:`Job.result` when the job's function raised; carries the recorded :class:`JobError`."""
 
@@ -106,6 +113,7 @@ class Job:
         self._value: Any = None
         self._finished = threading.Event()
         self._lock = threading.Lock()
+        self._callbacks: list[Callable[[Job], None]] = []
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, kind={self.kind!r}, status={self._status.value})"
@@ -121,6 +129,15 @@ class Job:
     def skip(self) -> None:
         """Ask a running job to skip the image it is sampling (A1111 "Skip")."""
         self.state.skip()
+
+    def add_done_callback(self, fn: Callable[[Job], None]) -> None:
+        """Call ``fn(job)`` once the job has finished (at once if it already has), from the finishing thread; lets
+        an async handler wait without holding a worker thread."""
+        with self._lock:
+            if not self._finished.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has finished; False if ``timeout`` seconds passed first."""
@@ -180,7 +197,14 @@ class Job:
             self._args = ()
             self._kwargs = {}
         self.state.end()
-        self._finished.set()
+        with self._lock:
+            self._finished.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:  # a waiter's callback must not break the worker
+                log.error("job %s: done-callback failed: %s", self.id, exc)
 
 
 def _released(*_args: Any, **_kwargs: Any) -> None:
@@ -197,8 +221,11 @@ class JobQueue:
     the last 16 finished task ids for ``/internal/progress``).
     """
 
-    def __init__(self, *, keep_finished: int = 64, clock: Callable[[], float] = time.time,
+    def __init__(self, *, keep_finished: int = 64, max_queued: int = 0, clock: Callable[[], float] = time.time,
                  name: str = "job-queue") -> None:
+        """`max_queued` > 0 bounds the jobs waiting behind the running one (`--max-queued-jobs`): a submit beyond
+        it raises :class:`QueueFullError` (the API answers 429) instead of growing the queue without end."""
+        self.max_queued = max(0, max_queued)
         self.device_lock = FifoLock()
         self._clock = clock
         self._name = name
@@ -229,6 +256,9 @@ class JobQueue:
                     job_id = make_task_id(kind)
             elif self._find_active(job_id) is not None:
                 raise ValueError(f"a job with id {job_id!r} is already queued or running")
+            if self.max_queued and len(self._waiting) >= self.max_queued:
+                raise QueueFullError(f"{len(self._waiting)} jobs are already waiting (--max-queued-jobs "
+                                     f"{self.max_queued}); try again when some have finished")
             job = Job(job_id, kind, fn, args, kwargs, self._clock)
             self._waiting.append(job)
             self._ensure_worker()
