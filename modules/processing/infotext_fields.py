@@ -9,10 +9,12 @@ step 8: Clip skip → CLIP_stop_at_last_layers, ENSD → eta_noise_seed_delta, R
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from modules.processing.params import INPAINTING_FILL_LABELS, GenerationParams, Img2ImgParams, Txt2ImgParams
+from modules.settings import REGISTRY, OptionRegistry, SettingsError
 
 VERSION = "sdwebui-v0.1.0"
 """Written as `Version:`; A1111's back-compat parser ignores versions it cannot read, i.e. treats ours as current."""
@@ -180,3 +182,60 @@ def params_from_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str
         params["inpaint_full_res"] = fields["Inpaint area"] == "Only masked"
     settings = {setting: fields[key] for key, setting in SETTING_FIELDS.items() if key in fields}
     return params, settings
+
+
+def setting_labels(registry: OptionRegistry = REGISTRY) -> list[tuple[str, str]]:
+    """(infotext label, setting key) pairs: every option declared with an infotext name, then the extra names of
+    `SETTING_FIELDS` (A1111 `get_override_settings`: `opts.data_labels` infotext names +
+    `infotext_to_setting_name_mapping`)."""
+    pairs = [(info.infotext, info.key) for info in registry.values() if info.infotext]
+    known = {label for label, _key in pairs}
+    pairs += [(label, key) for label, key in SETTING_FIELDS.items() if label not in known and key in registry]
+    return pairs
+
+
+def override_settings_from_infotext(fields: Mapping[str, Any], settings: Any, *,
+                                    checkpoint_title: Callable[[str], str | None] | None = None,
+                                    current_checkpoint: str | None = None) -> dict[str, Any]:
+    """Settings a pasted infotext changes, each cast to the setting's own type (A1111 `get_override_settings`).
+
+    `fields` is a parsed infotext (A1111's missing-key defaults included, so "Clip skip: 1" is pasted when the text
+    has none); `settings` gives `.registry` and `.get`. A value equal to the current setting is left out, as is
+    one that does not read as the setting's type. `Model hash` → `sd_model_checkpoint` only when the setting
+    `disable_weights_auto_swap` is off (A1111 default: on, the checkpoint is left alone) and only for a checkpoint
+    that exists here (`checkpoint_title(hash)` → its title), unless it is already `current_checkpoint`."""
+    registry = settings.registry
+    out: dict[str, Any] = {}
+    for label, key in setting_labels(registry):
+        value = fields.get(label)
+        if value is None or key in out:
+            continue
+        if key == "sd_model_checkpoint":
+            if settings.get("disable_weights_auto_swap") or checkpoint_title is None:
+                continue
+            title = checkpoint_title(str(value))
+            if title is not None and title != current_checkpoint:
+                out[key] = title
+            continue
+        info = registry[key]
+        text = value if isinstance(value, str) else str(value)
+        if info.value_type == "bool" and text.strip().lower() not in ("true", "false", "1", "0"):
+            text = "True"  # A1111 `cast_value`: bool(text), e.g. "Face restoration: CodeFormer" turns it on
+        try:
+            typed = info.cast(text)
+        except SettingsError:
+            continue  # tolerant, like A1111's paste: an unreadable value is not an override
+        if typed != settings.get(key):
+            out[key] = typed
+    return out
+
+
+def label_for_setting(key: str, registry: OptionRegistry = REGISTRY) -> str:
+    """The infotext label a setting is shown under in the "Override settings" box (the key if it has none)."""
+    return next((label for label, k in setting_labels(registry) if k == key), key)
+
+
+def setting_for_label(label: str, registry: OptionRegistry = REGISTRY) -> str | None:
+    """The setting key of an "Override settings" entry's label (a setting key is accepted as it is)."""
+    found = next((k for lab, k in setting_labels(registry) if lab == label), None)
+    return found or (label if label in registry else None)

@@ -4,6 +4,11 @@ A1111 `modules/infotext_utils.py`: the ↙️ button parses the prompt box (or `
 each parsed key is mapped to a control, settings found in the text go to "Override settings", and
 "Send to txt2img/img2img/…" does the same with an image's infotext (`send_seed`, `send_size` settings decide
 whether seed and size are copied).
+
+"Override settings" follows A1111's `get_override_settings` / `create_override_settings_dict`: entries
+"<infotext label>: <value>" for the settings whose value in the text (cast to the setting's type) differs from the
+current one; the checkpoint (`Model hash`) only when `disable_weights_auto_swap` is off. Index radios (Mask mode,
+Masked content, Inpaint area, Resize mode) receive their label, not the index.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import gradio as gr
 
 from modules.images import parse_infotext
 from modules.processing.extra_networks import rewrite_pasted_fields
-from modules.processing.infotext_fields import params_from_fields
+from modules.processing.infotext_fields import (
+    override_settings_from_infotext,
+    params_from_fields,
+    setting_for_label,
+    setting_labels,
+)
+from modules.settings import REGISTRY, SettingsError
 
 SEED_FIELDS = ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
 SIZE_FIELDS = ("width", "height")
@@ -35,28 +46,42 @@ def read_last_params(ctx: Any) -> str:
 
 
 def parsed_infotext(ctx: Any, text: str) -> dict[str, Any]:
-    """Parse with the `infotext_styles` setting and the style database (styles are taken back out of prompts);
+    """Parse with the `infotext_styles`, `infotext_skip_pasting` and `auto_backcompat` settings and the style
+    database (styles are taken back out of prompts);
     `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash (A1111 Lora `infotext_pasted`)."""
     extractor = ctx.styles.extract_styles_from_prompt if ctx.styles is not None else None
     parsed = parse_infotext(text, style_extractor=extractor,
-                            infotext_styles=str(ctx.settings.get("infotext_styles")))
+                            infotext_styles=str(ctx.settings.get("infotext_styles")),
+                            skip_fields=list(ctx.settings.get("infotext_skip_pasting") or ()),
+                            auto_backcompat=bool(ctx.settings.get("auto_backcompat")))
     return rewrite_pasted_fields(ctx.networks, parsed)
 
 
-def override_choices(ctx: Any, settings: dict[str, Any]) -> list[str]:
-    """"Label: value" entries for settings in the text that differ from the current ones (A1111 override box)."""
-    out: list[str] = []
-    for key, value in settings.items():
-        info = ctx.settings.registry.get(key)
-        if info is None:
-            continue
-        try:
-            if str(ctx.settings.get(key)) == str(value):
-                continue
-        except Exception:
-            pass
-        out.append(f"{key}: {value}")
-    return out
+def override_choices(ctx: Any, parsed: dict[str, Any]) -> list[str]:
+    """"Label: value" entries for the settings the parsed infotext changes (A1111 override box)."""
+    models = getattr(ctx, "models", None)
+
+    def checkpoint_title(search: str) -> str | None:
+        found = models.registry.get(search) if models is not None else None
+        return found.title if found is not None else None
+
+    current = models.current if models is not None else None
+    overrides = override_settings_from_infotext(
+        parsed, ctx.settings, checkpoint_title=checkpoint_title,
+        current_checkpoint=current.checkpoint.title if current is not None else None)
+    labels = {key: label for label, key in reversed(setting_labels(ctx.settings.registry))}
+    return [f"{labels.get(key, key)}: {value}" for key, value in overrides.items()]
+
+
+def component_value(component: gr.components.Component, value: Any) -> Any:
+    """The value as the component takes it: an index radio (`type="index"`) gets the label at that index."""
+    if isinstance(component, gr.Radio) and getattr(component, "type", None) == "index" \
+            and isinstance(value, int | bool):
+        choices = list(component.choices or [])
+        if 0 <= int(value) < len(choices):
+            choice = choices[int(value)]
+            return choice[1] if isinstance(choice, tuple | list) else choice
+    return value
 
 
 def updates_from_infotext(ctx: Any, text: str, fields: dict[str, gr.components.Component], *,
@@ -66,7 +91,7 @@ def updates_from_infotext(ctx: Any, text: str, fields: dict[str, gr.components.C
     With `for_send`, seed and size follow the `send_seed` / `send_size` settings as A1111's send-to buttons do.
     """
     parsed = parsed_infotext(ctx, text)
-    values, settings = params_from_fields(parsed)
+    values, _settings = params_from_fields(parsed)
     if "Styles array" in parsed:
         values["styles"] = list(parsed["Styles array"])
     if values.get("scheduler") is None and "Schedule type" in parsed:
@@ -85,18 +110,24 @@ def updates_from_infotext(ctx: Any, text: str, fields: dict[str, gr.components.C
     for name, value in values.items():
         component = fields.get(name)
         if component is not None:
-            updates[component] = gr.update(value=value)
+            updates[component] = gr.update(value=component_value(component, value))
     if "override_settings" in fields:
-        choices = override_choices(ctx, settings)
+        choices = override_choices(ctx, parsed)
         updates[fields["override_settings"]] = gr.update(choices=choices, value=choices, visible=bool(choices))
     return updates
 
 
 def override_settings_from_choices(choices: list[str] | None) -> dict[str, Any]:
-    """The `override_settings` dict from the "key: value" entries still selected in the override box."""
+    """The `override_settings` dict from the "label: value" entries still selected in the override box, each
+    value cast to its setting's type (A1111 `create_override_settings_dict`); a bad entry is a clear error."""
     out: dict[str, Any] = {}
     for item in choices or []:
-        key, sep, value = str(item).partition(": ")
-        if sep:
-            out[key.strip()] = value
+        label, sep, value = str(item).partition(": ")
+        key = setting_for_label(label.strip()) if sep else None
+        if key is None:
+            raise gr.Error(f"Override settings: {item!r} names no setting; remove it from the box")
+        try:
+            out[key] = value if key == "sd_model_checkpoint" else REGISTRY[key].cast(value)
+        except SettingsError as exc:
+            raise gr.Error(f"Override settings: {exc}") from None
     return out
