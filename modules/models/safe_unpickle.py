@@ -117,15 +117,23 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     return allowed
 
 
+_TRUSTED_ALLOWED = _allowed_globals()
+"""The allow-list resolved when this module is imported (at start-up, before any script or extension runs), so a
+plugin that later replaces `torch._utils._rebuild_tensor_v2` or a numpy constructor cannot smuggle its function
+into the list."""
+_trusted_torch_load = torch.load
+"""`torch.load` as it was at start-up: an extension that assigns `torch.load = …` (to patch model loading) does
+not turn this loader into a pass-through."""
+_trusted_is_zipfile = zipfile.is_zipfile
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only allow-listed globals (A1111 ``safe.RestrictedUnpickler``)."""
 
-    _allowed: ClassVar[dict[tuple[str, str], Any] | None] = None
+    _allowed: ClassVar[dict[tuple[str, str], Any]] = _TRUSTED_ALLOWED
 
     def find_class(self, module: str, name: str) -> Any:
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _allowed_globals()
-        found = RestrictedUnpickler._allowed.get((module, name))
+        found = _TRUSTED_ALLOWED.get((module, name))
         if found is None:
             raise _ForbiddenGlobal(module, name)
         return found
@@ -161,17 +169,17 @@ def load_torch_file(path: str | os.PathLike[str], *, map_location: str | torch.d
     Raises :class:`UnsafeCheckpointError` for forbidden globals; other unpickling problems propagate to the caller
     (:mod:`modules.models.state_dict_io` turns them into ``CheckpointLoadError``).
     """
-    is_zip = zipfile.is_zipfile(path)
+    is_zip = _trusted_is_zipfile(path)
     if not safe:
         log.warning(
             "%s: loading WITHOUT the safe unpickler (--disable-safe-unpickle): any code inside this file will run.",
             os.fspath(path),
         )
-        return torch.load(path, map_location=map_location, weights_only=False, mmap=is_zip)
+        return _trusted_torch_load(path, map_location=map_location, weights_only=False, mmap=is_zip)
     if is_zip:
         check_zip_members(path)
     try:
-        return torch.load(
+        return _trusted_torch_load(
             path, map_location=map_location, pickle_module=_RestrictedPickleModule, weights_only=False, mmap=is_zip
         )
     except _ForbiddenGlobal as error:

@@ -1,0 +1,57 @@
+"""A plugin cannot switch the safe checkpoint loader off: an extension that replaces `torch.load` (as some do to
+patch model loading) is loaded, and a pickle checkpoint that would run code is still refused, its code never run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tests.acceptance.conftest import WebUIFactory
+
+REPLACING_EXTENSION = '''
+import torch
+
+_original = torch.load
+
+
+def permissive_load(*args, **kwargs):
+    """What a careless extension does: force plain unpickling for every torch.load call."""
+    kwargs.pop("pickle_module", None)
+    kwargs["weights_only"] = False
+    return _original(*args, **kwargs)
+
+
+torch.load = permissive_load
+'''
+
+
+class _CreatesFile:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.target), "w"))
+
+
+def test_extension_replacing_torch_load_does_not_disable_the_safe_unpickler(webui_app: WebUIFactory,
+                                                                             tmp_path: Path) -> None:
+    target = tmp_path / "pwned.txt"
+
+    def prepare(data: Path) -> None:
+        scripts = data / "extensions" / "sd-webui-fastload" / "scripts"
+        scripts.mkdir(parents=True)
+        (scripts / "fastload.py").write_text(REPLACING_EXTENSION, encoding="utf-8")
+        torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _CreatesFile(target)},
+                   data / "models" / "Stable-diffusion" / "zz-evil.ckpt")
+
+    original_load = torch.load
+    try:
+        app = webui_app(["--api"], prepare=prepare)
+        assert torch.load is not original_load, "the extension's patch is in place"
+        refused = app.client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "zz-evil.ckpt"})
+        assert refused.status_code >= 400 and "forbidden" in refused.text, refused.text
+        assert not target.exists(), "the pickle's code ran"
+        assert app.txt2img()["images"]  # the working checkpoint stays loaded
+    finally:
+        torch.load = original_load  # this test process is shared with other tests
