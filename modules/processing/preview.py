@@ -1,15 +1,29 @@
-"""Cheap live previews: latent → RGB by a fixed linear map, no VAE (A1111's "Approx cheap" preview mode).
+"""Live previews of the latent being sampled (A1111 "Live previews" settings, `sd_samplers_common.samples_to_image_grid`).
 
-The 4×3 matrices are the published least-squares fits of VAE-decoded colour onto latent channels for the SD1/SD2
-VAE and for the SDXL VAE (A1111 `sd_vae_approx.cheap_approximation`). A preview costs one tiny matmul per step.
+* `show_progress_type`: "Full" decodes with the model's VAE; "Approx cheap" maps latents to RGB by a fixed linear
+  map, no VAE. The 4×3 matrices are the published least-squares fits of VAE-decoded colour onto latent channels for
+  the SD1/SD2 VAE and for the SDXL VAE (A1111 `sd_vae_approx.cheap_approximation`): one tiny matmul per step.
+  "Approx NN" and "TAESD" need small extra networks A1111 downloads; they are not shipped here, so those choices
+  preview with "Approx cheap" (logged once).
+* `show_progress_grid` (default on): every image of the batch, as a grid; off: the first image only.
+* `live_preview_content`: "Combined" (the guided prediction), "Prompt" (the positive prompt's prediction) or
+  "Negative prompt" (the negative prompt's prediction), as A1111 stores them from its CFG denoiser.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import torch
 from PIL import Image
 
+from modules.images import grid_rows, image_grid
 from modules.processing.image_ops import tensor_to_pil
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 _SD1_COEFFS = (
     (0.298, 0.207, 0.208),
@@ -33,3 +47,39 @@ def cheap_preview(latent: torch.Tensor, sdxl: bool = False) -> Image.Image:
     coeffs = torch.tensor(_SDXL_COEFFS if sdxl else _SD1_COEFFS, dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", latent[0, :4].detach().float().cpu(), coeffs)
     return tensor_to_pil(rgb.permute(2, 0, 1).unsqueeze(0))[0]
+
+
+def _setting(settings: Mapping[str, Any], key: str, default: Any) -> Any:
+    try:
+        return settings[key]
+    except (KeyError, LookupError):
+        return default
+
+
+def preview_latents(settings: Mapping[str, Any], combined: torch.Tensor, cond: torch.Tensor | None,
+                    uncond: torch.Tensor | None) -> torch.Tensor:
+    """The latents `live_preview_content` asks for (the combined prediction when the other is not available)."""
+    content = str(_setting(settings, "live_preview_content", "Prompt"))
+    if content == "Prompt" and cond is not None:
+        return cond
+    if content == "Negative prompt" and uncond is not None:
+        return uncond
+    return combined
+
+
+def live_preview(latents: torch.Tensor, settings: Mapping[str, Any], *, sdxl: bool = False,
+                 decode: Callable[[torch.Tensor], list[Image.Image]] | None = None) -> Image.Image:
+    """The preview image of a batch of latents under the live-preview settings (see module docstring)."""
+    if not bool(_setting(settings, "show_progress_grid", True)):
+        latents = latents[:1]
+    method = str(_setting(settings, "show_progress_type", "Approx NN"))
+    if method == "Full" and decode is not None:
+        images = decode(latents)
+    else:
+        if method not in ("Approx cheap", "Full") and method not in _warned:
+            _warned.add(method)
+            log.info("live preview method %r is not available here; previews use 'Approx cheap'", method)
+        images = [cheap_preview(latents[i:i + 1], sdxl=sdxl) for i in range(latents.shape[0])]
+    if len(images) == 1:
+        return images[0]
+    return image_grid(images, rows=grid_rows(len(images)))

@@ -6,8 +6,8 @@ A1111 behaviour kept (`sd_samplers_kdiffusion`, `sd_samplers_common`):
 * txt2img starts from `noise · initial_noise_scale`; img2img runs the tail of the schedule (see `img2img_sigmas`);
 * ancestral samplers draw their noise from the per-image generators (`ImageRNG.next`, re-seeded by ENSD), SDE
   samplers from per-image Brownian trees seeded with the image seeds;
-* the callback records progress, raises on interrupt/skip (`JobState.sampler_callback`) and stores a cheap
-  preview every `show_progress_every_n_steps` steps;
+* the callback records progress, raises on interrupt/skip (`JobState.sampler_callback`) and stores a live
+  preview every `show_progress_every_n_steps` steps (`modules.processing.preview`);
 * the refiner takes over once `1 - t/999` exceeds "Switch at" (fraction of model timesteps, A1111 1.9+), or with
   `refiner_switch_by_sample_steps` once that fraction of the steps is done: the rest of the sigmas run with the
   refiner model and its own conds.
@@ -25,8 +25,9 @@ import torch
 
 from modules.memory.precision import check_for_nans
 from modules.processing.conditioning import opt
-from modules.processing.preview import cheap_preview
+from modules.processing.preview import live_preview, preview_latents
 from modules.processing.rng import ImageRNG
+from modules.processing.vae_io import decode_latents
 from modules.sampling import (
     BrownianTreeNoiseSampler,
     CFGDenoiser,
@@ -233,15 +234,25 @@ class SamplingRun:
     hooks: CFGHooks | None = None
     blend: Callable[[Tensor, Tensor], Tensor] | None = None
 
-    def callback(self, sdxl: bool) -> Callable[[dict[str, Any]], None]:
+    def callback(self, sdxl: bool, cfg: CFGDenoiser | None = None, model: Any = None
+                 ) -> Callable[[dict[str, Any]], None]:
+        """Per-step progress, interrupt checks and a live preview every `show_progress_every_n_steps` steps
+        (`modules.processing.preview`: content, method and grid from the live-preview settings)."""
         state = self.job.state
         every = int(opt(self.settings, "show_progress_every_n_steps", 10))
         previews = bool(opt(self.settings, "live_previews_enable", True))
 
+        def decode(latents: Tensor) -> list[Any]:
+            return decode_latents(model, latents, self.settings)[0]
+
         def on_step(info: dict[str, Any]) -> None:
             state.sampler_callback({"i": info["i"] + self.step_offset, "denoised": info["denoised"]})
             if previews and every > 0 and state.preview_due(every):
-                state.set_preview(cheap_preview(info["denoised"], sdxl=sdxl))
+                latents = preview_latents(self.settings, info["denoised"],
+                                          None if cfg is None else cfg.last_cond_denoised,
+                                          None if cfg is None else cfg.last_uncond_denoised)
+                state.set_preview(live_preview(latents, self.settings, sdxl=sdxl,
+                                               decode=decode if model is not None else None))
 
         return on_step
 
@@ -271,8 +282,9 @@ class SamplingRun:
                                                          per_image_trees=per_image)
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
-        out = self.spec.function(model, x, sigmas, extra_args=extra, callback=self.callback(stage.model.is_sdxl),
-                                 disable=True, **options)
+        out = self.spec.function(model, x, sigmas, extra_args=extra,
+                                 callback=self.callback(stage.model.is_sdxl, cfg, stage.model), disable=True,
+                                 **options)
         check_for_nans(out, "unet", stage.model.dtypes)
         self._record_infotext(cfg, policy)
         return out

@@ -124,7 +124,7 @@ class CFGDenoiser:
     ``step`` counts model evaluations of this run (prompt-editing schedules are indexed by it, as in A1111, where
     second-order samplers advance it twice per step); ``total_steps`` is the expected count. Optional inpainting
     blend after guidance: ``denoised = init_latent * mask + nmask * denoised``. ``last_uncond_denoised`` keeps the
-    unconditional prediction for DDIM CFG++; ``cond_scale_multiplier`` scales the CFG scale (1/12.5 for CFG++).
+    unconditional prediction for DDIM CFG++ (and, with ``last_cond_denoised``, for live previews); ``cond_scale_multiplier`` scales the CFG scale (1/12.5 for CFG++).
     ``image_cfg_scale`` is set only for instruct-pix2pix models; with a value other than 1 and an ``image_cond``
     the three-way image CFG is used (at 1.0 pix2pix equals plain CFG, so AND works, as in A1111).
     """
@@ -149,6 +149,7 @@ class CFGDenoiser:
         self.nmask: Tensor | None = None
         self.init_latent: Tensor | None = None
         self.last_uncond_denoised: Tensor | None = None
+        self.last_cond_denoised: Tensor | None = None
         self.padded_cond_uncond = False
         self.padded_cond_uncond_v0 = False
         self.skipped: set[str] = set()
@@ -212,9 +213,11 @@ class CFGDenoiser:
             assert self.image_cfg_scale is not None
             denoised = out_uncond + cond_scale * (out_cond - out_img_cond) + self.image_cfg_scale * (out_img_cond - out_uncond)
             self.last_uncond_denoised = out_uncond
+            self.last_cond_denoised = out_cond
         else:
             denoised = self.combine(x_out, conds_list, batch, 1.0 if skip_uncond else cond_scale)
             self.last_uncond_denoised = x_out[-batch:]
+            self.last_cond_denoised = torch.cat([x_out[p[0][0] : p[0][0] + 1] for p in conds_list])
 
         if self.mask is not None and self.nmask is not None and self.init_latent is not None:
             denoised = self.init_latent * self.mask + self.nmask * denoised

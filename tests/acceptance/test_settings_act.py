@@ -10,6 +10,8 @@ import base64
 import hashlib
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,32 @@ def test_refiner_switch_by_steps_and_img2img_background_colour(app: RunningApp) 
     on_black = img2img(app, init_images=[png_b64(Image.new("RGB", (64, 64), (0, 0, 0)))], denoising_strength=0.3)
     pixels = [np.asarray(decode_png(d["images"][0]).convert("RGB")) for d in (white, black, on_black)]
     assert not np.array_equal(pixels[0], pixels[1]) and np.array_equal(pixels[1], pixels[2])
+
+
+def last_preview(app: RunningApp, **settings: Any) -> Image.Image:
+    """A live preview of a running job, as the browser polls it (GET /sdapi/v1/progress while it samples)."""
+    result: dict[str, Any] = {}
+    job = threading.Thread(target=lambda: result.update(app.txt2img(
+        batch_size=2, steps=12, override_settings={"show_progress_every_n_steps": 1, **settings})))
+    job.start()
+    image = None
+    try:
+        while image is None and job.is_alive():
+            body = app.client.get("/sdapi/v1/progress").json()
+            if body["current_image"] and body["state"]["sampling_step"] >= 2:
+                image = Image.open(io.BytesIO(base64.b64decode(body["current_image"])))
+            time.sleep(0.05)
+    finally:
+        job.join()
+    assert image is not None and result, "no live preview while the job ran"
+    return image
+
+
+def test_live_preview_settings_shape_the_preview(app: RunningApp) -> None:
+    single = last_preview(app, show_progress_grid=False).size  # "Approx cheap": one pixel per latent pixel
+    assert single[0] < 64
+    assert last_preview(app).size == (2 * single[0], single[1])  # A1111 default: a grid of the batch
+    assert last_preview(app, show_progress_type="Full", show_progress_grid=False).size == (64, 64)
+    prompt = np.asarray(last_preview(app, show_progress_grid=False))
+    negative = np.asarray(last_preview(app, show_progress_grid=False, live_preview_content="Negative prompt"))
+    assert not np.array_equal(prompt, negative)
