@@ -79,6 +79,8 @@ FLAG_SPECS: tuple[FlagSpec, ...] = (
     _v("--server-name", "str", "explicit hostname to bind; overrides --listen", S),
     _v("--allowed-hosts", "str", "extra host names the server answers for, comma-separated (a leading dot allows "
        "subdomains; * allows any); localhost, IP addresses and this machine's names always work", S),
+    _s("--allow-remote-output-dirs", "let output-folder and file-name settings change while the server is "
+       "reachable from the network (--listen/--share); refused by default", S),
     _v("--max-queued-jobs", "int", "generation requests that may wait behind the running one; more get 429 "
        "(0: no limit)", S, default=64),
     _v("--max-request-body-mb", "int", "refuse request bodies larger than this many MB with 413 (0: no limit)", S,

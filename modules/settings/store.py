@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -50,6 +50,32 @@ class FreezePolicy:
     sections: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()
     restricted: frozenset[str] = frozenset()
+    restricted_reason: str = "directory and filename settings are read-only (--hide-ui-dir-config)"
+    dir_keys: frozenset[str] = frozenset()
+    """Settings whose value is a folder the app writes into (outdir_*, temp_dir)."""
+    code_dirs: tuple[Path, ...] = ()
+    """Folders holding code the app runs (scripts/, extensions/, modules/ …): never accepted for `dir_keys`."""
+    exact_dirs: tuple[Path, ...] = ()
+    """Folders refused themselves but not their sub-folders (the install root: `outputs/` below it is fine)."""
+    base_dir: Path | None = None
+    """What a relative folder setting is relative to (the install root, as A1111)."""
+
+    def value_reason(self, info: OptionInfo, value: Any) -> str | None:
+        """Why `value` may not be stored for `info` (a folder setting pointing into code), or None. Writing images
+        into a folder the app imports from would let a crafted file name become code (A1111 issue #2571)."""
+        if info.key not in self.dir_keys or not isinstance(value, str) or not value.strip():
+            return None
+        path = Path(os.path.expanduser(value.strip()))
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        target = Path(os.path.abspath(path)).resolve()
+        for folder in self.code_dirs:
+            root = folder.resolve()
+            if target == root or root in target.parents:
+                return f"{value!r} is inside {root}, a folder the app loads code from; outputs never go there"
+        if any(target == folder.resolve() for folder in self.exact_dirs):
+            return f"{value!r} is the installation folder itself; choose a sub-folder such as outputs"
+        return None
 
     def reason(self, info: OptionInfo) -> str | None:
         """Why `info` cannot be changed, or None when it can."""
@@ -60,7 +86,7 @@ class FreezePolicy:
         if info.key in self.keys:
             return "it is frozen (--freeze-specific-settings)"
         if info.key in self.restricted:
-            return "directory and filename settings are read-only (--hide-ui-dir-config)"
+            return self.restricted_reason
         return None
 
 
@@ -130,6 +156,7 @@ class Settings:
         self.registry = REGISTRY if registry is None else registry
         self.freeze = FreezePolicy() if freeze is None else freeze
         self._lock = threading.RLock()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
         self._defaults = {key: self.registry[key].validate(value) for key, value in (default_overrides or {}).items()}
         self._data: dict[str, Any] = {}
         for key, value in (data or {}).items():
@@ -214,10 +241,14 @@ class Settings:
             raise SettingsFrozenError(f"cannot change setting {key!r}: {reason}")
         if is_api and info.restrict_api:
             raise SettingsFrozenError(f"setting {key!r} cannot be changed through the API")
+        refused = self.freeze.value_reason(info, value)
+        if refused:
+            raise SettingsFrozenError(f"cannot set {key!r}: {refused}")
         return info.validate(value)
 
     def set(self, key: str, value: Any, *, is_api: bool = False) -> bool:
-        """Validate and store one value; returns True when it changed. Errors name the key."""
+        """Validate and store one value; returns True when it changed (then the key's `on_change` listeners run).
+        Errors name the key."""
         checked = self._checked(key, value, is_api)
         with self._lock:
             if key in self._data and self._data[key] == checked:
@@ -226,7 +257,15 @@ class Settings:
                 self._data[key] = checked
                 return False
             self._data[key] = checked
-            return True
+            listeners = list(self._listeners.get(key, ()))
+        for listener in listeners:
+            listener()
+        return True
+
+    def on_change(self, key: str, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every change of `key` (A1111 `opts.onchange(key, func)`; extensions use it)."""
+        with self._lock:
+            self._listeners.setdefault(key, []).append(listener)
 
     def update(self, values: Mapping[str, Any], *, is_api: bool = False) -> list[str]:
         """Set several values all-or-nothing: every key is checked first; returns the keys that changed."""

@@ -92,3 +92,26 @@ def test_file_route_is_no_existence_oracle(webui_app: WebUIFactory) -> None:
     absent = app.client.get("/file=/etc/no-such-file-here")
     assert existing.status_code == missing.status_code == system.status_code == absent.status_code == 404
     assert existing.content == missing.content == system.content == absent.content
+
+
+def test_output_folders_never_point_at_code_and_are_locked_when_exposed(webui_app: WebUIFactory,
+                                                                        tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    from modules.cli.flags import INSTALL_ROOT
+
+    elsewhere = str(tmp_path_factory.mktemp("other-drive"))
+    local = webui_app(["--api"], checkpoints={})
+    for folder in (INSTALL_ROOT / "scripts", INSTALL_ROOT / "extensions" / "x", "modules/images",
+                   local.data_dir / "extensions" / "evil", INSTALL_ROOT):
+        refused = local.client.post("/sdapi/v1/options", json={"outdir_txt2img_samples": str(folder)})
+        assert refused.status_code == 403, (folder, refused.text)
+        job = local.client.post("/sdapi/v1/txt2img", json={
+            "prompt": "a", "steps": 1, "override_settings": {"outdir_txt2img_samples": str(folder)}})
+        assert job.status_code == 403, (folder, job.text)
+    assert local.client.post("/sdapi/v1/options", json={"outdir_txt2img_samples": elsewhere}).status_code == 200
+    exposed = webui_app(["--api", "--listen"], checkpoints={})
+    locked = exposed.client.post("/sdapi/v1/options", json={"outdir_txt2img_samples": elsewhere})
+    assert locked.status_code == 403 and "--allow-remote-output-dirs" in locked.text
+    allowed = webui_app(["--api", "--listen", "--allow-remote-output-dirs"], checkpoints={})
+    assert allowed.client.post("/sdapi/v1/options", json={"outdir_txt2img_samples": elsewhere}).status_code == 200
+    assert allowed.client.post("/sdapi/v1/options",
+                               json={"outdir_txt2img_samples": str(INSTALL_ROOT / "scripts")}).status_code == 403
