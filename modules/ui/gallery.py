@@ -5,15 +5,24 @@ A1111 `modules/ui_common.create_output_panel` and `javascript/progressbar.js` (w
 progress, ETA and the live preview). Here the generate event is a Python generator that polls the job's
 `JobState` every `POLL_SECONDS` and yields the progress bar HTML and the newest preview image; the job itself runs
 on `ctx.jobs` (the FIFO queue shared with the API), so UI and API requests are served in submission order.
+
+Gallery files: each image is given to the gallery as a PNG written to the temp dir with its infotext in the
+`parameters` text chunk (A1111 `ui_tempdir.save_pil_to_file` embeds `image.info` when `enable_pnginfo` is on), so
+the file a user downloads or drags out of the gallery carries its parameters whether or not saving is on.
+A finished job replaces gallery, infotext and generation info together; a job that ends without images
+(interrupted before the first image, or failed) clears them and says why, so the infotext shown always belongs
+to the images shown (A1111 returns empty outputs with the error/notice).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -125,26 +134,58 @@ def stream_job(ctx: Any, fn: Callable[..., Any], params: Any, kind: str,
             preview_id, image = latest
             update[panel.preview] = gr.update(visible=True, value=image)
         yield update
-    yield finished_update(job, panel)
+    yield finished_update(job, panel, ctx)
 
 
-def finished_update(job: Any, panel: OutputPanel) -> dict[gr.components.Component, Any]:
-    """Gallery, infotext, info JSON and the "Time taken" footer for a finished job (or its error)."""
+def gallery_files(ctx: Any, images: list[Any], infotexts: list[str]) -> list[Any]:
+    """Each image as a temp PNG with its infotext as the `parameters` chunk (when `enable_pnginfo` is on), for the
+    gallery (A1111 `save_pil_to_file`); an image that cannot be written is shown as it is."""
+    from modules.images import save_image_with_geninfo
+    from modules.server import temp_dir
+
+    folder = temp_dir(ctx) / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    embed = bool(ctx.settings.get("enable_pnginfo"))
+    out: list[Any] = []
+    for index, image in enumerate(images):
+        text = infotexts[index] if index < len(infotexts) else None
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as handle:
+            target = Path(handle.name)
+        try:
+            save_image_with_geninfo(image, text, target, ".png", existing_pnginfo=getattr(image, "info", None),
+                                    enable_pnginfo=embed)
+        except (OSError, ValueError):
+            target.unlink(missing_ok=True)
+            out.append(image)
+            continue
+        out.append(str(target))
+    return out
+
+
+def finished_update(job: Any, panel: OutputPanel, ctx: Any = None) -> dict[gr.components.Component, Any]:
+    """Gallery, infotext, info JSON and the "Time taken" footer for a finished job; without images (interrupted
+    before the first one, or an error) the gallery and infotext are cleared and the notice says why."""
     done = {panel.progress: progress_html(None, state="done"), panel.preview: gr.update(visible=False)}
+    empty = {panel.gallery: [], panel.generation_info: "", panel.infotext: infotext_html(""),
+             panel.selected_index: 0}
     try:
         result = job.result()
     except Exception as exc:
         error = getattr(exc, "error", exc)
-        return done | {panel.html_log: error_html(f"Error: {error}")}
+        return done | empty | {panel.html_log: error_html(f"Error: {error}")}
     if result is None:  # interrupted before any image was finished
-        return done | {panel.html_log: error_html("Interrupted")}
+        return done | empty | {panel.html_log: error_html("Interrupted")}
+    if not result.images:  # every batch skipped
+        notices = "".join(error_html(n) for n in result.notices)
+        return done | empty | {panel.html_log: error_html("No images were generated") + notices}
     info = result.info_dict()
     texts = list(result.infotexts or [])
     first = texts[result.index_of_first_image if result.index_of_first_image < len(texts) else 0] if texts else ""
     footer = format_time_taken(result.time_taken, result.peak_memory_bytes)
     notices = "".join(error_html(n) for n in result.notices)
+    images = gallery_files(ctx, list(result.images), texts) if ctx is not None else list(result.images)
     return done | {
-        panel.gallery: list(result.images),
+        panel.gallery: images,
         panel.generation_info: json.dumps(info, ensure_ascii=False, default=str),
         panel.infotext: infotext_html(first),
         panel.html_log: notices + footer,
