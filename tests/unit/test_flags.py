@@ -52,6 +52,11 @@ A1111_FLAGS: list[tuple[str, str, object]] = [
     ("--disable-all-extensions", "disable_all_extensions", False),
     ("--disable-extra-extensions", "disable_extra_extensions", False),
     ("--allow-code", "allow_code", False),
+    # ours (docs/security.md): not in A1111
+    ("--allowed-hosts", "allowed_hosts", None),
+    ("--max-request-body-mb", "max_request_body_mb", 128),
+    ("--max-queued-jobs", "max_queued_jobs", 64),
+    ("--allow-remote-output-dirs", "allow_remote_output_dirs", False),
     ("--ui-debug-mode", "ui_debug_mode", False),
     ("--administrator", "administrator", False),
     ("--theme", "theme", None),
