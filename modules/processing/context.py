@@ -17,6 +17,7 @@ from PIL import Image
 from modules.cli.flags import FlagValues
 from modules.cli.paths import Paths
 from modules.extensions.callbacks import CallbackRegistry
+from modules.extensions.manager import Extension
 from modules.extensions.runner import ScriptRunner
 from modules.models.manager import ModelManager
 from modules.models.vae_files import VaeRegistry
@@ -58,6 +59,9 @@ class AppContext:
     face_restorers: FaceRestorerRegistry
     scripts: ScriptRunners
     callbacks: CallbackRegistry
+    extensions: list[Extension]
+    """Every discovered extension (enabled or not) in load order; their scripts are in `scripts`, their
+    javascript/, style.css and localizations/ go to the page."""
     startup_warnings: list[str] = field(default_factory=list)
     request_restart: Callable[[], None] | None = None
     """Set only when a launcher restarts the server (webui.sh exports SD_WEBUI_RESTART; `webui.wire_restart`)."""
@@ -112,4 +116,5 @@ class GenerationResult:
             "job_timestamp": self.job_timestamp, "infotexts": self.infotexts,
             "index_of_first_image": self.index_of_first_image, "styles": [],
             "extra_generation_params": {}, "restore_faces": False, "is_using_inpainting_conditioning": False,
+            "notices": self.notices,
         }

@@ -7,8 +7,6 @@ The stage functions in `modules.processing.run` drive it; this module holds no o
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ import torch
 from PIL import Image
 
 from modules.images import FilenameJob, build_infotext
+from modules.memory.devices import peak_process_memory_bytes
 from modules.processing.conditioning import PromptEncoder, build_conds, empty_chunk_cond, opt
 from modules.processing.context import AppContext, GenerationResult
 from modules.processing.hooks import JobHooks
@@ -73,16 +72,16 @@ class Job:
         manager = self.ctx.models
         current = manager.current
         if wanted is not None:
-            self.model = manager.load(wanted)
+            self.model = manager.load(wanted, options=self.settings)
         elif current is not None:
-            self.model = manager.load(current.checkpoint)
+            self.model = manager.load(current.checkpoint, options=self.settings)
         else:
-            self.model = manager.load(opt(self.settings, "sd_model_checkpoint", None))
+            self.model = manager.load(opt(self.settings, "sd_model_checkpoint", None), options=self.settings)
 
     def base_model(self) -> Any:
         """The job's model, loaded again if a refiner or hires-checkpoint pass swapped it out."""
         if self.ctx.models.current is not self.model:
-            self.model = self.ctx.models.load(self.model.checkpoint)
+            self.model = self.ctx.models.load(self.model.checkpoint, options=self.settings)
         return self.model
 
     # -- stage 2: styles, comments, size -----------------------------------------------------------------------------
@@ -161,7 +160,7 @@ class Job:
             return None, 1.0
 
         def load() -> Pass:
-            refiner = self.ctx.models.load(p.refiner_checkpoint)
+            refiner = self.ctx.models.load(p.refiner_checkpoint, options=self.settings)
             self.extra_fields["Refiner"] = refiner.checkpoint.short_title
             stage, _ = self.conds(refiner, spec, steps, index, width, height)
             stage.image_cond = txt2img_image_conditioning(refiner, index.stop - index.start, width, height)
@@ -243,7 +242,7 @@ class Job:
             n_iter=p.n_iter, all_seeds=tuple(self.seeds), job_timestamp=self.job.state.job_timestamp)
         request = SaveRequest(self.kind, images, infotexts, seeds, prompts, negatives, p.batch_size, p.n_iter,
                               p.do_not_save_samples, p.do_not_save_grid, filename_job, params=p)
-        saved = save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks) if images else []
+        saved = save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks, notices=self.notices) if images else []
         out_images, out_infos, first = list(images), list(infotexts), 0
         if grid is not None and opt(self.settings, "return_grid", True):
             out_images, out_infos, first = [grid, *images], [infotexts[0], *infotexts], 1
@@ -264,5 +263,4 @@ def peak_memory(model: Any) -> int:
     device = getattr(model, "device", torch.device("cpu"))
     if torch.device(device).type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
+    return peak_process_memory_bytes()

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from PIL import Image
 from modules.images import FilenameJob, grid_rows, image_grid, output_dir, save_grid, save_image, write_params_txt
 from modules.processing.conditioning import opt
 from modules.processing.hooks import ImageGridLoopParams, ImageSaveParams, JobHooks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,9 +104,21 @@ def wants_grid(count: int, settings: Mapping[str, Any]) -> bool:
     return count > 1 or (count == 1 and not opt(settings, "grid_only_if_multiple", True))
 
 
+def _unsaved_notice(what: str, folder: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return (f"The {what} could not be saved to {folder} ({reason}); it is returned here but not on disk. Free some "
+            "space or choose another output folder in Settings → Saving images.")
+
+
 def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
-                 grid: Image.Image | None, hooks: JobHooks | None = None) -> list[str]:
-    """Write the samples, the grid and params.txt; returns the written paths (samples first)."""
+                 grid: Image.Image | None, hooks: JobHooks | None = None,
+                 notices: list[str] | None = None) -> list[str]:
+    """Write the samples, the grid and params.txt; returns the written paths (samples first).
+
+    A write that fails (disk full, folder not writable) never loses the job: the images are still returned, a
+    notice says what was not saved, and the atomic writer leaves no partial file behind (A1111 answers 500 and the
+    image is gone)."""
+    notices = notices if notices is not None else []
     settings = {**dict(settings), **flag_saving_options(getattr(ctx, "flags", None))}
     base = data_dir(ctx)
     written: list[str] = []
@@ -113,16 +128,28 @@ def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
             def save(im: Image.Image, info: str, index: int = index, folder: Path = folder) -> Any:
                 return save_image(im, folder, "", settings=settings, seed=request.seeds[index],
                                   prompt=request.prompts[index], info=info, job=_job_for(request, index))
-            saved = save_hooked(hooks, request.params, image, folder, request.infotexts[index], save)
+            try:
+                saved = save_hooked(hooks, request.params, image, folder, request.infotexts[index], save)
+            except OSError as exc:
+                log.error("could not save image %d: %s", index, exc)
+                notices.append(_unsaved_notice("image", folder, exc))
+                continue
             written.append(str(saved.path))
     if grid is not None and opt(settings, "grid_save", True) and not request.do_not_save_grid:
         folder = output_dir(request.kind, settings, grid=True, base_dir=base)
         def save_g(im: Image.Image, info: str, folder: Path = folder) -> Any:
             return save_grid(im, folder, settings=settings, seed=request.seeds[0], prompt=request.prompts[0],
                              info=info, job=_job_for(request, 0))
-        saved = save_hooked(hooks, request.params, grid, folder, request.infotexts[0], save_g)
-        written.append(str(saved.path))
+        try:
+            saved = save_hooked(hooks, request.params, grid, folder, request.infotexts[0], save_g)
+            written.append(str(saved.path))
+        except OSError as exc:
+            log.error("could not save the grid: %s", exc)
+            notices.append(_unsaved_notice("grid", folder, exc))
     flags = getattr(ctx, "flags", None)
     if request.infotexts and not getattr(flags, "no_prompt_history", False):
-        write_params_txt(base, request.infotexts[0])
+        try:
+            write_params_txt(base, request.infotexts[0])
+        except OSError as exc:
+            log.error("could not write params.txt: %s", exc)
     return written
