@@ -47,6 +47,7 @@ from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
 from modules.prompts.styles import StyleDatabase
 from modules.runtime.dependency_floors import outdated_dependencies
+from modules.runtime import startup
 from modules.runtime.diagnostics import StageTimer, startup_diagnostics
 from modules.runtime.download import ensure_default_checkpoint
 from modules.runtime.jobs import JobQueue
@@ -253,12 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         flags = parse_flags(args, os.environ)
     except FlagError as exc:
         return int(exc.code or 2)
+    startup.configure_logging(flags, os.environ)  # --loglevel
     try:
         sock = bind_for_flags(flags)  # first, so a busy port fails fast, before models load
     except (PortInUseError, OSError) as exc:
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
-    timer = StageTimer()
+    timer = StageTimer(on_record=startup.StartupLog(bool(flags.log_startup)).stage_done)
     try:
         app = create_app(args, os.environ, timer=timer)
     except AuthFormatError as exc:
@@ -271,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     _print(f"Startup time: {timer.summary()}.")
     if flags.api or flags.nowebui:
         _print(f"API docs: {local_url(flags, sock)}docs")
-    if flags.autolaunch and not flags.nowebui:
+    if startup.opens_browser(flags, app.ctx.settings, os.environ):  # --autolaunch / auto_launch_browser
         _open_browser_soon(local_url(flags, sock))
+    app.handle.on_signal = startup.stack_dump(app.ctx.settings)  # dump_stacks_on_signal
     try:
         return run_server(app.asgi, sock, flags, app.handle)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown; A1111 exits with status 0

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 GRADIO_PORT_RANGE = 100
 """Gradio tries the requested port and the next 99 (7860–7959) when the port was not given explicitly."""
 EXTENSION_ASSET_SUFFIXES = frozenset({".js", ".mjs", ".css", ".map", ".png", ".jpg", ".jpeg", ".gif", ".webp",
-                                      ".svg", ".ico", ".woff", ".woff2", ".ttf", ".otf"})
-"""Static files an extension folder may serve; its Python code, configs and models never are."""
+                                      ".svg", ".ico", ".woff", ".woff2", ".ttf", ".otf", ".csv", ".txt", ".json"})
+"""Static files an extension folder may serve (scripts, styles, images, fonts, and the data files extensions' page
+scripts fetch: csv, txt, json — tag lists, wildcards); its Python code, configs and models never are."""
 
 
 class PortInUseError(OSError):
@@ -312,6 +313,8 @@ class ServerHandle:
         self.server: Any = None
         self.restart_file = restart_file
         self.exit_code = 0
+        self.on_signal: Callable[[], None] | None = None
+        """Called when Ctrl+C / SIGTERM arrives, before the shutdown starts (`dump_stacks_on_signal`)."""
 
     def action(self, what: str) -> None:
         if what == "restart" and self.restart_file is not None:
@@ -335,6 +338,14 @@ def run_server(app: FastAPI, sock: socket.socket, flags: Any, handle: ServerHand
     server = uvicorn.Server(config)
     if handle is not None:
         handle.server = server
+        if handle.on_signal is not None:
+            on_signal, graceful = handle.on_signal, server.handle_exit
+
+            def handle_exit(sig: int, frame: Any) -> None:  # uvicorn installs this for SIGINT/SIGTERM
+                on_signal()
+                graceful(sig, frame)
+
+            server.handle_exit = handle_exit  # type: ignore[method-assign]
     server.run(sockets=[sock])
     return handle.exit_code if handle is not None else 0
 

@@ -115,12 +115,15 @@ class StageTimer:
     """Time consecutive stages (A1111 ``Timer``): ``record(name)`` books the time since the previous record.
 
     Recording the same name again adds to it.  ``summary()`` is the text after "Model loaded in"/"Startup time:".
+    ``on_record(name, seconds)`` is told of every record as it happens (``--log-startup`` prints them).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 on_record: Callable[[str, float], None] | None = None) -> None:
         self._clock = clock
         self._last = clock()
         self.records: dict[str, float] = {}
+        self.on_record = on_record
 
     def record(self, name: str) -> float:
         """Book the time since the last record (or the start) under ``name``; returns that duration."""
@@ -128,6 +131,8 @@ class StageTimer:
         elapsed = now - self._last
         self._last = now
         self.records[name] = self.records.get(name, 0.0) + elapsed
+        if self.on_record is not None:
+            self.on_record(name, elapsed)
         return elapsed
 
     @contextmanager

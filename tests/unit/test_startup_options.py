@@ -1,0 +1,66 @@
+"""Start-up options: --loglevel, auto_launch_browser / --autolaunch, dump_stacks_on_signal, --log-startup."""
+
+from __future__ import annotations
+
+import io
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+from modules.runtime.diagnostics import StageTimer
+from modules.runtime.startup import StartupLog, log_level, opens_browser, stack_dump
+
+
+def flags(**kw: Any) -> SimpleNamespace:
+    base = {"loglevel": None, "nowebui": False, "autolaunch": False, "listen": False, "share": False,
+            "ngrok": None, "server_name": None}
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_log_level_from_flag_then_environment() -> None:
+    assert log_level(flags(), {}) == "INFO"
+    assert log_level(flags(), {"SD_WEBUI_LOG_LEVEL": "debug"}) == "DEBUG"
+    assert log_level(flags(loglevel="warning"), {"SD_WEBUI_LOG_LEVEL": "debug"}) == "WARNING"
+    assert log_level(flags(loglevel="loud"), {}) == "INFO"
+
+
+def test_browser_opens_like_a1111() -> None:
+    local, remote, off = {"auto_launch_browser": "Local"}, {"auto_launch_browser": "Remote"}, \
+        {"auto_launch_browser": "Disable"}
+    assert opens_browser(flags(), local, {})
+    assert not opens_browser(flags(listen=True), local, {})
+    assert opens_browser(flags(listen=True), remote, {})
+    assert not opens_browser(flags(), off, {})
+    assert opens_browser(flags(autolaunch=True), off, {})
+    assert not opens_browser(flags(nowebui=True, autolaunch=True), remote, {})
+    assert not opens_browser(flags(), local, {"SD_WEBUI_RESTARTING": "1"})
+
+
+def test_stack_dump_names_every_thread_only_when_enabled() -> None:
+    out = io.StringIO()
+    settings = {"dump_stacks_on_signal": False}
+    hook = stack_dump(settings, out)
+    hook()
+    assert out.getvalue() == ""
+    settings["dump_stacks_on_signal"] = True
+    waiting = threading.Event()
+    worker = threading.Thread(target=waiting.wait, name="stuck-worker")
+    worker.start()
+    try:
+        hook()
+    finally:
+        waiting.set()
+        worker.join()
+    assert "# Thread: stuck-worker" in out.getvalue() and "in wait" in out.getvalue()
+
+
+def test_log_startup_prints_each_stage() -> None:
+    out = io.StringIO()
+    clock = iter([0.0, 1.5, 2.0])
+    timer = StageTimer(lambda: next(clock), on_record=StartupLog(True, out).stage_done)
+    timer.record("load scripts")
+    timer.record("create ui")
+    assert out.getvalue() == "  >>> load scripts took 1.50s\n  >>> create ui took 0.50s\n"
+    quiet = io.StringIO()
+    StartupLog(False, quiet).stage_done("x", 1.0)
+    assert quiet.getvalue() == ""
