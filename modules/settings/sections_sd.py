@@ -5,6 +5,10 @@ Keys, defaults, labels, ranges and infotext names are A1111 1.10's (`modules/sha
 `extensions-builtin/Lora/scripts/lora_script.py`, `extensions-builtin/hypertile/scripts/hypertile_script.py`).
 Dropdowns whose choices are found at run time (checkpoints, VAEs, UNets, attention methods, hypernetworks, Lora,
 samplers) are declared without choices and are not validated against a list.
+
+Two A1111 keys are not declared: `enable_batch_seeds` and `ddim_discretize` do nothing in A1111 1.10 either (batch
+seeds are always per image since 1.6; the DDIM discretization went with the CompVis samplers), see
+docs/decisions.md. A config.json that has them keeps them untouched.
 """
 
 from __future__ import annotations
@@ -28,8 +32,6 @@ SD = section("sd", "Stable Diffusion", "sd", {
     "enable_quantization": check(False, "Enable quantization in K samplers for sharper and cleaner results. "
                                         "This may change existing seeds", needs_reload_ui=True),
     "emphasis": radio("Original", "Emphasis mode", EMPHASIS_CHOICES, infotext="Emphasis"),
-    "enable_batch_seeds": check(True, "Make K-diffusion samplers produce same images in a batch as when making a "
-                                      "single image"),
     "comma_padding_backtrack": slider(20, "Prompt word wrap length limit", 0, 74, 1,
                                       info="in tokens - for texts shorter than specified, if they don't fit into 75 "
                                            "token limit, move them to the next 75 token chunk"),
@@ -196,7 +198,6 @@ SAMPLER_PARAMS = section("sampler-params", "Sampler parameters", "sd", {
     "eta_ancestral": slider(1.0, "Eta for k-diffusion samplers", 0.0, 1.0, 0.01, infotext="Eta",
                             info="noise multiplier; currently only applies to ancestral samplers (i.e. Euler a) and "
                                  "SDE samplers"),
-    "ddim_discretize": radio("uniform", "img2img DDIM discretize", ["uniform", "quad"]),
     "s_churn": slider(0.0, "sigma churn", 0.0, 100.0, 0.01, infotext="Sigma churn",
                       info="amount of stochasticity; only applies to Euler, Heun, and DPM2"),
     "s_tmin": slider(0.0, "sigma tmin", 0.0, 10.0, 0.01, infotext="Sigma tmin",
