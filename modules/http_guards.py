@@ -192,3 +192,47 @@ class BodyLimit:
             await send(message)
 
         await self.app(scope, counting_receive, tracking_send)
+
+
+ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                          "text/javascript", "application/javascript", "application/x-javascript", "text/css",
+                          "application/pdf"})
+"""Content types a browser would run or render with the app's origin (scripts in HTML/SVG/XML, JS, CSS, PDF)."""
+
+
+class UploadedFileGuard:
+    """Files served through `/file=` and Gradio's `/gradio_api/file=` routes that a browser would execute
+    (uploaded HTML, SVG, JS …) are sent as downloads (`Content-Disposition: attachment`) in a sandbox
+    (`Content-Security-Policy: sandbox`), so a file a stranger uploaded cannot run script with the app's origin.
+    Images keep their real type and display inline. Extension assets (their own JS/CSS from the extension
+    folders) are exempt: the page loads them on purpose."""
+
+    def __init__(self, app: ASGIApp, asset_roots: Iterable[str] = ()) -> None:
+        self.app = app
+        self.asset_roots = tuple(root.rstrip("/") + "/" for root in asset_roots)
+
+    def _is_asset(self, path: str) -> bool:
+        target = path.split("file=", 1)[1] if "file=" in path else ""
+        return bool(target) and target.startswith(self.asset_roots) and ".." not in target
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or "file=" not in path or self._is_asset(path):
+            await self.app(scope, receive, send)
+            return
+
+        async def neutralising_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                kind = next((v.decode("latin-1").split(";")[0].strip().lower() for k, v in headers
+                             if k.lower() == b"content-type"), "")
+                if kind in ACTIVE_TYPES or kind.endswith("+xml"):
+                    headers = [(k, v) for k, v in headers
+                               if k.lower() not in (b"content-disposition", b"content-security-policy")]
+                    headers += [(b"content-disposition", b"attachment"),
+                                (b"content-security-policy", b"sandbox; default-src 'none'"),
+                                (b"x-content-type-options", b"nosniff")]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, neutralising_send)

@@ -39,7 +39,7 @@ from starlette.responses import Response
 from modules.api.app import API_PREFIX, ApiServices, mount_api
 from modules.api.auth import AuthGuard, LoginThrottle
 from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
-from modules.http_guards import BodyLimit, HostGuard, SecurityHeaders, machine_names
+from modules.http_guards import BodyLimit, HostGuard, SecurityHeaders, UploadedFileGuard, machine_names
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +226,15 @@ def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] 
             return JSONResponse({"message": "Stable Diffusion web UI API server; see /docs"})
     _add_cors(app, flags)
     served = _under_subpath(app, flags.subpath) if flags.subpath else app
-    _add_guards(served, flags)
+    _add_guards(served, flags, [str(_resolved(ctx.paths.extensions_dir)),
+                                str(_resolved(ctx.paths.extensions_builtin_dir))])
     return served
 
 
-def _add_guards(app: FastAPI, flags: Any) -> None:
-    """Host names, request size and protective headers for every route (modules/http_guards.py)."""
+def _add_guards(app: FastAPI, flags: Any, asset_roots: list[str]) -> None:
+    """Host names, request size, protective headers and uploaded active content for every route
+    (modules/http_guards.py)."""
+    app.add_middleware(UploadedFileGuard, asset_roots=asset_roots)
     allowed = [*_split(flags.allowed_hosts), *machine_names()]
     if flags.server_name:
         allowed.append(str(flags.server_name))

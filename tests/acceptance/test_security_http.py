@@ -115,3 +115,34 @@ def test_output_folders_never_point_at_code_and_are_locked_when_exposed(webui_ap
     assert allowed.client.post("/sdapi/v1/options", json={"outdir_txt2img_samples": elsewhere}).status_code == 200
     assert allowed.client.post("/sdapi/v1/options",
                                json={"outdir_txt2img_samples": str(INSTALL_ROOT / "scripts")}).status_code == 403
+
+
+def test_uploaded_html_and_svg_come_back_as_sandboxed_downloads(webui_app: WebUIFactory) -> None:
+    app = webui_app([], checkpoints={})  # the UI, whose upload route anyone who can see the page may use
+    for name, body, kind in (("evil.html", b"<script>alert(document.cookie)</script>", "text/html"),
+                             ("evil.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+                              "image/svg+xml")):
+        uploaded = app.client.post("/gradio_api/upload", files={"files": (name, body, kind)})
+        assert uploaded.status_code == 200, uploaded.text
+        path = uploaded.json()[0]
+        for route in (f"/gradio_api/file={path}", f"/file={path}"):
+            served = app.client.get(route)
+            if served.status_code == 404:
+                continue
+            assert served.headers["content-disposition"].startswith("attachment"), (route, served.headers)
+            assert "sandbox" in served.headers["content-security-policy"], route
+            assert served.headers["x-content-type-options"] == "nosniff"
+    png = app.client.post("/gradio_api/upload", files={"files": ("ok.png", _tiny_png(), "image/png")}).json()[0]
+    shown = app.client.get(f"/gradio_api/file={png}")
+    assert shown.headers["content-type"] == "image/png" and "attachment" not in shown.headers.get(
+        "content-disposition", "")
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, format="PNG")
+    return out.getvalue()
