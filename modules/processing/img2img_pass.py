@@ -5,7 +5,8 @@ soft inpainting), decode; the paste-back/overlay is returned as a per-image comp
 
 Also from A1111: `save_init_img` writes the init images once per job ("Init image hash" in the infotext);
 `img2img_color_correction` matches each result's colours to its processed init image just before the composite
-(with `save_images_before_color_correction`, a "-before-color-correction" copy, composited, is saved first).
+(with `save_images_before_color_correction`, a "-before-color-correction" copy, composited, is saved first);
+`save_mask` / `save_mask_composite` write the inpainting mask and the masked result beside each image.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     samples = post_sample(run, samples)
     images = decode(run, run.ctx.models.current or model, samples)
     overlay = _overlay(init, soft, samples, (w, h))
+    overlay = _with_mask_saves(run, index, init, overlay)
     return images, _with_color_correction(run, index, corrections, overlay)
 
 
@@ -90,6 +92,28 @@ def _with_color_correction(run: Any, index: slice, corrections: list[Any] | None
         return overlay(i, image) if overlay is not None else image
 
     return corrected
+
+
+def _with_mask_saves(run: Any, index: slice, init: Any, overlay: Composite | None) -> Composite | None:
+    """With a mask, `save_mask` writes it ("-mask") and `save_mask_composite` the generated image cut out by it
+    ("-mask-composite", transparent elsewhere) beside each result, whatever the sample-saving settings (A1111
+    `process_images_inner`, which saves them after the overlay from the image before it)."""
+    wanted = [opt(run.settings, "save_mask", False), opt(run.settings, "save_mask_composite", False)]
+    if init.prepared_mask is None or overlay is None or not any(wanted):
+        return overlay
+
+    def with_saves(i: int, image: Image.Image) -> Image.Image:
+        result = overlay(i, image)
+        mask = init.prepared_mask.overlay_mask.convert("L").resize(result.size)
+        if wanted[0]:
+            save_copy(run, mask.convert("RGB"), index.start + i, "-mask", always=True)
+        if wanted[1]:
+            cut = image.convert("RGBA").resize(result.size)
+            cut.putalpha(mask)
+            save_copy(run, cut, index.start + i, "-mask-composite", always=True)
+        return result
+
+    return with_saves
 
 
 def _overlay(init: Any, soft: Any, samples: torch.Tensor, size: tuple[int, int]) -> Composite | None:

@@ -2,7 +2,8 @@
 
 * `save_copy`: a copy of an image at an intermediate stage, saved like a sample (samples folder, file-name pattern,
   the image's infotext, `before_image_saved`/`image_saved` callbacks) with a suffix: "-before-highres-fix"
-  (`save_images_before_highres_fix`), "-before-color-correction" (`save_images_before_color_correction`).
+  (`save_images_before_highres_fix`), "-before-color-correction" (`save_images_before_color_correction`),
+  "-mask" / "-mask-composite" (`save_mask` / `save_mask_composite`, saved even when samples are not).
   A1111 saves these only when the job saves samples (`p.save_samples()`: `samples_save` and not
   `do_not_save_samples`).
 * `save_init_images`: with `save_init_img`, every img2img init image is written once per job to
@@ -38,11 +39,11 @@ def filename_job(run: Any, i: int, spec: Any, schedule: str | None) -> FilenameJ
         iteration=i // p.batch_size, all_seeds=tuple(run.seeds), job_timestamp=run.job.state.job_timestamp)
 
 
-def save_copy(run: Any, image: Image.Image, i: int, suffix: str) -> Path | None:
+def save_copy(run: Any, image: Image.Image, i: int, suffix: str, *, always: bool = False) -> Path | None:
     """Save `image` as image `i` of the job with `suffix` after the name (see module docstring); None when the
-    job does not save samples."""
+    job does not save samples, unless `always` (A1111 saves the inpainting masks regardless)."""
     p = run.params
-    if not opt(run.settings, "samples_save", True) or p.do_not_save_samples:
+    if not always and (not opt(run.settings, "samples_save", True) or p.do_not_save_samples):
         return None
     spec, schedule = run.sampler(p.sampler_name, p.scheduler)
     settings = saving_settings(run)

@@ -217,3 +217,17 @@ def test_live_preview_settings_shape_the_preview(app: RunningApp) -> None:
     prompt = np.asarray(last_preview(app, show_progress_grid=False))
     negative = np.asarray(last_preview(app, show_progress_grid=False, live_preview_content="Negative prompt"))
     assert not np.array_equal(prompt, negative)
+
+
+def test_inpainting_masks_are_saved_beside_the_result(app: RunningApp) -> None:
+    init = Image.new("RGB", (64, 64), (30, 120, 200))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    before = all_files(app)
+    img2img(app, init_images=[png_b64(init)], mask=png_b64(mask), mask_blur=0,
+            override_settings={"save_mask": True, "save_mask_composite": True, "save_to_dirs": False})
+    saved = {p.name.rsplit("-1-a cat-", 1)[-1]: p for p in new_files(app, before, "outputs/img2img-images")}
+    assert set(saved) == {"mask.png", "mask-composite.png"}  # saved although the request saves no images
+    assert Image.open(saved["mask.png"]).convert("L").getpixel((32, 32)) == 255
+    cut = Image.open(saved["mask-composite.png"])
+    assert cut.mode == "RGBA" and cut.getpixel((2, 2))[3] == 0 and cut.getpixel((32, 32))[3] == 255

@@ -89,7 +89,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
     "gfpgan_model": FACE,
     # THIS_ISSUE
-    "save_mask": THIS_ISSUE, "save_mask_composite": THIS_ISSUE,
     "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
     "dat_enabled_models": THIS_ISSUE, "upscaler_for_img2img": THIS_ISSUE,
     "enable_console_prompts": THIS_ISSUE, "show_warnings": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
