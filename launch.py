@@ -424,5 +424,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status if isinstance(status, int) else 0
 
 
+# -- the A1111 `launch` names extension installers call (`import launch; launch.run_pip(...)`) ------------------------
+
+_EXTENSION_API = ("args", "is_installed", "run", "run_pip", "run_python", "check_run_python", "git_tag", "commit_hash",
+                  "repo_dir", "python", "git", "index_url", "dir_repos", "default_command_live")
+
+
+def __getattr__(name: str) -> Any:
+    """`launch.is_installed`, `launch.run_pip`, `launch.run`, `launch.git_tag`, `launch.args`, … for extensions'
+    install.py (guarded: an installer cannot break the web UI's packages; modules/compat/installer.py)."""
+    if name in _EXTENSION_API:
+        from modules.compat import installer
+
+        return installer.attribute(name) if name == "args" else getattr(installer, name)
+    raise AttributeError(f"module 'launch' has no attribute {name!r}")
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -30,9 +30,10 @@ from modules.cli.app_settings import load_settings
 from modules.cli.flags import FlagError, FlagValues, flag_warnings, parse_flags
 from modules.cli.paths import Paths, resolve_paths
 from modules.cli.server import AuthFormatError
+from modules.compat import host as extension_host
 from modules.extensions.callbacks import default_registry
-from modules.extensions.manager import discover_extensions
-from modules.extensions.runner import build_runners
+from modules.extensions.manager import Extension, discover_extensions
+from modules.extensions.runner import ScriptRunner
 from modules.memory.attention import AttentionSelector, preferred_backend_from_flags
 from modules.memory.devices import probe_devices
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
@@ -46,8 +47,8 @@ from modules.postprocessing import build_registries
 from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
 from modules.prompts.styles import StyleDatabase
-from modules.runtime.dependency_floors import outdated_dependencies
 from modules.runtime import startup
+from modules.runtime.dependency_floors import outdated_dependencies
 from modules.runtime.diagnostics import StageTimer, startup_diagnostics
 from modules.runtime.download import ensure_default_checkpoint
 from modules.runtime.jobs import JobQueue
@@ -95,20 +96,21 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                         cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1))
 
 
-def _script_runners(flags: FlagValues, paths: Paths, settings: Settings) -> ScriptRunners:
-    """The txt2img/img2img ScriptRunners over `<install>/scripts` and the enabled extensions (A1111
-    `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`). Old-style
-    `script_callbacks.on_*` calls register in `default_registry` (a re-import of a file replaces its callbacks)."""
+def _extensions(flags: FlagValues, paths: Paths, settings: Settings) -> list[Extension]:
+    """The extensions on disk with their enabled state (`disabled_extensions`, `--disable-all-extensions`, …)."""
     mode = "all" if flags.disable_all_extensions else "extra" if flags.disable_extra_extensions else \
         str(settings.get("disable_all_extensions") or "none")
-    extensions = discover_extensions(paths.extensions_dir, paths.extensions_builtin_dir,
-                                     disabled=settings.get("disabled_extensions") or (), disable_all=mode,
-                                     with_git=False)
-    txt2img, img2img, errors = build_runners(paths.script_dir, [e.path for e in extensions if e.enabled],
-                                             callbacks=default_registry)
-    for error in errors:
+    return discover_extensions(paths.extensions_dir, paths.extensions_builtin_dir,
+                               disabled=settings.get("disabled_extensions") or (), disable_all=mode, with_git=False)
+
+
+def _load_scripts(ctx: AppContext) -> None:
+    """Fill the txt2img/img2img ScriptRunners from `<install>/scripts` and the enabled extensions (A1111
+    `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`) with the app
+    bound for the A1111 views extensions read at import (`modules.compat.host.load_extensions`). Old-style
+    `script_callbacks.on_*` calls register in `default_registry` (a re-import of a file replaces its callbacks)."""
+    for error in extension_host.load_extensions(ctx):
         log.error("Script not loaded: %s", error)
-    return ScriptRunners(txt2img=txt2img, img2img=img2img)
 
 
 def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
@@ -124,10 +126,13 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
                                          prefer_filename=settings.get("lora_preferred_name") == "Filename")
     upscalers, face_restorers = build_registries(paths, flags)
     jobs = JobQueue(max_queued=max(0, int(flags.max_queued_jobs or 0)))
-    return AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
-                      styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
-                      face_restorers=face_restorers, scripts=_script_runners(flags, paths, settings),
-                      callbacks=default_registry, startup_warnings=list(loaded.warnings))
+    scripts = ScriptRunners(txt2img=ScriptRunner(False, default_registry), img2img=ScriptRunner(True, default_registry))
+    ctx = AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
+                     styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
+                     face_restorers=face_restorers, scripts=scripts, callbacks=default_registry,
+                     extensions=_extensions(flags, paths, settings), startup_warnings=list(loaded.warnings))
+    _load_scripts(ctx)
+    return ctx
 
 
 def load_first_loadable(ctx: AppContext) -> StableDiffusionModel | None:
@@ -210,7 +215,9 @@ class WebUIApp:
         return thread
 
     def shutdown(self) -> None:
-        """Stop the job queue and the hasher (pending jobs are cancelled)."""
+        """Stop the job queue and the hasher (pending jobs are cancelled); A1111 views stop reading this app."""
+        restart = self.handle.restart_file
+        extension_host.shutdown(self.ctx, reloading=restart is not None and restart.exists())
         self.ctx.jobs.shutdown(cancel_pending=True, timeout=5)
         self.ctx.models.hasher.shutdown(wait=False)
 
@@ -222,11 +229,13 @@ def create_app(argv: Sequence[str], env: Mapping[str, str], *, timer: StageTimer
     flags = parse_flags(list(argv), env)
     ctx = build_context(flags, env)
     timer.record("load scripts and settings")
+    extension_host.before_ui(ctx)  # A1111 before_ui, then ui_settings
     ui = None if flags.nowebui else build_ui(ctx)
     timer.record("create ui")
     handle = ServerHandle(ctx.paths.restart_file)
     wire_restart(ctx, handle.action, env)
     asgi = build_app(ctx, ui, server_action=handle.action, env=env)
+    extension_host.app_started(ctx, ui, asgi)  # A1111 app_started(demo, app)
     timer.record("create app")
     return WebUIApp(ctx=ctx, ui=ui, asgi=asgi, handle=handle)
 

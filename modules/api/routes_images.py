@@ -94,6 +94,7 @@ def png_info(services: ApiServices, req: PNGInfoRequest) -> PNGInfoResponse:
     geninfo, items = read_info_from_image(image)
     items = {k: _json_safe(v) for k, v in items.items() if not isinstance(v, bytes)}
     parameters = parse_infotext(geninfo) if geninfo else {}
+    services.ctx.callbacks.fire("infotext_pasting", geninfo or "", parameters)  # A1111 pnginfoapi
     return PNGInfoResponse(info=geninfo or "", items=items, parameters=_json_safe(parameters))
 
 

@@ -28,6 +28,7 @@ inside it); selected scripts reach it through `modules.extensions.api.process_im
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import importlib.util
@@ -35,8 +36,10 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from modules.extensions.callbacks import CallbackRegistry, default_registry
@@ -82,9 +85,14 @@ def script_paths(root: str | Path | None, extension_dirs: Iterable[str | Path] =
     return out
 
 
-def load_script_file(path: str | Path, *, extension: str = "base",
-                     callbacks: CallbackRegistry | None = None) -> tuple[ScriptFile | None, ScriptLoadError | None]:
-    """Import one script file; callbacks it registers are named `<extension>/<file.py>/…`.
+ScriptLoadScope = Callable[[Path, str, ModuleType], AbstractContextManager[Any]]
+"""`scope(path, extension, module)`: the context a script file is imported in (the composition root passes
+`modules.compat.imports.script_load_scope`: the extension folder on `sys.path`, Gradio 3 idioms, clear errors)."""
+
+
+def load_script_file(path: str | Path, *, extension: str = "base", callbacks: CallbackRegistry | None = None,
+                     scope: ScriptLoadScope | None = None) -> tuple[ScriptFile | None, ScriptLoadError | None]:
+    """Import one script file (inside `scope`, if given); callbacks it registers are named `<extension>/<file.py>/…`.
 
     Returns the loaded file, or an error naming it when the import raised (anything, including `SystemExit`).
     """
@@ -99,7 +107,8 @@ def load_script_file(path: str | Path, *, extension: str = "base",
     sys.modules[module_name] = module
     registry.remove_script(f"{extension}/{path.name}")  # a re-import replaces the file's earlier callbacks
     try:
-        with registry.loading_from(f"{extension}/{path.name}"):
+        with registry.loading_from(f"{extension}/{path.name}"), \
+                (scope(path, extension, module) if scope is not None else contextlib.nullcontext()):
             spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(module_name, None)
@@ -118,11 +127,11 @@ def load_script_file(path: str | Path, *, extension: str = "base",
 
 
 def load_scripts(paths: Sequence[tuple[Path, str]], *, callbacks: CallbackRegistry | None = None,
-                 ) -> tuple[list[ScriptFile], list[ScriptLoadError]]:
+                 scope: ScriptLoadScope | None = None) -> tuple[list[ScriptFile], list[ScriptLoadError]]:
     """Load every file; broken ones are reported (logged, returned) and skipped."""
     files, errors = [], []
     for path, extension in paths:
-        loaded, error = load_script_file(path, extension=extension, callbacks=callbacks)
+        loaded, error = load_script_file(path, extension=extension, callbacks=callbacks, scope=scope)
         if error is not None:
             log.error("Error loading script %s", error)
             errors.append(error)
@@ -199,8 +208,7 @@ class ScriptRunner:
             visibility = script.show(self.is_img2img)
             if visibility is False:
                 return None
-            script.title()
-            script.arg_specs()
+            script.title()  # ui() is not called here: A1111 calls it while the tabs are laid out (arg_specs)
         except Exception as exc:
             error = ScriptLoadError(filename or cls.__name__, f"script {cls.__name__} skipped: "
                                     f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -359,13 +367,14 @@ class ScriptRunner:
 
 
 def build_runners(root: str | Path | None, extension_dirs: Iterable[str | Path] = (), *,
-                  callbacks: CallbackRegistry | None = None) -> tuple[ScriptRunner, ScriptRunner, list[ScriptLoadError]]:
+                  callbacks: CallbackRegistry | None = None, scope: ScriptLoadScope | None = None,
+                  ) -> tuple[ScriptRunner, ScriptRunner, list[ScriptLoadError]]:
     """The txt2img and img2img runners of an app, sharing one import of every script file (as A1111 does).
 
     Returns (txt2img runner, img2img runner, load errors); each runner's `load_errors` also lists the errors.
     """
     registry = callbacks or default_registry
-    files, errors = load_scripts(script_paths(root, extension_dirs), callbacks=registry)
+    files, errors = load_scripts(script_paths(root, extension_dirs), callbacks=registry, scope=scope)
     runners = []
     for is_img2img in (False, True):
         runner = ScriptRunner(is_img2img=is_img2img, callbacks=registry)

@@ -9,12 +9,16 @@ values take the defaults (A1111 fills them from the components' initial values).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from modules.runtime.hook_params import PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
+
+log = logging.getLogger(__name__)
 
 
 class _AlwaysVisible:
@@ -183,17 +187,42 @@ class Script:
         """After every UI component is created (kwargs include elem_id)."""
 
     # argument binding -----------------------------------------------------------------------------------------
-    def arg_specs(self) -> list[Any]:
-        """The `ui()` result for this script's tab, computed once."""
+    def arg_specs(self, *, refresh: bool = False) -> list[Any]:
+        """The `ui()` result for this script's tab.
+
+        A1111 calls `ui()` while it lays out the txt2img/img2img tabs (its Gradio components land in the page) and
+        again inside a throwaway `gr.Blocks()` when the API needs the argument defaults. Here the page build calls
+        `arg_specs(refresh=True)` inside the page; any earlier or page-less use (the API with `--nowebui`) runs
+        `ui()` inside a throwaway Blocks, so layout blocks (`gr.Row`, `gr.Accordion`, `InputAccordion`) work
+        everywhere. A `ui()` that raises is reported (`ui_error`) and the script keeps no arguments, as A1111's
+        `wrap_call` does.
+        """
         cached = self.__dict__.get("_arg_specs")
-        if cached is None:
-            cached = list(self.ui(self.is_img2img) or [])
+        if cached is None or refresh:
+            try:
+                with ui_build_scope():
+                    cached = list(self.ui(self.is_img2img) or [])
+                self.__dict__["ui_error"] = None
+            except Exception as exc:
+                log.error("Error calling ui() of script %s (%s): %s", type(self).__name__, self.filename or "?",
+                          exc, exc_info=True)
+                self.__dict__["ui_error"] = f"{type(exc).__name__}: {exc}"
+                cached = []
             self.__dict__["_arg_specs"] = cached
         return cached
 
     def arg_names(self) -> list[str]:
-        """Binding names of the arguments in positional order."""
-        return [arg_name(c, i) for i, c in enumerate(self.arg_specs())]
+        """Binding names of the arguments in positional order; a repeated name gets `#2`, `#3`, … (unlabelled or
+        equally labelled Gradio components are common in extensions' `ui()`)."""
+        names: list[str] = []
+        for i, c in enumerate(self.arg_specs()):
+            base = name = arg_name(c, i)
+            n = 1
+            while name in names:
+                n += 1
+                name = f"{base}#{n}"
+            names.append(name)
+        return names
 
     def default_args(self) -> list[Any]:
         """Every argument's default, in order."""
@@ -226,6 +255,17 @@ class Script:
     def args_by_name(self, args: Sequence[Any]) -> dict[str, Any]:
         """`*args` as a dict keyed by argument name."""
         return dict(zip(self.arg_names(), args, strict=False))
+
+
+def ui_build_scope() -> AbstractContextManager[Any]:
+    """Where `ui()` runs: the page being built when there is one, else a throwaway `gr.Blocks()` (A1111's API does
+    the same to read the defaults), because Gradio cannot lay out blocks outside a Blocks context."""
+    import gradio as gr
+    from gradio.context import get_render_context
+
+    if get_render_context() is not None:
+        return nullcontext()
+    return gr.Blocks(analytics_enabled=False)
 
 
 def basedir_of(filename: str) -> str:

@@ -100,6 +100,9 @@ class ModelManager:
         self._on_device = False
         self._cache: OrderedDict[Path, StableDiffusionModel] = OrderedDict()
         self._hash_futures: dict[Path, Future[str | None]] = {}
+        self.on_loaded: list[Callable[[StableDiffusionModel], None]] = []
+        """Called with the model after a checkpoint became current (A1111 `model_loaded` callbacks; the
+        composition root wires them)."""
 
     @property
     def current(self) -> StableDiffusionModel | None:
@@ -164,6 +167,8 @@ class ModelManager:
                 raise
             self._hash_in_background(info)
             self._apply_attention(model)
+            for listener in list(self.on_loaded):
+                listener(model)
             return model
 
     def _apply_attention(self, model: StableDiffusionModel) -> None:

@@ -8,6 +8,11 @@ For old A1111 scripts, `from modules.processing import process_images, Processed
   assemble their own result, e.g. loopback-style scripts, construct it like this).
 
 Both import the pipeline lazily so that importing this package stays cheap and free of import cycles.
+
+A1111 names extensions use (docs/extensions.md): `StableDiffusionProcessing`, `StableDiffusionProcessingTxt2Img`,
+`StableDiffusionProcessingImg2Img` are the job parameter classes `p` is an instance of (`isinstance` checks work;
+A1111-only constructor arguments such as `sd_model=` or `outpath_samples=` are not taken); `fix_seed(p)` turns
+-1 seeds into random ones; `create_infotext(p, ...)` reads `p.infotexts` (see its docstring).
 """
 
 from __future__ import annotations
@@ -15,8 +20,33 @@ from __future__ import annotations
 from typing import Any
 
 from modules.processing.context import GenerationResult
+from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
+from modules.processing.seeds import resolve_seed
 
-__all__ = ["Processed", "process_images"]
+__all__ = ["Processed", "StableDiffusionProcessing", "StableDiffusionProcessingImg2Img",
+           "StableDiffusionProcessingTxt2Img", "create_infotext", "fix_seed", "process_images"]
+
+StableDiffusionProcessing = GenerationParams
+StableDiffusionProcessingTxt2Img = Txt2ImgParams
+StableDiffusionProcessingImg2Img = Img2ImgParams
+
+
+def fix_seed(p: Any) -> None:
+    """Replace -1 (or empty) `p.seed` / `p.subseed` by random seeds (A1111 `fix_seed`)."""
+    p.seed = resolve_seed(p.seed)
+    p.subseed = resolve_seed(p.subseed)
+
+
+def create_infotext(p: Any, all_prompts: Any = None, all_seeds: Any = None, all_subseeds: Any = None,
+                    comments: Any = None, iteration: int = 0, position_in_batch: int = 0, use_main_prompt: bool = False,
+                    index: int | None = None, all_negative_prompts: Any = None) -> str:
+    """The infotext of image `index` (default `iteration * batch_size + position_in_batch`) from `p.infotexts`
+    (A1111 `create_infotext` builds it from `p`). This pipeline writes infotexts into the result only, so scripts
+    read `processed.infotexts` in `postprocess`; without `p.infotexts` the answer is ""."""
+    if index is None:
+        index = position_in_batch + iteration * int(getattr(p, "batch_size", 1) or 1)
+    infotexts = list(getattr(p, "infotexts", None) or [])
+    return str(infotexts[index]) if 0 <= index < len(infotexts) else ""
 
 
 def process_images(p: Any) -> GenerationResult:

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from modules.ui.common import REFRESH_ICON, checkpoint_titles, tool_button
+from modules.ui.extension_ui import build_extension_tabs, extension_assets, fire_component_hooks
 from modules.ui.extensions_tab import build_extensions
 from modules.ui.extras import build_extras
 from modules.ui.gallery import infotext_for_index, selected_image
@@ -32,16 +33,23 @@ ROOT = Path(__file__).resolve().parents[2]
 ALWAYS_IN_TOP_BAR = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
 
 
-def boot_js() -> str:
-    """Page-load script that installs style.css and every javascript/*.js file (sorted, A1111 load order)."""
-    scripts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "javascript").glob("*.js"))]
+def boot_js(ctx: Any = None) -> str:
+    """Page-load script that installs style.css and every javascript/*.js file (sorted, A1111 load order), then
+    each enabled extension's style.css and javascript/*.js (`*.mjs` as modules), then starts the A1111 page API
+    callbacks (`javascript/01-a1111-api.js`)."""
+    scripts = [(p.read_text(encoding="utf-8"), False) for p in sorted((ROOT / "javascript").glob("*.js"))]
     css_file = ROOT / "style.css"
-    css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
+    styles = [css_file.read_text(encoding="utf-8")] if css_file.is_file() else []
+    if ctx is not None:
+        ext_scripts, ext_styles = extension_assets(ctx)
+        scripts += ext_scripts
+        styles += ext_styles
     return ("() => { if (window.sdBooted) return; window.sdBooted = true;"
-            f" const css = {json.dumps(css)}; const st = document.createElement('style'); st.id = 'sd-style';"
-            " st.textContent = css; document.head.appendChild(st);"
-            f" for (const src of {json.dumps(scripts)}) {{ const el = document.createElement('script');"
-            " el.textContent = src; document.head.appendChild(el); } }")
+            f" const css = {json.dumps(chr(10).join(styles))}; const st = document.createElement('style');"
+            " st.id = 'sd-style'; st.textContent = css; document.head.appendChild(st);"
+            f" for (const [src, mod] of {json.dumps(scripts)}) {{ const el = document.createElement('script');"
+            " if (mod) el.type = 'module'; el.textContent = src; document.head.appendChild(el); }"
+            " if (window.sdExtensionsReady) setTimeout(window.sdExtensionsReady, 0); }")
 
 
 def assets_payload(ctx: Any) -> str:
@@ -59,7 +67,8 @@ def assets_payload(ctx: Any) -> str:
         "notification_volume": ctx.settings.get("notification_volume"),
         "keyedit_precision_attention": ctx.settings.get("keyedit_precision_attention"),
         "keyedit_precision_extra": ctx.settings.get("keyedit_precision_extra"),
-    }, ensure_ascii=False)
+        "opts": ctx.settings.values(),
+    }, ensure_ascii=False, default=str)
 
 
 def build_quicksettings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
@@ -188,14 +197,15 @@ def build_ui(ctx: Any) -> gr.Blocks:
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         quick_keys, quick_components = build_quicksettings(ctx)
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img") as txt2img_tab:
                 txt2img = build_txt2img(ctx)
-            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img") as img2img_tab:
                 img2img = build_img2img(ctx)
             with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
                 extras = build_extras(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo()
+            build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 build_settings(ctx, settings_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
@@ -224,7 +234,8 @@ def build_ui(ctx: Any) -> gr.Blocks:
 
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
         all_keys, all_components = quick_keys, quick_components
-        demo.load(None, None, None, js=boot_js()).then(
+        fire_component_hooks(ctx, demo, {"txt2img": txt2img_tab, "img2img": img2img_tab})
+        demo.load(None, None, None, js=boot_js(ctx)).then(
             lambda: [assets_payload(ctx), *[quick_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
             queue=False, show_progress="hidden").then(
             None, payload, None, js="(p) => { if (window.sdApplyAssets) window.sdApplyAssets(p); return []; }")

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from modules.extensions.script import ScriptArg, arg_default, arg_name
+from modules.extensions.script import ScriptArg, arg_default
 
 
 @dataclass
@@ -64,31 +64,50 @@ def _slug(title: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_")
 
 
-def _controls(tab: str, script: Any) -> list[tuple[str, gr.components.Component]]:
+def _controls(tab: str, script: Any, specs: list[Any]) -> list[tuple[str, gr.components.Component]]:
     out = []
-    for index, spec in enumerate(script.arg_specs()):
-        name = arg_name(spec, index)
+    for name, spec in zip(script.arg_names(), specs, strict=True):
         component = component_for(spec, f"script_{tab}_{_slug(script.title())}_{_slug(name)}")
         if component is not None and not isinstance(component, gr.HTML):
             out.append((name, component))
     return out
 
 
+def script_ui(runner: Any, tab: str, script: Any, *, accordion: bool) -> list[tuple[str, gr.components.Component]]:
+    """Call the script's `ui()` here, inside the page being built (A1111 `ScriptRunner.create_script_ui`): the
+    Gradio components and layout blocks it creates (`gr.Row`, `gr.Accordion`, `InputAccordion`, …) land where
+    they are created. `ScriptArg` descriptions are then rendered, in an accordion titled after the script for
+    always-on scripts. A `ui()` that raises is reported in `runner.hook_errors` and leaves the script without
+    controls (A1111 `wrap_call`)."""
+    from modules.extensions.runner import ScriptLoadError
+
+    specs = script.arg_specs(refresh=True)
+    if script.__dict__.get("ui_error"):
+        runner.hook_errors.append(ScriptLoadError(script.filename or script.title(), f"ui(): {script.ui_error}"))
+    if accordion and any(isinstance(spec, ScriptArg) for spec in specs):
+        with gr.Accordion(script.title(), open=False, elem_id=f"{tab}_script_{_slug(script.title())}"):
+            return _controls(tab, script, specs)
+    return _controls(tab, script, specs)
+
+
 def build_script_controls(ctx: Any, tab: str) -> ScriptControls:
-    """Lay out the Script dropdown, the selectable scripts' groups and the always-on accordions for `tab`."""
+    """Lay out the Script dropdown, the selectable scripts' groups and the always-on scripts for `tab`; every
+    script's `ui()` runs here (A1111 `setup_ui_for_section`: one `gr.Group` per script)."""
     runner = ctx.scripts.for_kind(tab)
     selectable = list(runner.selectable_scripts)
     alwayson = list(runner.alwayson_scripts)
     controls = ScriptControls(gr.Dropdown(["None"], value="None", label="Script", elem_id=f"{tab}_script_dropdown"))
     for script in alwayson:
-        with gr.Accordion(script.title(), open=False, elem_id=f"{tab}_script_{_slug(script.title())}"):
-            controls.alwayson[script.title()] = _controls(tab, script)
+        with gr.Group(elem_id=f"{tab}_script_group_{_slug(script.title())}") as group:
+            controls.alwayson[script.title()] = script_ui(runner, tab, script, accordion=True)
+        script.group = group
     groups: list[tuple[str, gr.Group]] = []
     titles = []
     for script in selectable:
         title = script.title()
         with gr.Group(visible=False, elem_id=f"{tab}_script_{_slug(title)}") as group:
-            controls.selectable[title] = _controls(tab, script)
+            controls.selectable[title] = script_ui(runner, tab, script, accordion=False)
+        script.group = group
         groups.append((title, group))
         titles.append(title)
     controls.dropdown.choices = [("None", "None"), *[(t, t) for t in titles]]

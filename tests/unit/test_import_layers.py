@@ -16,6 +16,7 @@ LAYER = {
     "sampling": 2, "images": 2, "postprocessing": 2,
     "processing": 3, "extensions": 2,
     "api": 4, "ui": 4, "training": 4,
+    "compat": 5,
 }
 # Same-layer imports that the contract allows (importer -> imported).
 ALLOWED_SIBLINGS = {("cli", "settings"), ("runtime", "settings")}

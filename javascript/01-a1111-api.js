@@ -1,0 +1,114 @@
+// The page API A1111 extension scripts call (A1111 script.js / ui.js names): gradioApp(), onUiLoaded(),
+// onUiUpdate(), onAfterUiUpdate(), onOptionsChanged(), onUiTabChange(), executeCallbacks(), the `opts` object
+// (current settings, refreshed on each page load), get_uiCurrentTab(), get_uiCurrentTabContent(), updateInput(),
+// uiElementIsVisible(), uiElementInSight(). Extension scripts are added after the app's own (modules/ui/app.py);
+// onUiLoaded callbacks run once the UI and every script are there, onUiUpdate ones on every DOM change, and
+// onAfterUiUpdate ones 200 ms after the last change.
+(function () {
+  const queues = { loaded: [], update: [], after: [], options: [], tab: [] };
+  let loaded = false;
+  let afterTimer = null;
+  let lastTab = null;
+
+  window.opts = window.opts || {};
+
+  window.gradioApp = function () {
+    const apps = document.getElementsByTagName("gradio-app");
+    const app = apps.length ? apps[0] : document;
+    return app.shadowRoot ? app.shadowRoot : app;
+  };
+
+  window.executeCallbacks = function (queue, arg) {
+    for (const callback of queue) {
+      try {
+        callback(arg);
+      } catch (e) {
+        console.error("error running callback", callback, ":", e);
+      }
+    }
+  };
+
+  window.onUiLoaded = function (callback) { queues.loaded.push(callback); };
+  window.onUiUpdate = function (callback) { queues.update.push(callback); };
+  window.onAfterUiUpdate = function (callback) { queues.after.push(callback); };
+  window.onOptionsChanged = function (callback) { queues.options.push(callback); };
+  window.onUiTabChange = function (callback) { queues.tab.push(callback); };
+
+  function visible(el) {
+    return !!el && getComputedStyle(el).display !== "none" && el.offsetParent !== null;
+  }
+
+  window.get_uiCurrentTab = function () {
+    const root = gradioApp().querySelector("#tabs");
+    if (!root) return null;
+    return root.querySelector("[role='tab'][aria-selected='true'], button.selected");
+  };
+
+  window.get_uiCurrentTabContent = function () {
+    const contents = gradioApp().querySelectorAll("#tabs > .tabitem, #tabs [role='tabpanel']");
+    for (const el of contents) {
+      if (el.closest("#tabs") === gradioApp().querySelector("#tabs") && visible(el) &&
+          el.parentElement.closest("[role='tabpanel']") === null) return el;
+    }
+    for (const el of gradioApp().querySelectorAll("[id^='tab_']")) {
+      if (visible(el) && el.parentElement.closest("[id^='tab_']") === null) return el;
+    }
+    return null;
+  };
+
+  window.updateInput = function (target) {
+    const e = new Event("input", { bubbles: true });
+    Object.defineProperty(e, "target", { value: target });
+    target.dispatchEvent(e);
+  };
+
+  window.uiElementIsVisible = function (el) {
+    if (el === document) return true;
+    const style = getComputedStyle(el);
+    if (style.display === "none") return false;
+    return el.parentNode ? uiElementIsVisible(el.parentNode.host || el.parentNode) : true;
+  };
+
+  window.uiElementInSight = function (el) {
+    const rect = el.getBoundingClientRect();
+    return rect.bottom > 0 && rect.top < window.innerHeight;
+  };
+
+  function uiReady() {
+    return !!gradioApp().querySelector("#txt2img_prompt");
+  }
+
+  function afterChanges(mutations) {
+    if (!loaded && uiReady() && window.sdExtensionsLoaded) {
+      loaded = true;
+      executeCallbacks(queues.loaded);
+    }
+    executeCallbacks(queues.update, mutations);
+    clearTimeout(afterTimer);
+    afterTimer = setTimeout(function () { executeCallbacks(queues.after); }, 200);
+    const tab = get_uiCurrentTabContent();
+    if (tab && tab !== lastTab) {
+      lastTab = tab;
+      executeCallbacks(queues.tab);
+    }
+  }
+
+  // Called by the page-load script once every extension script was added.
+  window.sdExtensionsReady = function () {
+    window.sdExtensionsLoaded = true;
+    afterChanges([]);
+    new MutationObserver(afterChanges).observe(gradioApp(), { childList: true, subtree: true });
+  };
+
+  // Settings arrive with the page-load assets (modules/ui/app.py assets_payload).
+  const applyAssets = window.sdApplyAssets;
+  window.sdApplyAssets = function (json) {
+    if (applyAssets) applyAssets(json);
+    let payload = {};
+    try { payload = JSON.parse(json || "{}"); } catch (e) { return; }
+    if (payload.opts) {
+      Object.assign(window.opts, payload.opts);
+      executeCallbacks(queues.options);
+    }
+  };
+})();
