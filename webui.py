@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if startup.opens_browser(flags, app.ctx.settings, os.environ):  # --autolaunch / auto_launch_browser
         _open_browser_soon(local_url(flags, sock))
     app.handle.on_signal = startup.stack_dump(app.ctx.settings)  # dump_stacks_on_signal
+    startup.apply_warning_filters(app.ctx.settings)  # show_warnings, show_gradio_deprecation_warnings
     try:
         return run_server(app.asgi, sock, flags, app.handle)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown; A1111 exits with status 0

@@ -11,6 +11,10 @@
   before the server shuts down (A1111 `dumpstacks` in its SIGINT handler) — for finding where a job hangs.
 * `StartupLog`: `--log-startup` prints each start-up stage with its time as it finishes (A1111
   `Timer(print_log=True)`: "  >>> name took 1.23s").
+* `apply_warning_filters`: Python's `UserWarning`s reach the console only with `show_warnings` (default off), and
+  Gradio's deprecation warnings only with `show_gradio_deprecation_warnings` (default on) — A1111 sets both
+  filters when its UI module loads. Gradio 6 has no warning class of its own; its `DeprecationWarning` /
+  `FutureWarning`s are matched by module.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
@@ -82,3 +87,11 @@ class StartupLog:
     def stage_done(self, name: str, seconds: float) -> None:
         if self.enabled:
             print(f"  >>> {name} took {seconds:.2f}s", file=self.out or sys.stdout, flush=True)
+
+
+def apply_warning_filters(settings: Any) -> None:
+    """Console warning filters from `show_warnings` and `show_gradio_deprecation_warnings` (see module docstring)."""
+    warnings.filterwarnings("default" if settings.get("show_warnings") else "ignore", category=UserWarning)
+    gradio = "default" if settings.get("show_gradio_deprecation_warnings") else "ignore"
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings(gradio, category=category, module=r"gradio(\.|$)")

@@ -57,7 +57,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "grid_zip_filename_pattern": UI, "save_selected_only": UI, "save_write_log_csv": UI,
     "clean_temp_dir_at_start": UI, "use_save_to_dirs_for_ui": UI, "set_scale_by_when_changing_upscaler": UI,
-    "show_gradio_deprecation_warnings": UI, "img2img_editor_height": UI, "img2img_sketch_default_brush_color": UI,
+    "img2img_editor_height": UI, "img2img_sketch_default_brush_color": UI,
     "img2img_inpaint_mask_brush_color": UI, "img2img_inpaint_sketch_default_brush_color": UI,
     "img2img_inpaint_mask_high_contrast": UI, "img2img_autosize": UI,
     "extra_networks_show_hidden_directories": UI, "extra_networks_dir_button_function": UI,
@@ -91,7 +91,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     # THIS_ISSUE
     "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
     "dat_enabled_models": THIS_ISSUE, "upscaler_for_img2img": THIS_ISSUE,
-    "enable_console_prompts": THIS_ISSUE, "show_warnings": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
+    "enable_console_prompts": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
     "samples_log_stdout": THIS_ISSUE, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
     "print_hypernet_extra": THIS_ISSUE, "disable_mmap_load_safetensors": THIS_ISSUE, "hide_ldm_prints": THIS_ISSUE,
     "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,

@@ -64,3 +64,19 @@ def test_log_startup_prints_each_stage() -> None:
     quiet = io.StringIO()
     StartupLog(False, quiet).stage_done("x", 1.0)
     assert quiet.getvalue() == ""
+
+
+def test_warning_filters_follow_the_settings() -> None:
+    import warnings
+
+    from modules.runtime.startup import apply_warning_filters
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_warning_filters({"show_warnings": False, "show_gradio_deprecation_warnings": False})
+        warnings.warn("hidden", UserWarning, stacklevel=1)
+        warnings.warn_explicit("old gradio call", DeprecationWarning, "x.py", 1, module="gradio.blocks")
+        apply_warning_filters({"show_warnings": True, "show_gradio_deprecation_warnings": True})
+        warnings.warn("shown", UserWarning, stacklevel=1)
+        warnings.warn_explicit("old gradio call 2", DeprecationWarning, "x.py", 2, module="gradio.blocks")
+    assert [str(w.message) for w in caught] == ["shown", "old gradio call 2"]
