@@ -3,7 +3,8 @@
 A1111 (`modules/api/api.py` `decode_base64_to_image` / `encode_pil_to_base64`):
 * a request image is base64, optionally with a `data:image/...;base64,` prefix, or — when the setting
   `api_enable_requests` is on — an `http(s)://` URL fetched with the `api_useragent` user agent and a 30 s timeout,
-  refusing private/loopback addresses while `api_forbid_local_requests` is on;
+  refusing private/loopback addresses while `api_forbid_local_requests` is on (here: resolved once per hop and
+  connected to the checked address, redirects followed and checked hop by hop — see `fetch_image_url`);
 * a response image is raw base64 (no `data:` prefix) in the `samples_format` setting: PNG with the infotext in the
   `parameters` text chunk, JPEG/WebP with it in EXIF UserComment (A1111 writes metadata only when `enable_pnginfo`).
 An undecodable image here is a 422 naming the request field (A1111 answers 500 "Invalid encoded image").
@@ -18,10 +19,11 @@ import ipaddress
 import re
 import socket
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
+import httpcore
 from PIL import Image, UnidentifiedImageError
 
 from modules.api.errors import ApiError
@@ -73,44 +75,101 @@ def open_image_bytes(data: bytes, field: str) -> Image.Image:
     return image
 
 
-def _check_public_host(url: str, field: str) -> None:
-    host = urlparse(url).hostname
-    if not host:
-        raise _bad(field, f"URL {url!r} has no host")
+MAX_REDIRECTS = 5
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address `host` resolves to (one DNS lookup)."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+
+
+def is_public_address(address: str) -> bool:
+    """True only for globally routable addresses: loopback, private, link-local (cloud metadata 169.254.169.254),
+    carrier-grade NAT, unspecified (0.0.0.0 reaches this machine on Linux), multicast and reserved are refused;
+    IPv4-mapped IPv6 is judged by its IPv4 address."""
+    parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return parsed.is_global and not parsed.is_multicast
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects to the address resolved (and checked) once, whatever host name the URL has: TLS still verifies the
+    certificate for the URL's host and the Host header keeps it, but a second DNS answer (rebinding) is never used."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return self.inner.connect_tcp(self.address, port, timeout=timeout, local_address=local_address,
+                                      socket_options=socket_options)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are never used for image URLs")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def _pinned_address(url: str, field: str, check: bool, resolve: Callable[[str], list[str]],
+                    allowed: Callable[[str], bool]) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _bad(field, f"URL {url!r} is not an http(s) URL with a host")
     try:
-        infos = socket.getaddrinfo(host, None)
+        addresses = resolve(parsed.hostname)
     except OSError:
         raise _bad(field, f"cannot resolve the host of {url!r}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise _bad(field, f"URL {url!r} points to a local address; the setting api_forbid_local_requests "
-                              "refuses those")
+    if not addresses:
+        raise _bad(field, f"cannot resolve the host of {url!r}")
+    if check and not all(allowed(address) for address in addresses):
+        raise _bad(field, f"URL {url!r} points to a local or private address; the setting "
+                          "api_forbid_local_requests refuses those")
+    return addresses[0]
 
 
-def fetch_image_url(url: str, field: str, settings: Mapping[str, Any]) -> bytes:
-    """Download an image URL with A1111's rules (see module docstring)."""
-    import httpx
-
+def fetch_image_url(url: str, field: str, settings: Mapping[str, Any], *,
+                    resolve: Callable[[str], list[str]] = resolve_host,
+                    allowed: Callable[[str], bool] = is_public_address) -> bytes:
+    """Download an image URL with A1111's rules (module docstring). With `api_forbid_local_requests` each hop's
+    host is resolved once, every address it resolves to must be public, and the connection goes to that checked
+    address (no second lookup a rebinding DNS server could answer differently); up to `MAX_REDIRECTS` redirects
+    are followed, each hop checked the same way."""
     if not settings.get("api_enable_requests", True):
         raise _bad(field, "image URLs are disabled (setting api_enable_requests); send base64 data instead")
-    if settings.get("api_forbid_local_requests", True):
-        _check_public_host(url, field)
-    headers = {"user-agent": settings.get("api_useragent") or "Mozilla/5.0 (sd-webui API)"}
-    try:
-        with httpx.stream("GET", url, headers=headers, timeout=URL_TIMEOUT_SECONDS, follow_redirects=False) as resp:
-            if resp.status_code != 200:
-                raise _bad(field, f"fetching {url!r} answered HTTP {resp.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > MAX_URL_BYTES:
-                    raise _bad(field, f"{url!r} is larger than {MAX_URL_BYTES // 2**20} MiB")
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise _bad(field, f"could not fetch {url!r}: {exc}") from None
-    return b"".join(chunks)
+    check = bool(settings.get("api_forbid_local_requests", True))
+    agent = str(settings.get("api_useragent") or "Mozilla/5.0 (sd-webui API)")
+    timeout = {"connect": URL_TIMEOUT_SECONDS, "read": URL_TIMEOUT_SECONDS, "write": URL_TIMEOUT_SECONDS,
+               "pool": URL_TIMEOUT_SECONDS}
+    for _hop in range(MAX_REDIRECTS + 1):
+        address = _pinned_address(url, field, check, resolve, allowed)
+        try:
+            with httpcore.ConnectionPool(network_backend=_PinnedBackend(address)) as pool, pool.stream(
+                    "GET", url, headers=[(b"user-agent", agent.encode("latin-1", "replace"))],
+                    extensions={"timeout": timeout}) as resp:
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = dict((k.lower(), v) for k, v in resp.headers).get(b"location", b"")
+                    if not location:
+                        raise _bad(field, f"{url!r} redirected without a Location")
+                    url = urljoin(url, location.decode("latin-1"))
+                    continue
+                if resp.status != 200:
+                    raise _bad(field, f"fetching {url!r} answered HTTP {resp.status}")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_stream():
+                    size += len(chunk)
+                    if size > MAX_URL_BYTES:
+                        raise _bad(field, f"{url!r} is larger than {MAX_URL_BYTES // 2**20} MiB")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError,
+                httpcore.UnsupportedProtocol) as exc:
+            raise _bad(field, f"could not fetch {url!r}: {exc}") from None
+    raise _bad(field, f"{url!r} redirected more than {MAX_REDIRECTS} times")
 
 
 def decode_image(value: Any, field: str, settings: Mapping[str, Any] | None = None) -> Image.Image:

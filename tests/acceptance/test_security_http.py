@@ -146,3 +146,35 @@ def _tiny_png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (4, 4), "red").save(out, format="PNG")
     return out.getvalue()
+
+
+def test_image_urls_cannot_reach_local_services(webui_app: WebUIFactory) -> None:
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = _tiny_png()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    local_service = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=local_service.serve_forever, daemon=True).start()
+    try:
+        app = webui_app(["--api"], checkpoints={})
+        port = local_service.server_port
+        for url in (f"http://127.0.0.1:{port}/admin.png", f"http://localhost:{port}/x.png",
+                    f"http://0.0.0.0:{port}/x.png", "http://169.254.169.254/latest/meta-data/"):
+            response = app.client.post("/sdapi/v1/img2img", json={"init_images": [url], "prompt": "a", "steps": 1})
+            assert response.status_code == 422 and "init_images[0]" in response.text, (url, response.text[:200])
+        assert hits == []
+    finally:
+        local_service.shutdown()

@@ -55,3 +55,32 @@ def test_extension_replacing_torch_load_does_not_disable_the_safe_unpickler(webu
         assert app.txt2img()["images"]  # the working checkpoint stays loaded
     finally:
         torch.load = original_load  # this test process is shared with other tests
+
+
+def test_pickles_in_every_model_folder_never_run(webui_app: WebUIFactory, tmp_path: Path) -> None:
+    """A stranger's `.pt`/`.ckpt` dropped into any folder the app reads (embeddings, LoRA, hypernetworks, VAE,
+    checkpoints) is refused by the allow-list unpickler when the app touches it; its code never runs."""
+    targets = {name: tmp_path / f"pwned-{name}.txt" for name in ("emb", "lora", "hn", "vae", "ckpt")}
+
+    def evil(name: str) -> dict[str, object]:
+        return {"string_to_param": {"*": torch.zeros(1, 768)}, "x": _CreatesFile(targets[name])}
+
+    def prepare(data: Path) -> None:
+        for folder in ("embeddings", "models/Lora", "models/hypernetworks", "models/VAE"):
+            (data / folder).mkdir(parents=True, exist_ok=True)
+        torch.save(evil("emb"), data / "embeddings" / "evilemb.pt")
+        torch.save(evil("lora"), data / "models" / "Lora" / "evillora.pt")
+        torch.save(evil("hn"), data / "models" / "hypernetworks" / "evilhn.pt")
+        torch.save(evil("vae"), data / "models" / "VAE" / "evilvae.pt")
+        torch.save(evil("ckpt"), data / "models" / "Stable-diffusion" / "zz-evil.ckpt")
+
+    app = webui_app(["--api"], prepare=prepare)
+    app.client.post("/sdapi/v1/refresh-embeddings")
+    app.client.post("/sdapi/v1/refresh-loras")
+    app.client.post("/sdapi/v1/options", json={"sd_vae": "evilvae.pt"})
+    app.client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "zz-evil.ckpt"})
+    app.client.post("/sdapi/v1/txt2img", json={"prompt": "evilemb <lora:evillora:1> <hypernet:evilhn:1>",
+                                               "steps": 1, "width": 64, "height": 64})
+    app.client.post("/sdapi/v1/options", json={"sd_vae": "None"})
+    assert app.txt2img()["images"]
+    assert not [name for name, target in targets.items() if target.exists()]
