@@ -3,7 +3,8 @@
 A1111 `StableDiffusionProcessingImg2Img.init` (reference §3.3):
 * the mask is binarised, inverted, blurred; "Only masked" crops image and mask to the mask's box + padding grown to
   the W:H ratio and processes the crop at W×H, pasting it back afterwards;
-* each init image is flattened onto `img2img_background_color`, resized by the resize mode (mode 3 keeps the image and resizes the latent
+* each init image is flattened onto `img2img_background_color`, resized by the resize mode (growing through the
+  `upscaler_for_img2img` upscaler when one is set) (mode 3 keeps the image and resizes the latent
   bilinearly), "fill" replaces the masked pixels by blurred surrounding colours, the untouched pixels are kept as an
   overlay (`overlay_inpaint`);
 * latent mask: `nmask` = mask at latent size (1 = regenerate), `mask` = 1 − nmask; "latent noise" puts the seed
@@ -16,6 +17,7 @@ A1111 `StableDiffusionProcessingImg2Img.init` (reference §3.3):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +26,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.processing.conditioning import opt
-from modules.processing.image_ops import flatten_alpha, pil_to_tensor, resize_image
+from modules.processing.image_ops import Resizer, flatten_alpha, lanczos, pil_to_tensor, resize_image
 from modules.processing.masks import PreparedMask, fill_masked, latent_mask, masked_overlay, prepare_mask
 from modules.processing.params import Img2ImgParams
 from modules.processing.vae_io import encode_tensor, latent_factor
 
 Tensor = torch.Tensor
+log = logging.getLogger(__name__)
 
 
 def unet_in_channels(model: Any) -> int:
@@ -78,6 +81,26 @@ class Img2ImgInit:
     notices: list[str] = field(default_factory=list)
 
 
+def img2img_resizer(settings: Any, upscalers: Any) -> Resizer:
+    """How img2img scales its init images (A1111 `images.resize_image` with `upscaler_for_img2img`): Lanczos, or
+    when the setting names an upscaler and the image must grow, that upscaler first (by the larger of the two
+    ratios), then Lanczos to the exact size. An unknown name falls back to Lanczos with a warning."""
+    name = opt(settings, "upscaler_for_img2img", None)
+    if not name or name == "None" or upscalers is None:
+        return lanczos
+
+    def resize(image: Image.Image, width: int, height: int) -> Image.Image:
+        scale = max(width / image.width, height / image.height)
+        if image.mode != "L" and scale > 1.0:
+            try:
+                image = upscalers.upscale(image, scale, str(name), settings)
+            except ValueError as exc:  # unknown upscaler (A1111 prints and uses its first upscaler, "None")
+                log.warning("upscaler_for_img2img: %s; using Lanczos", exc)
+        return image if image.size == (width, height) else lanczos(image, width, height)
+
+    return resize
+
+
 def background_color(settings: Any) -> tuple[int, int, int]:
     """`img2img_background_color` ("#rrggbb", A1111 default white) as RGB; an unreadable value gives white."""
     text = str(opt(settings, "img2img_background_color", "#ffffff") or "#ffffff").lstrip("#")
@@ -100,8 +123,9 @@ def _source_images(p: Img2ImgParams, batch: int, settings: Any = None) -> list[I
 
 
 def prepare_img2img(model: Any, p: Img2ImgParams, settings: Any, width: int, height: int, batch: int,
-                    seeds: list[int], noise: Tensor) -> Img2ImgInit:
-    """Process the init images and mask of one batch; `noise` is the batch's seed noise (for "latent noise")."""
+                    seeds: list[int], noise: Tensor, resizer: Resizer = lanczos) -> Img2ImgInit:
+    """Process the init images and mask of one batch; `noise` is the batch's seed noise (for "latent noise");
+    `resizer` scales the init images (A1111: the `upscaler_for_img2img` upscaler, see `img2img_resizer`)."""
     originals = _source_images(p, batch, settings)
     prepared: PreparedMask | None = None
     if p.mask is not None:
@@ -118,10 +142,10 @@ def prepare_img2img(model: Any, p: Img2ImgParams, settings: Any, width: int, hei
             overlays.append(masked_overlay(image, prepared.overlay_mask)
                             if opt(settings, "overlay_inpaint", True) else None)
             x, y, w, h = prepared.paste_region
-            image = resize_image(2, image.crop((x, y, x + w, y + h)), width, height)
+            image = resize_image(2, image.crop((x, y, x + w, y + h)), width, height, resizer)
         else:
             if p.resize_mode != 3:
-                image = resize_image(p.resize_mode, image, width, height)
+                image = resize_image(p.resize_mode, image, width, height, resizer)
             if prepared is not None:
                 overlays.append(masked_overlay(image, prepared.overlay_mask)
                                 if opt(settings, "overlay_inpaint", True) and image.size == (width, height)

@@ -20,7 +20,7 @@ from PIL import Image
 from modules.processing.color_correction import apply_color_correction, setup_color_correction
 from modules.processing.conditioning import opt
 from modules.processing.hooks import ExtraNoiseParams
-from modules.processing.img2img_init import prepare_img2img, unet_in_channels
+from modules.processing.img2img_init import img2img_resizer, prepare_img2img, unet_in_channels
 from modules.processing.intermediate_saves import save_copy, save_init_images
 from modules.processing.masks import apply_overlay
 from modules.processing.params import Img2ImgParams
@@ -41,7 +41,8 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     rng = run.rng(index, w, h)
     noise = rng.first().to(model.device)
     save_init_images(run, list(p.init_images or []))
-    init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise)
+    init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise,
+                           img2img_resizer(run.settings, getattr(run.ctx, "upscalers", None)))
     corrections = ([setup_color_correction(image) for image in init.processed]
                    if opt(run.settings, "img2img_color_correction", False) else None)
     stage, pad = run.conds(model, spec, p.steps, index, w, h)

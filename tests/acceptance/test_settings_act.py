@@ -231,3 +231,12 @@ def test_inpainting_masks_are_saved_beside_the_result(app: RunningApp) -> None:
     assert Image.open(saved["mask.png"]).convert("L").getpixel((32, 32)) == 255
     cut = Image.open(saved["mask-composite.png"])
     assert cut.mode == "RGBA" and cut.getpixel((2, 2))[3] == 0 and cut.getpixel((32, 32))[3] == 255
+
+
+def test_upscaler_for_img2img_scales_small_init_images(app: RunningApp) -> None:
+    board = Image.new("RGB", (16, 16))
+    board.putdata([(255, 255, 255) if (x // 2 + y // 2) % 2 else (0, 0, 0) for y in range(16) for x in range(16)])
+    outputs = [np.asarray(decode_png(img2img(app, init_images=[png_b64(board)], denoising_strength=0.2,
+                                             override_settings=settings)["images"][0]))
+               for settings in ({}, {"upscaler_for_img2img": "Nearest"}, {"upscaler_for_img2img": "None"})]
+    assert not np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])

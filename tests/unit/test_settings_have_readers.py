@@ -90,7 +90,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "gfpgan_model": FACE,
     # THIS_ISSUE
     "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
-    "dat_enabled_models": THIS_ISSUE, "upscaler_for_img2img": THIS_ISSUE,
+    "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
     "samples_log_stdout": THIS_ISSUE, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
     "print_hypernet_extra": THIS_ISSUE, "disable_mmap_load_safetensors": THIS_ISSUE, "hide_ldm_prints": THIS_ISSUE,
