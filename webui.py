@@ -34,7 +34,7 @@ from modules.compat import host as extension_host
 from modules.extensions.callbacks import default_registry
 from modules.extensions.manager import Extension, discover_extensions
 from modules.extensions.runner import ScriptRunner
-from modules.memory.attention import AttentionSelector, preferred_backend_from_flags
+from modules.memory.attention import AttentionSelector, configure_backends, preferred_backend_from_flags
 from modules.memory.devices import probe_devices
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
@@ -89,6 +89,7 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                                upcast_sampling=flags.upcast_sampling, disable_nan_check=flags.disable_nan_check)
     policy = DevicePolicy(device=device, dtypes=resolve_dtype_policy(device, precision),
                           safe_unpickle=not flags.disable_safe_unpickle, channels_last=bool(flags.opt_channelslast))
+    configure_backends(flags.as_dict())  # --sub-quad-* chunk sizes
     attention = AttentionSelector(preferred_backend_from_flags(flags.as_dict()),
                                   lambda: settings.get("cross_attention_optimization"))
     return ModelManager(registry, policy, hasher=BackgroundHasher(cache), vae_resolver=_vae_resolver(vaes, settings),

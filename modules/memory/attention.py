@@ -20,8 +20,8 @@ import importlib.util
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol, cast
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -140,6 +140,35 @@ def split_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, *, slice_size: 
         end = start + slice_size
         out[:, :, start:end] = _softmax_attention(qh[:, :, start:end], kh, vh, d**-0.5)
     return _from_heads(out)
+
+
+def invokeai_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, *, max_bytes: int | None = None) -> Tensor:
+    """InvokeAI's sliced attention (A1111 `split_cross_attention_forward_invokeAI`, `--opt-split-attention-invokeai`).
+
+    The score matrix (batch·heads × q_tokens × kv_tokens) is computed whole when it fits ``max_bytes`` (CUDA: free
+    memory / 3.3; elsewhere 32 MiB, A1111's CPU limit); otherwise in a power-of-two number of slices, along
+    batch·heads while there are enough of them, else along the query tokens. The result equals plain attention."""
+    qh, kh, vh = _to_heads(q, heads), _to_heads(k, heads), _to_heads(v, heads)
+    b, h, nq, d = qh.shape
+    flat_q, flat_k, flat_v = qh.reshape(b * h, nq, d), kh.reshape(b * h, -1, d), vh.reshape(b * h, -1, d)
+    if max_bytes is None:
+        max_bytes = int(free_memory_bytes(q.device) / 3.3) if q.device.type == "cuda" else 32 * 1024**2
+    size = b * h * nq * flat_k.shape[1] * q.element_size()
+    out = torch.empty_like(flat_q)
+    if size <= max_bytes:
+        out = _softmax_attention(flat_q, flat_k, flat_v, d**-0.5)
+    else:
+        div = 1 << math.ceil(math.log2(size / max_bytes))
+        if div <= b * h:
+            step = (b * h) // div
+            for start in range(0, b * h, step):
+                rows = slice(start, start + step)
+                out[rows] = _softmax_attention(flat_q[rows], flat_k[rows], flat_v[rows], d**-0.5)
+        else:
+            step = max(nq // div, 1)
+            for start in range(0, nq, step):
+                out[:, start:start + step] = _softmax_attention(flat_q[:, start:start + step], flat_k, flat_v, d**-0.5)
+    return _from_heads(out.reshape(b, h, nq, d))
 
 
 def split_attention_v1(q: Tensor, k: Tensor, v: Tensor, heads: int, *, group_size: int = 2) -> Tensor:
@@ -289,6 +318,22 @@ def get_backend(name: str) -> AttentionBackend:
     raise KeyError(f"unknown attention backend {name!r}; known backends: {known}")
 
 
+def configure_backends(flags: Mapping[str, object]) -> None:
+    """Apply the flags that tune a backend: `--sub-quad-q-chunk-size` (A1111 default 1024),
+    `--sub-quad-kv-chunk-size` (default: sqrt of the key count) and `--sub-quad-chunk-threshold` (percent of free
+    memory under which keys are not chunked; default 70, 0 = always chunk) for the sub-quadratic backend."""
+    def number(value: Any) -> Any:
+        return None if value in (None, "") else value
+
+    q_chunk = number(flags.get("sub_quad_q_chunk_size"))
+    kv_chunk = number(flags.get("sub_quad_kv_chunk_size"))
+    threshold = number(flags.get("sub_quad_chunk_threshold"))
+    backend = _REGISTRY["sub-quadratic"]
+    register_backend(replace(backend, fn=make_sub_quadratic_attention(
+        int(q_chunk) if q_chunk is not None else 1024, int(kv_chunk) if kv_chunk is not None else None,
+        float(threshold) if threshold is not None else None)), replace=True)
+
+
 def preferred_backend_from_flags(flags: Mapping[str, object]) -> str | None:
     """The backend a set of A1111 command-line flags asks for (options attribute names such as ``xformers``,
     ``opt_sdp_attention``), or None. Checked in priority order, like A1111's ``cmd_opt`` preference."""
@@ -341,6 +386,8 @@ for _backend in (
     AttentionBackend("sub-quadratic", "sub-quadratic chunked attention (Rabe & Staats 2021)",
                      make_sub_quadratic_attention(), 10, cmd_flags=("opt_sub_quad_attention",),
                      aliases=("sub-quad", "subquad")),
+    AttentionBackend("InvokeAI", "InvokeAI sliced attention", invokeai_attention, 10,
+                     cmd_flags=("opt_split_attention_invokeai",), aliases=("invokeai",)),
     AttentionBackend("V1", "original v1 split attention", split_attention_v1, 10,
                      cmd_flags=("opt_split_attention_v1",), aliases=("split-v1", "v1")),
     AttentionBackend("None", "no optimisation", naive_attention, 0,

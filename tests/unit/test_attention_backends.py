@@ -50,7 +50,7 @@ def test_sdp_is_textbook_attention(shape):
     assert close(attn.sdp_attention(q, k, v, shape[3]), reference(q, k, v, shape[3]))
 
 
-@pytest.mark.parametrize("name", ["sdp-no-mem", "Doggettx", "V1", "sub-quadratic", "None"])
+@pytest.mark.parametrize("name", ["sdp-no-mem", "Doggettx", "V1", "sub-quadratic", "InvokeAI", "None"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_registered_backends_match_sdp(name, shape):
     q, k, v = qkv(*shape)
@@ -153,3 +153,29 @@ def test_registry_accepts_extension_backends_and_set_backend_walks_modules():
         assert attn.list_backends()[-1].name == "test-counting"
     finally:
         attn._REGISTRY.pop("test-counting")
+
+
+@pytest.mark.parametrize("max_bytes", [10**9, 20_000, 3_000])
+def test_invokeai_slices_match_sdp(max_bytes):
+    q, k, v = qkv(*SHAPES[0])  # 2x2 heads of 96x77 scores: whole, sliced over batch·heads, sliced over queries
+    assert close(attn.invokeai_attention(q, k, v, 2, max_bytes=max_bytes), attn.sdp_attention(q, k, v, 2))
+
+
+def test_invokeai_flag_and_sub_quad_flags_configure_the_backends(monkeypatch):
+    assert attn.preferred_backend_from_flags({"opt_split_attention_invokeai": True}) == "InvokeAI"
+    seen = {}
+
+    def fake(q, k, v, heads, **kw):
+        seen.update(kw)
+        return q
+
+    monkeypatch.setattr(attn, "sub_quadratic_attention", fake)
+    original = attn.get_backend("sub-quadratic")
+    try:
+        attn.configure_backends({"sub_quad_q_chunk_size": 256, "sub_quad_kv_chunk_size": 64,
+                                 "sub_quad_chunk_threshold": 0})
+        q, k, v = qkv(*SHAPES[0])
+        attn.get_backend("sub-quadratic").fn(q, k, v, 2)
+    finally:
+        attn.register_backend(original, replace=True)
+    assert seen["q_chunk_size"] == 256 and seen["kv_chunk_size"] == 64 and seen["chunk_threshold_bytes"] is None

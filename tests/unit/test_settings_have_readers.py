@@ -111,8 +111,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "live_previews_image_format": UI,
     "live_preview_allow_lowvram_full": THIS_ISSUE,
     "postprocessing_existing_caption_action": THIS_ISSUE, "disable_console_progressbars": THIS_ISSUE,
-    "opt_split_attention_invokeai": THIS_ISSUE,
-    "sub_quad_q_chunk_size": THIS_ISSUE, "sub_quad_kv_chunk_size": THIS_ISSUE, "sub_quad_chunk_threshold": THIS_ISSUE,
+   
     "disable_model_loading_ram_optimization": THIS_ISSUE,
     "skip_version_check": THIS_ISSUE, "update_check": THIS_ISSUE,
     "test_server": THIS_ISSUE, "dump_sysinfo": THIS_ISSUE,
