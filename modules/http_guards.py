@@ -21,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -74,12 +76,31 @@ def is_ip_literal(host: str) -> bool:
 
 
 class HostGuard:
-    """Refuse requests whose Host header names a host this server was not started for (DNS rebinding)."""
+    """Refuse requests whose Host header names a host this server was not started for (DNS rebinding), and
+    cross-site requests that change something (CSRF): a POST/PUT/PATCH/DELETE whose `Origin` is another site than
+    the one addressed is refused with 403 unless that origin is allowed by `--cors-allow-origins(-regex)`. Browsers
+    send `Origin` with every cross-site POST, so a page on another site cannot interrupt jobs, unload the model or
+    stop the server with a form; API scripts (no `Origin`) are unaffected."""
 
-    def __init__(self, app: ASGIApp, allowed: Iterable[str], *, allow_any: bool = False) -> None:
+    def __init__(self, app: ASGIApp, allowed: Iterable[str], *, allow_any: bool = False,
+                 cors_origins: Iterable[str] = (), cors_regex: str | None = None) -> None:
         self.app = app
         self.allowed = {h.strip().lower() for h in allowed if h and h.strip()}
         self.allow_any = allow_any
+        self.cors_origins = {o.strip().rstrip("/").lower() for o in cors_origins if o.strip()}
+        self.cors_regex = re.compile(cors_regex) if cors_regex else None
+
+    def origin_allowed(self, scope: Scope) -> bool:
+        """Same-origin, CORS-allowed or no Origin header (non-browser clients)."""
+        if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS"):
+            return True
+        headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ()) if k in (b"origin", b"host")}
+        origin = headers.get(b"origin", "").strip().rstrip("/").lower()
+        if not origin:
+            return True
+        if origin in self.cors_origins or (self.cors_regex is not None and self.cors_regex.fullmatch(origin)):
+            return True
+        return urlsplit(origin).netloc == headers.get(b"host", "").strip().lower()
 
     def allows(self, host: str) -> bool:
         """Rules in the module docstring."""
@@ -96,6 +117,11 @@ class HostGuard:
                 await _reject(scope, send, 421, "MisdirectedRequest",
                               f"This server does not answer for the host name {host!r}. If you reach it under "
                               f"that name, start it with --allowed-hosts {host}")
+                return
+            if scope["type"] == "http" and not self.origin_allowed(scope):
+                await _reject(scope, send, 403, "CrossSiteRequest",
+                              "A page of another site tried to change something here; refused. To allow a web "
+                              "app on another origin, start with --cors-allow-origins <origin>")
                 return
         await self.app(scope, receive, send)
 

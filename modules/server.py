@@ -238,7 +238,8 @@ def _add_guards(app: FastAPI, flags: Any, asset_roots: list[str]) -> None:
     allowed = [*_split(flags.allowed_hosts), *machine_names()]
     if flags.server_name:
         allowed.append(str(flags.server_name))
-    app.add_middleware(HostGuard, allowed=allowed, allow_any=bool(flags.share or flags.ngrok))
+    app.add_middleware(HostGuard, allowed=allowed, allow_any=bool(flags.share or flags.ngrok),
+                       cors_origins=_split(flags.cors_allow_origins), cors_regex=flags.cors_allow_origins_regex)
     app.add_middleware(BodyLimit, max_bytes=max(0, int(flags.max_request_body_mb or 0)) * 1024 * 1024)
     app.add_middleware(SecurityHeaders)
 

@@ -178,3 +178,15 @@ def test_image_urls_cannot_reach_local_services(webui_app: WebUIFactory) -> None
         assert hits == []
     finally:
         local_service.shutdown()
+
+
+def test_cross_site_posts_are_refused_same_site_and_scripts_are_not(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api", "--cors-allow-origins", "http://trusted.example"], checkpoints={})
+    forged = app.client.post("/sdapi/v1/interrupt", headers={"Origin": "http://evil.example"})
+    assert forged.status_code == 403 and "--cors-allow-origins" in forged.text
+    assert app.client.post("/sdapi/v1/unload-checkpoint", headers={"Origin": "null"}).status_code == 403
+    same_site = app.client.post("/sdapi/v1/interrupt", headers={"Origin": app.url})
+    assert same_site.status_code == 200
+    assert app.client.post("/sdapi/v1/interrupt", headers={"Origin": "http://trusted.example"}).status_code == 200
+    assert app.client.post("/sdapi/v1/interrupt").status_code == 200  # a script: no Origin
+    assert app.client.get("/sdapi/v1/samplers", headers={"Origin": "http://evil.example"}).status_code == 200
