@@ -7,7 +7,8 @@ Steps of ``prepare_environment`` (all skipped by ``--skip-prepare-environment``)
 
 1. delete the restart marker ``tmp/restart`` (and set ``SD_WEBUI_RESTARTING=1`` when it was there);
 2. check the Python version (``--skip-python-version-check``);
-3. print the Python version, ``Version:`` (``git describe --tags``) and ``Commit hash:``;
+3. print the Python version, ``Version:`` (``git describe --tags``) and ``Commit hash:``; with ``--update-check``,
+   say whether the remote has a newer commit;
 4. install torch with ``TORCH_COMMAND`` when torch or torchvision is missing (or ``--reinstall-torch``);
 5. test that torch can use CUDA (``--skip-torch-cuda-test``; not needed with ``--use-cpu all``);
 6. install xformers when ``--xformers`` is given and it is missing (``XFORMERS_PACKAGE``);
@@ -15,7 +16,9 @@ Steps of ``prepare_environment`` (all skipped by ``--skip-prepare-environment``)
 8. run ``install.py`` of every enabled extension (``--skip-install`` skips this and every pip call);
 9. ``--update-all-extensions`` (git pull), ``--exit``.
 
-Then ``start`` imports ``webui`` and calls ``webui.main()``, which parses the same command line itself.
+Then ``start`` imports ``webui`` and calls ``webui.main()``, which parses the same command line itself
+(``--test-server`` adds ``--api --skip-torch-cuda-test --disable-nan-check`` first). ``--dump-sysinfo`` writes
+``sysinfo-<date>.json`` in the working directory and exits before any of this.
 Commands run as argument lists (never through a shell), so install paths with spaces or non-ASCII characters work.
 """
 
@@ -357,6 +360,46 @@ def clear_restart_marker(root: Path, env: MutableMapping[str, str]) -> bool:
     return True
 
 
+def check_for_update(launcher: Launcher) -> str:
+    """`--update-check` (A1111 `version_check`): compare this checkout's commit with the newest commit of its
+    remote's default branch and say whether an update is available; never fails the start."""
+    local = _git(launcher, "rev-parse", "HEAD")
+    remote = _git(launcher, "ls-remote", "origin", "HEAD").split()[0] if local != "<none>" else "<none>"
+    if "<none>" in (local, remote):
+        message = "Not a git checkout or no remote reachable: could not check for updates."
+    elif local == remote:
+        message = "You are up to date with the most recent release."
+    else:
+        message = (f"A newer version is available: {remote[:8]} (this copy is at {local[:8]}). "
+                   "Run `git pull` to update.")
+    launcher.say(message)
+    return message
+
+
+TEST_SERVER_FLAGS = ("--api", "--skip-torch-cuda-test", "--disable-nan-check")
+"""What `--test-server` adds (A1111 `configure_for_tests`; A1111 also loads its bundled test checkpoint, which
+this app does not ship: the server starts with whatever checkpoint the data dir has)."""
+
+
+def argv_for_test_server(args: Sequence[str]) -> list[str]:
+    """The command line for `--test-server`: the given flags plus `TEST_SERVER_FLAGS` not already there."""
+    out = list(args)
+    out += [flag for flag in TEST_SERVER_FLAGS if flag not in out]
+    return out
+
+
+def dump_sysinfo(flags: Any, args: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout) -> Path:
+    """`--dump-sysinfo` (A1111 `launch_utils.dump_sysinfo`): write the sysinfo JSON in the working directory."""
+    from modules.runtime.sysinfo import dump_sysinfo as write
+
+    launcher = Launcher(flags, env=env)
+    path = write(Path.cwd(), argv=args, env=env, root=ROOT, data_dir=Path(flags.data_dir or ROOT),
+                 config_file=Path(flags.ui_settings_file) if flags.ui_settings_file else None,
+                 version=_git(launcher, "describe", "--tags"), commit=_git(launcher, "rev-parse", "HEAD"))
+    print(f"Sysinfo saved as {path}. Exiting...", file=out, flush=True)
+    return path
+
+
 def prepare_environment(launcher: Launcher) -> None:
     """Steps 2-9 of the module docstring (step 1 runs in ``main`` so that it also happens when this is skipped)."""
     flags = launcher.flags
@@ -367,6 +410,8 @@ def prepare_environment(launcher: Launcher) -> None:
     launcher.say(f"Python {sys.version}")
     launcher.say(f"Version: {_git(launcher, 'describe', '--tags')}")
     launcher.say(f"Commit hash: {_git(launcher, 'rev-parse', 'HEAD')}")
+    if flags.update_check:
+        check_for_update(launcher)
 
     install_torch(launcher)
     if cuda_test_needed(flags):
@@ -410,10 +455,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         merged = merged_argv(args, os.environ)
     except FlagError as exc:
         return int(exc.code or 2)
+    if flags.dump_sysinfo:
+        dump_sysinfo(flags, merged, os.environ)
+        return 0
     try:
         clear_restart_marker(ROOT, os.environ)
         if not flags.skip_prepare_environment:
             prepare_environment(Launcher(flags, env=os.environ))
+        if flags.test_server:  # webui.main() reads sys.argv and COMMANDLINE_ARGS again
+            merged = argv_for_test_server(merged)
+            sys.argv[1:] = merged
+            os.environ["COMMANDLINE_ARGS"] = ""
         status = start(flags, merged)
     except LaunchError as exc:
         print(f"\nlaunch.py: error: {exc}", file=sys.stderr, flush=True)

@@ -111,10 +111,8 @@ ALLOWED_UNREAD: dict[str, str] = {
     "live_previews_image_format": UI,
     "live_preview_allow_lowvram_full": THIS_ISSUE,
     "postprocessing_existing_caption_action": THIS_ISSUE, "disable_console_progressbars": THIS_ISSUE,
-   
     "disable_model_loading_ram_optimization": THIS_ISSUE,
-    "skip_version_check": THIS_ISSUE, "update_check": THIS_ISSUE,
-    "test_server": THIS_ISSUE, "dump_sysinfo": THIS_ISSUE,
+    "skip_version_check": SECURITY,
     # TRAINING
     "unload_models_when_training": TRAINING, "pin_memory": TRAINING, "save_optimizer_state": TRAINING,
     "save_training_settings_to_txt": TRAINING, "dataset_filename_word_regex": TRAINING,
