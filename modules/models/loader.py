@@ -77,6 +77,8 @@ class DevicePolicy:
     """False only with --disable-safe-unpickle."""
     channels_last: bool = False
     """``--opt-channelslast``: the UNet's 4-D weights in ``torch.channels_last`` (A1111 ``sd_models``)."""
+    mmap_safetensors: Callable[[], bool] = lambda: True
+    """Asked at each load: False while the ``disable_mmap_load_safetensors`` setting is on."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def load_vae_module(
         raise CheckpointLoadError(info.filename, "the checkpoint contains no VAE; choose a VAE file (sd_vae setting "
                                   "or --vae-path) to use it")
     if checkpoint_state is None:
-        full = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle)
+        full = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle, mmap=policy.mmap_safetensors())
         checkpoint_state = {k: v for k, v in full.items() if k.startswith(VAE_PREFIX)}
     own_state = checkpoint_state
     module = _wrap_build_errors(info, "VAE", lambda: builders.vae(match, own_state, policy.dtypes.vae, device))
@@ -162,7 +164,7 @@ def load_checkpoint(
     resolution = vae or VaeResolution(None, "the checkpoint's own VAE")
     timings = LoadTimings()
     with timings.stage("load weights from disk"):
-        state = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle)
+        state = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle, mmap=policy.mmap_safetensors())
     with timings.stage("detect architecture"):
         match, override = detect(info, {key: tuple(value.shape) for key, value in state.items()})
     dtypes = policy.dtypes

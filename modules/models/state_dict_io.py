@@ -156,21 +156,27 @@ def _normalise_key(key: str) -> str:
 
 
 def read_state_dict(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu", *, safe_unpickle: bool = True
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", *, safe_unpickle: bool = True,
+    mmap: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Read every tensor of a checkpoint into a flat ``{key: tensor}`` dict (mmap for safetensors, zero copy).
 
-    Raises :class:`CheckpointLoadError` (naming the file) for anything unreadable and :class:`UnsafeCheckpointError`
-    when a pickle references a forbidden global.
+    ``mmap=False`` (A1111 ``disable_mmap_load_safetensors``) reads a ``.safetensors`` file into memory in one go and
+    parses it from there: slower to start and more RAM, but no memory map on the file (network drives, files
+    replaced while loaded). Raises :class:`CheckpointLoadError` (naming the file) for anything unreadable and
+    :class:`UnsafeCheckpointError` when a pickle references a forbidden global.
     """
     path = Path(path)
     if is_safetensors(path):
         read_safetensors_header(path)
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load, load_file
 
         try:
-            loaded: Any = load_file(path, device=str(device))
+            if mmap:
+                loaded: Any = load_file(path, device=str(device))
+            else:
+                loaded = {k: v.to(device) for k, v in load(path.read_bytes()).items()}
         except (SafetensorError, OSError, RuntimeError, ValueError) as error:
             raise CheckpointLoadError(path, f"safetensors could not read it ({error})") from None
         return unwrap_state_dict(loaded, path)

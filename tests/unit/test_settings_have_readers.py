@@ -93,7 +93,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": THIS_ISSUE, "memmon_poll_rate": THIS_ISSUE,
     "samples_log_stdout": THIS_ISSUE, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
-    "print_hypernet_extra": THIS_ISSUE, "disable_mmap_load_safetensors": THIS_ISSUE, "hide_ldm_prints": THIS_ISSUE,
+    "print_hypernet_extra": THIS_ISSUE, "hide_ldm_prints": THIS_ISSUE,
     "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,
     "profiling_record_shapes": THIS_ISSUE, "profiling_profile_memory": THIS_ISSUE, "profiling_with_stack": THIS_ISSUE,
     "profiling_filename": THIS_ISSUE, "sd_checkpoints_keep_in_cpu": THIS_ISSUE, "sd_checkpoint_cache": THIS_ISSUE,

@@ -146,3 +146,25 @@ def test_safetensors_are_memory_mapped_not_copied(tmp_path: Path) -> None:
     assert len(state) == 32
     assert grown < 32 * 1024 * 1024, f"reading grew the resident set by {grown} bytes: the file was copied"
     assert state["w31"][1023, 1023].item() == 1.0  # the data is there when touched
+
+
+def test_without_mmap_the_tensors_do_not_depend_on_the_file(safetensors_file: Path) -> None:
+    """A1111 `disable_mmap_load_safetensors`: the file is read into memory, so changing it later changes nothing."""
+    mapped, copied = read_state_dict(safetensors_file), read_state_dict(safetensors_file, mmap=False)
+    assert mapped.keys() == copied.keys() and all(torch.equal(mapped[k], copied[k]) for k in mapped)
+    expected = {k: v.clone() for k, v in copied.items()}
+    data = bytearray(safetensors_file.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    data[header:] = bytes(len(data) - header)  # zero every tensor byte in place
+    with open(safetensors_file, "r+b") as fh:
+        fh.write(data)
+    assert all(torch.equal(copied[k], expected[k]) for k in copied)
+
+
+def test_the_app_reads_the_mmap_setting_at_each_load(tmp_path: Path) -> None:
+    from tests.fixtures.app_context import context_for
+
+    ctx = context_for(tmp_path, {})
+    assert ctx.models.policy.mmap_safetensors()
+    ctx.settings.set("disable_mmap_load_safetensors", True)
+    assert not ctx.models.policy.mmap_safetensors()
