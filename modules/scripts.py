@@ -5,6 +5,7 @@ docs/extensions.md).  New code imports `modules.extensions.api`.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from modules.extensions.api import (
     AlwaysVisible,
@@ -18,9 +19,15 @@ from modules.extensions.api import (
 
 
 def basedir() -> str:
-    """The calling script's extension (or root) folder (A1111 `scripts.basedir()`)."""
-    caller = inspect.stack()[1].filename
-    return basedir_of(caller)
+    """The calling code's extension folder, also from a module of the extension's own package, else the folder
+    its script file lives in (A1111 `scripts.basedir()`: the extension whose scripts are loading)."""
+    from modules.compat.imports import FOLDERS
+
+    caller = Path(inspect.stack()[1].filename).resolve()
+    for root in FOLDERS.roots():
+        if caller.is_relative_to(root):
+            return str(root)
+    return basedir_of(str(caller))
 
 
 __all__ = [

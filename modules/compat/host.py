@@ -43,6 +43,7 @@ class AppHost:
     def __init__(self) -> None:
         self._apps: list[weakref.ref[AppContext]] = []
         self._demos: list[tuple[weakref.ref[AppContext], Any]] = []
+        self._sources: list[tuple[weakref.ref[AppContext], list[str]]] = []
         self._lock = threading.Lock()
 
     def _alive(self) -> list[AppContext]:
@@ -64,6 +65,16 @@ class AppHost:
         with self._lock:
             self._demos = [(ref, d) for ref, d in self._demos if ref() is not None and ref() is not ctx]
             self._demos.append((weakref.ref(ctx), demo))
+
+    def set_sources(self, ctx: AppContext, sources: list[str]) -> None:
+        """Remember the `<extension>/<file.py>` script files the app loaded (their callbacks go with the app)."""
+        with self._lock:
+            self._sources = [(ref, s) for ref, s in self._sources if ref() is not None and ref() is not ctx]
+            self._sources.append((weakref.ref(ctx), list(sources)))
+
+    def sources(self, ctx: AppContext) -> list[str]:
+        with self._lock:
+            return next((list(s) for ref, s in self._sources if ref() is ctx), [])
 
     def demo(self) -> Any:
         """The current app's Gradio Blocks (None with `--nowebui`)."""
@@ -102,8 +113,9 @@ def load_extensions(ctx: AppContext) -> list[ScriptLoadError]:
 
     HOST.bind(ctx)
     enabled = [e.path for e in ctx.extensions if e.enabled]
-    files, errors = load_scripts(script_paths(ctx.paths.script_dir, enabled), callbacks=ctx.callbacks,
-                                 scope=script_load_scope)
+    paths = script_paths(ctx.paths.script_dir, enabled)
+    HOST.set_sources(ctx, [f"{extension}/{path.name}" for path, extension in paths])
+    files, errors = load_scripts(paths, callbacks=ctx.callbacks, scope=script_load_scope)
     for runner in (ctx.scripts.txt2img, ctx.scripts.img2img):
         runner.load_errors += errors
         runner.add_files(files)
@@ -170,4 +182,6 @@ def shutdown(ctx: AppContext, *, reloading: bool = False) -> None:
     if reloading:
         ctx.callbacks.fire("before_reload")
         ctx.callbacks.fire("script_unloaded")
+    for source in HOST.sources(ctx):  # an app that stopped leaves no callbacks behind in the process
+        ctx.callbacks.remove_script(source)
     HOST.unbind(ctx)

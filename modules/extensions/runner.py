@@ -120,9 +120,11 @@ def load_script_file(path: str | Path, *, extension: str = "base", callbacks: Ca
         kind = "syntax error" if isinstance(exc, SyntaxError) else "error"
         return None, ScriptLoadError(str(path), f"{kind} while loading, skipped: {type(exc).__name__}: {exc}",
                                      traceback.format_exc())
+    # A1111 registers every Script subclass the file's namespace holds, also one imported from the extension's own
+    # package (`from sd_dynamic_prompts.dynamic_prompting import Script`); the app's own classes are not scripts
     classes = [obj for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, Script) and obj is not Script
-               and obj.__module__ == module_name]
+               and (obj.__module__ == module_name or not obj.__module__.startswith("modules."))]
     return ScriptFile(path, extension, module, classes), None
 
 
@@ -130,12 +132,15 @@ def load_scripts(paths: Sequence[tuple[Path, str]], *, callbacks: CallbackRegist
                  scope: ScriptLoadScope | None = None) -> tuple[list[ScriptFile], list[ScriptLoadError]]:
     """Load every file; broken ones are reported (logged, returned) and skipped."""
     files, errors = [], []
+    seen: set[type[Script]] = set()
     for path, extension in paths:
         loaded, error = load_script_file(path, extension=extension, callbacks=callbacks, scope=scope)
         if error is not None:
             log.error("Error loading script %s", error)
             errors.append(error)
         elif loaded is not None:
+            loaded.classes = [cls for cls in loaded.classes if cls not in seen]  # imported by several files: once
+            seen.update(loaded.classes)
             files.append(loaded)
     return files, errors
 
