@@ -6,7 +6,7 @@ bias 1 (0–8), Preservation strength 0.5 (0.05–8), Transition contrast boost 
 Difference threshold 0.5 (0–8), Difference contrast 2 (0–8). The blending itself is part of the pipeline
 (`modules.processing.soft_inpainting`, which reads these arguments from `p.alwayson_scripts` and writes
 "Soft inpainting enabled: True" and the six values to the infotext); this script declares the controls, so the UI
-shows them and the API accepts the title, and pastes the infotext fields back into them.
+shows them and the API accepts the title, and its `infotext_fields` let a pasted infotext set them again.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import build_output_panel
 from modules.ui.output_actions import is_local
+from modules.ui.paste import script_paste_fields
 from modules.ui.toprow import build_toprow
 from modules.ui.txt2img import GenerationTab, params_from_values, wire_generation_tab
 
@@ -200,6 +201,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
                                                       elem_id="img2img_image_cfg_scale")
                 panel_ui.build_refiner(ctx, "img2img", fields)
                 scripts = panel_ui.build_tail(ctx, "img2img", fields)
+                fields.update(script_paste_fields(ctx, "img2img", scripts))
             with extra_tabs:  # extra networks tabs after "Generation" (modules/ui/extra_networks.py)
                 build_extra_networks(ctx, "img2img")
         with gr.Column(scale=1):

@@ -8,7 +8,9 @@ whether seed and size are copied).
 "Override settings" follows A1111's `get_override_settings` / `create_override_settings_dict`: entries
 "<infotext label>: <value>" for the settings whose value in the text (cast to the setting's type) differs from the
 current one; the checkpoint (`Model hash`) only when `disable_weights_auto_swap` is off. Index radios (Mask mode,
-Masked content, Inpaint area, Resize mode) receive their label, not the index.
+Masked content, Inpaint area, Resize mode) receive their label, not the index. Scripts' `infotext_fields`
+((argument name or component, infotext label) pairs, e.g. Soft inpainting's) are pasted into their controls,
+registered in the tab's fields as `infotext:<label>`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from modules.processing.infotext_fields import (
 )
 from modules.settings import REGISTRY, SettingsError
 
+SCRIPT_FIELD_PREFIX = "infotext:"
 SEED_FIELDS = ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
 SIZE_FIELDS = ("width", "height")
 
@@ -73,6 +76,35 @@ def override_choices(ctx: Any, parsed: dict[str, Any]) -> list[str]:
     return [f"{labels.get(key, key)}: {value}" for key, value in overrides.items()]
 
 
+def script_paste_fields(ctx: Any, kind: str, controls: Any) -> dict[str, gr.components.Component]:
+    """`infotext:<label>` → control for every script's `infotext_fields` whose target is one of its controls on
+    this tab (an argument name, or a component its `ui()` returned) (A1111 `ScriptRunner.paste_field_names`)."""
+    out: dict[str, gr.components.Component] = {}
+    for script in ctx.scripts.for_kind(kind).scripts:
+        title = script.title()
+        pairs = list(controls.alwayson.get(title) or controls.selectable.get(title) or [])
+        by_name = dict(pairs)
+        on_page = {id(component) for _name, component in pairs}
+        for target, label in getattr(script, "infotext_fields", None) or []:
+            component = by_name.get(target) if isinstance(target, str) else target
+            if isinstance(label, str) and component is not None and id(component) in on_page:
+                out[SCRIPT_FIELD_PREFIX + label] = component
+    return out
+
+
+def script_field_value(component: gr.components.Component, text: Any) -> Any:
+    """An infotext value as a script control takes it (checkbox → bool, slider/number → number); None if
+    unreadable (the control keeps its value, as A1111's paste does)."""
+    if isinstance(component, gr.Checkbox):
+        return str(text).strip().lower() in ("true", "1")
+    if isinstance(component, gr.Slider | gr.Number):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+    return str(text)
+
+
 def component_value(component: gr.components.Component, value: Any) -> Any:
     """The value as the component takes it: an index radio (`type="index"`) gets the label at that index."""
     if isinstance(component, gr.Radio) and getattr(component, "type", None) == "index" \
@@ -111,6 +143,12 @@ def updates_from_infotext(ctx: Any, text: str, fields: dict[str, gr.components.C
         component = fields.get(name)
         if component is not None:
             updates[component] = gr.update(value=component_value(component, value))
+    for name, component in fields.items():
+        label = name.removeprefix(SCRIPT_FIELD_PREFIX)
+        if name.startswith(SCRIPT_FIELD_PREFIX) and parsed.get(label) is not None:
+            value = script_field_value(component, parsed[label])
+            if value is not None:
+                updates[component] = gr.update(value=value)
     if "override_settings" in fields:
         choices = override_choices(ctx, parsed)
         updates[fields["override_settings"]] = gr.update(choices=choices, value=choices, visible=bool(choices))

@@ -23,6 +23,7 @@ from modules.ui.paste import (
     looks_like_infotext,
     override_settings_from_choices,
     read_last_params,
+    script_paste_fields,
     updates_from_infotext,
 )
 from modules.ui.scripts_ui import script_values
@@ -213,6 +214,7 @@ def build_txt2img(ctx: Any) -> GenerationTab:
                 panel_ui.build_hires(ctx, "txt2img", fields)
                 panel_ui.build_refiner(ctx, "txt2img", fields)
                 scripts = panel_ui.build_tail(ctx, "txt2img", fields)
+                fields.update(script_paste_fields(ctx, "txt2img", scripts))
             build_extra_networks(ctx, "txt2img")  # extra networks tabs (modules/ui/extra_networks.py)
         with gr.Column(scale=1):
             output = build_output_panel("txt2img", local=is_local(ctx))

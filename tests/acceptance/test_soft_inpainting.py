@@ -71,3 +71,14 @@ def test_soft_inpainting_accordion_in_img2img(app: RunningApp, browser: Any) -> 
                   "Mask influence", "Difference threshold", "Difference contrast"):
         page.wait_for_selector(f"#img2img_script_soft_inpainting :text('{label}')", timeout=10000)
     assert page.locator("#txt2img_script_soft_inpainting").count() == 0
+    # ↙ paste of an infotext with soft inpainting fills the accordion (A1111 `infotext_fields`)
+    page.fill("#img2img_prompt textarea", "a fox\nSteps: 2, Seed: 3, Size: 64x64, Soft inpainting enabled: True, "
+                                          "Schedule bias: 2.5, Preservation strength: 0.5, Transition contrast "
+                                          "boost: 6, Mask influence: 0, Difference threshold: 0.5, "
+                                          "Difference contrast: 2")
+    page.click("#img2img_paste")
+    page.wait_for_function("document.querySelector('#script_img2img_soft_inpainting_enabled input')?.checked",
+                           timeout=20000)
+    assert page.input_value("#script_img2img_soft_inpainting_mask_blend_power input[type=number]") == "2.5"
+    assert page.input_value(
+        "#script_img2img_soft_inpainting_inpaint_detail_preservation input[type=number]") == "6"
