@@ -92,7 +92,8 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                           mmap_safetensors=lambda: not settings.get("disable_mmap_load_safetensors"))
     configure_backends(flags.as_dict())  # --sub-quad-* chunk sizes
     attention = AttentionSelector(preferred_backend_from_flags(flags.as_dict()),
-                                  lambda: settings.get("cross_attention_optimization"))
+                                  lambda: settings.get("cross_attention_optimization"),
+                                  upcast=lambda: bool(settings.get("upcast_attn")))
     return ModelManager(registry, policy, hasher=BackgroundHasher(cache), vae_resolver=_vae_resolver(vaes, settings),
                         attention=attention, offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram),
                         cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1))

@@ -402,15 +402,24 @@ class AttentionSelector:
     command-line preference (``--xformers``, ``--opt-sdp-attention``, ``--opt-split-attention`` …) for "Automatic".
 
     An unknown or unavailable choice falls back to SDPA and is reported once per choice, not on every job.
+    ``upcast`` (A1111 ``upcast_attn``, "Upcast cross attention layer to float32", asked on every attention call)
+    runs the attention of half-precision q/k/v in float32 and returns the original dtype.
     """
 
-    def __init__(self, preferred: str | None, setting: Callable[[], str | None]) -> None:
+    def __init__(self, preferred: str | None, setting: Callable[[], str | None],
+                 upcast: Callable[[], bool] = lambda: False) -> None:
         self.preferred = preferred
         self._setting = setting
+        self._upcast = upcast
         self._reported: set[str] = set()
 
     def current(self) -> AttentionBackend:
-        """The backend for the current setting (A1111 ``sd_hijack.apply_optimizations``)."""
+        """The backend for the current setting (A1111 ``sd_hijack.apply_optimizations``), its function wrapped by
+        the upcast rule."""
+        chosen = self._choose()
+        return replace(chosen, fn=upcast_when(chosen.fn, self._upcast))
+
+    def _choose(self) -> AttentionBackend:
         setting = self._setting()
         wanted = self.preferred if (setting is None or setting == AUTOMATIC) else setting
         if wanted is None:
@@ -432,5 +441,17 @@ class AttentionSelector:
             logger.warning(message)
 
     def apply(self, model: nn.Module) -> AttentionBackend:
-        """Point every attention layer of ``model`` at the current backend; returns it."""
-        return set_attention_backend(model, self.current())
+        """Point every attention layer of ``model`` at the current backend (with the upcast rule); returns it."""
+        backend = self.current()
+        set_attention_backend(model, backend)
+        return backend
+
+
+def upcast_when(fn: AttentionFn, upcast: Callable[[], bool]) -> AttentionFn:
+    """``fn`` that computes in float32 for fp16/bf16 inputs while ``upcast()`` is true (A1111 ``upcast_attn``)."""
+    def attention(q: Tensor, k: Tensor, v: Tensor, heads: int) -> Tensor:
+        if q.dtype in (torch.float16, torch.bfloat16) and upcast():
+            return fn(q.float(), k.float(), v.float(), heads).to(q.dtype)
+        return fn(q, k, v, heads)
+
+    return attention

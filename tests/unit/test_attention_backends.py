@@ -179,3 +179,22 @@ def test_invokeai_flag_and_sub_quad_flags_configure_the_backends(monkeypatch):
     finally:
         attn.register_backend(original, replace=True)
     assert seen["q_chunk_size"] == 256 and seen["kv_chunk_size"] == 64 and seen["chunk_threshold_bytes"] is None
+
+
+def test_upcast_attn_computes_half_inputs_in_float32():
+    seen = []
+
+    def backend_fn(q, k, v, heads):
+        seen.append(q.dtype)
+        return attn.sdp_attention(q, k, v, heads)
+
+    flag = {"on": False}
+    wrapped = attn.upcast_when(backend_fn, lambda: flag["on"])
+    q, k, v = qkv(*SHAPES[0], dtype=torch.bfloat16)
+    assert wrapped(q, k, v, 2).dtype == torch.bfloat16 and seen == [torch.bfloat16]
+    flag["on"] = True
+    assert wrapped(q, k, v, 2).dtype == torch.bfloat16 and seen[-1] == torch.float32
+    selector = attn.AttentionSelector(None, lambda: "sdp", upcast=lambda: True)
+    layer = CrossAttention(64, heads=2, dim_head=32)
+    selector.apply(layer)
+    assert layer.attention_fn is not attn.sdp_attention and selector.current().name == "sdp"

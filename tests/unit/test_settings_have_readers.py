@@ -97,7 +97,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,
     "profiling_record_shapes": THIS_ISSUE, "profiling_profile_memory": THIS_ISSUE, "profiling_with_stack": THIS_ISSUE,
     "profiling_filename": THIS_ISSUE, "sd_checkpoints_keep_in_cpu": THIS_ISSUE, "sd_checkpoint_cache": THIS_ISSUE,
-    "upcast_attn": THIS_ISSUE,
     "hires_fix_refiner_pass": THIS_ISSUE, "sd3_enable_t5": THIS_ISSUE,
     "sd_vae_checkpoint_cache": THIS_ISSUE, "auto_vae_precision_bfloat16": THIS_ISSUE,
     "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE,
