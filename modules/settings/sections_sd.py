@@ -1,4 +1,4 @@
-"""Settings of the "Stable Diffusion" category: Stable Diffusion, SDXL, SD3, VAE, img2img, Optimizations,
+"""Settings of the "Stable Diffusion" category: Stable Diffusion, SDXL, VAE, img2img, Optimizations,
 Compatibility, Extra Networks, Sampler parameters, plus the built-in Lora and Hypertile extensions' settings.
 
 Keys, defaults, labels, ranges and infotext names are A1111 1.10's (`modules/shared_options.py`,
@@ -6,9 +6,10 @@ Keys, defaults, labels, ranges and infotext names are A1111 1.10's (`modules/sha
 Dropdowns whose choices are found at run time (checkpoints, VAEs, UNets, attention methods, hypernetworks, Lora,
 samplers) are declared without choices and are not validated against a list.
 
-Two A1111 keys are not declared: `enable_batch_seeds` and `ddim_discretize` do nothing in A1111 1.10 either (batch
-seeds are always per image since 1.6; the DDIM discretization went with the CompVis samplers), see
-docs/decisions.md. A config.json that has them keeps them untouched.
+A1111 keys not declared (docs/decisions.md): `enable_batch_seeds` and `ddim_discretize` do nothing in A1111 1.10
+either (batch seeds are always per image since 1.6; the DDIM discretization went with the CompVis samplers);
+`sd3_enable_t5` (the whole "Stable Diffusion 3" section) belongs to SD3 models, which this app refuses to load.
+A config.json that has them keeps them untouched.
 """
 
 from __future__ import annotations
@@ -57,11 +58,6 @@ SDXL = section("sdxl", "Stable Diffusion XL", "sd", {
     "sdxl_refiner_low_aesthetic_score": number(2.5, "SDXL low aesthetic score",
                                                info="used for refiner model negative prompt"),
     "sdxl_refiner_high_aesthetic_score": number(6.0, "SDXL high aesthetic score", info="used for refiner model prompt"),
-})
-
-SD3 = section("sd3", "Stable Diffusion 3", "sd", {
-    "sd3_enable_t5": check(False, "Enable T5", info="load T5 text encoder; increases VRAM use by a lot, potentially "
-                                                    "improving quality of generation; requires model reload to apply"),
 })
 
 VAE = section("vae", "VAE", "sd", {
@@ -250,4 +246,4 @@ HYPERTILE = section("hypertile", "Hypertile", "sd", {
     "hypertile_swap_size_vae": slider(3, "Hypertile VAE swap size ", 0, 64, 1, infotext="Hypertile VAE swap size"),
 })
 
-SD_OPTIONS: list[OptionInfo] = SD + SDXL + SD3 + VAE + IMG2IMG + OPTIMIZATIONS + COMPATIBILITY
+SD_OPTIONS: list[OptionInfo] = SD + SDXL + VAE + IMG2IMG + OPTIMIZATIONS + COMPATIBILITY

@@ -2,7 +2,9 @@
 
 Keys, defaults, labels and ranges are A1111 1.10's (`modules/shared_options.py`). The three API options are
 `restrict_api` (A1111: they cannot be changed through the HTTP API). `enable_console_prompts` defaults to the
-legacy `--enable-console-prompts` flag (supplied through `Settings(default_overrides=...)`).
+legacy `--enable-console-prompts` flag (supplied through `Settings(default_overrides=...)`). A1111's
+`hide_ldm_prints` is not declared: it silences Stability-AI's ldm/sgm modules, which this app does not use
+(docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ SYSTEM = section("system", "System", "system", {
                                info='directory is hidden if its name starts with "."'),
     "disable_mmap_load_safetensors": check(False, "Disable memmapping for loading .safetensors files.",
                                            info="fixes very slow loading speed in some cases"),
-    "hide_ldm_prints": check(True, "Prevent Stability-AI's ldm/sgm modules from printing noise to console."),
     "dump_stacks_on_signal": check(False, "Print stack traces before exiting the program with ctrl+c."),
 })
 
