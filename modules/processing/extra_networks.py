@@ -20,7 +20,8 @@ Behaviour follows A1111 (a1111-features.md §5, §4.2, §11.4–11.6; A1111 ``mo
   each behind its setting (``lora_add_hashes_to_infotext``, ``textual_inversion_add_hashes_to_infotext``).
   On paste, :meth:`NetworkLibrary.rewrite_pasted_prompt` maps ``<lora:alias:`` back to local files by hash.
 * "Networks not found" goes to the job's notices; the console gets it only with ``lora_not_found_warning_console``.
-  ``textual_inversion_print_at_load`` logs the loaded (and skipped) embeddings whenever that list changes.
+  ``textual_inversion_print_at_load`` logs the loaded (and skipped) embeddings whenever that list changes;
+  ``print_hypernet_extra`` logs a hypernetwork's structure the first time a job uses it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from modules.models.networks.hypernetworks import (
     Hypernetwork,
     HypernetworkLoadError,
     add_hypernetworks,
+    describe_hypernetwork,
     list_hypernetworks,
     load_hypernetwork,
     parse_hypernet_args,
@@ -129,6 +131,8 @@ class NetworkLibrary:
     _hypernetworks: dict[tuple[str, float], Hypernetwork] = field(default_factory=dict)
     _text_module: Any = None
     _displayed: tuple[list[str], list[str]] | None = None
+    described: set[str] = field(default_factory=set)
+    """Hypernetworks whose details were logged (`print_hypernet_extra`)."""
 
     @classmethod
     def from_paths(cls, paths: Any, *, hash_cache: HashCache | None = None, safe_unpickle: bool = True,
@@ -355,6 +359,9 @@ class NetworkActivation:
             if network is None:
                 self._note(f"Hypernetwork not found: {name}")
                 continue
+            if _setting(self.settings, "print_hypernet_extra", False) and name not in self.library.described:
+                self.library.described.add(name)  # A1111 prints these once, when the file is loaded
+                log.info("Hypernetwork %s:\n%s", name, describe_hypernetwork(network))
             chain.append((network, multiplier))
         add_hypernetworks(patcher, chain)
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
 from tests.acceptance.test_models_wiring import _write_vae as write_vae
-from tests.integration.test_extra_networks_pipeline import write_embedding, write_lora
+from tests.integration.test_extra_networks_pipeline import write_embedding, write_hypernetwork, write_lora
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,8 @@ def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
         write_lora(data / "models" / "Lora" / "tinylora.safetensors")
         (data / "embeddings").mkdir(parents=True, exist_ok=True)
         write_embedding(data / "embeddings" / "tinyemb.pt")
+        (data / "models" / "hypernetworks").mkdir(parents=True, exist_ok=True)
+        write_hypernetwork(data / "models" / "hypernetworks" / "tinyhn.pt")
 
     yield webui_app(["--api"], prepare=prepare)
 
@@ -145,6 +147,10 @@ def test_network_hash_options_and_not_found_warning(app: RunningApp) -> None:
     _, info = generate(app, prompt="a tinyemb cat <lora:tinylora:1>", override_settings={
         "lora_add_hashes_to_infotext": False, "textual_inversion_add_hashes_to_infotext": False})
     assert "Lora hashes" not in info and "TI hashes" not in info
+    generate(app, prompt="a cat <hypernet:tinyhn:1>")
+    assert "Layer structure:" not in app.console
+    generate(app, prompt="a cat <hypernet:tinyhn:1>", override_settings={"print_hypernet_extra": True})
+    assert "Hypernetwork tinyhn:" in app.console and "Layer structure: [1.0, 2.0, 1.0]" in app.console
     generate(app, prompt="a cat <lora:nosuchlora:1>")
     assert "Networks not found: nosuchlora" not in app.console
     generate(app, prompt="a cat <lora:nosuchlora2:1>", override_settings={"lora_not_found_warning_console": True})

@@ -93,7 +93,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
     "samples_log_stdout": UI, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
-    "print_hypernet_extra": THIS_ISSUE,
     "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,
     "profiling_record_shapes": THIS_ISSUE, "profiling_profile_memory": THIS_ISSUE, "profiling_with_stack": THIS_ISSUE,
     "profiling_filename": THIS_ISSUE, "sd_checkpoints_keep_in_cpu": THIS_ISSUE, "sd_checkpoint_cache": THIS_ISSUE,

@@ -156,6 +156,21 @@ def hypernetwork_from_dict(data: Mapping[Any, Any], name: str, path: Path | None
     return Hypernetwork(name, path, layers, metadata)
 
 
+def describe_hypernetwork(network: Hypernetwork) -> str:
+    """The extra facts A1111 prints at load with `print_hypernet_extra`: optional info, layer structure, activation,
+    weight initialization, layer norm, dropout use, last-layer activation and dropout structure."""
+    meta = network.metadata
+    lines = [f"  INFO:\n {meta['optional_info']}\n"] if meta.get("optional_info") is not None else []
+    lines += [f"  Layer structure: {meta.get('layer_structure')}",
+              f"  Activation function: {meta.get('activation_func')}",
+              f"  Weight initialization: {meta.get('weight_initialization')}",
+              f"  Layer norm: {bool(meta.get('is_layer_norm', False))}",
+              f"  Dropout usage: {meta.get('use_dropout')}",
+              f"  Activate last layer: {bool(meta.get('activate_output', True))}",
+              f"  Dropout structure: {meta.get('dropout_structure')}"]
+    return "\n".join(lines)
+
+
 def load_hypernetwork(path: str | os.PathLike[str], *, safe_unpickle: bool = True) -> Hypernetwork:
     """Read a hypernetwork ``.pt`` file; its name is the file stem (the name used in ``<hypernet:…>``)."""
     path = Path(path)
