@@ -1,12 +1,15 @@
 // The page API A1111 extension scripts call (A1111 script.js / ui.js names): gradioApp(), onUiLoaded(),
-// onUiUpdate(), onAfterUiUpdate(), onOptionsChanged(), onUiTabChange(), executeCallbacks(), the `opts` object
-// (current settings, refreshed on each page load), get_uiCurrentTab(), get_uiCurrentTabContent(), updateInput(),
-// uiElementIsVisible(), uiElementInSight(). Extension scripts are added after the app's own (modules/ui/app.py);
-// onUiLoaded callbacks run once the UI and every script are there, onUiUpdate ones on every DOM change, and
-// onAfterUiUpdate ones 200 ms after the last change.
+// onUiUpdate(), onAfterUiUpdate(), onOptionsChanged(), onOptionsAvailable(), onUiTabChange(), executeCallbacks(),
+// the `opts` object (current settings, sent with each page load), get_uiCurrentTab(), get_uiCurrentTabContent(),
+// updateInput(), uiElementIsVisible(), uiElementInSight(). Extension scripts are added after the app's own
+// (modules/ui/app.py); onUiLoaded callbacks run once the UI, every script and `opts` are there (A1111 may run them
+// before `opts` is filled), onUiUpdate ones on every DOM change, onAfterUiUpdate ones 200 ms after the last change.
 (function () {
-  const queues = { loaded: [], update: [], after: [], options: [], tab: [] };
+  const queues = { loaded: [], update: [], after: [], options: [], available: [], tab: [] };
   let loaded = false;
+  let scriptsIn = false;
+  let optsIn = false;
+  let started = false;
   let afterTimer = null;
   let lastTab = null;
 
@@ -32,6 +35,9 @@
   window.onUiUpdate = function (callback) { queues.update.push(callback); };
   window.onAfterUiUpdate = function (callback) { queues.after.push(callback); };
   window.onOptionsChanged = function (callback) { queues.options.push(callback); };
+  window.onOptionsAvailable = function (callback) {
+    if (optsIn) callback(); else queues.available.push(callback);
+  };
   window.onUiTabChange = function (callback) { queues.tab.push(callback); };
 
   function visible(el) {
@@ -79,7 +85,7 @@
   }
 
   function afterChanges(mutations) {
-    if (!loaded && uiReady() && window.sdExtensionsLoaded) {
+    if (!loaded && uiReady() && started) {
       loaded = true;
       executeCallbacks(queues.loaded);
     }
@@ -93,11 +99,17 @@
     }
   }
 
-  // Called by the page-load script once every extension script was added.
-  window.sdExtensionsReady = function () {
-    window.sdExtensionsLoaded = true;
+  function start() {
+    if (started || !scriptsIn || !optsIn) return;
+    started = true;
     afterChanges([]);
     new MutationObserver(afterChanges).observe(gradioApp(), { childList: true, subtree: true });
+  }
+
+  // Called by the page-load script once every extension script was added.
+  window.sdExtensionsReady = function () {
+    scriptsIn = true;
+    start();
   };
 
   // Settings arrive with the page-load assets (modules/ui/app.py assets_payload).
@@ -108,7 +120,12 @@
     try { payload = JSON.parse(json || "{}"); } catch (e) { return; }
     if (payload.opts) {
       Object.assign(window.opts, payload.opts);
+      if (!optsIn) {
+        optsIn = true;
+        executeCallbacks(queues.available);
+      }
       executeCallbacks(queues.options);
+      start();
     }
   };
 })();
