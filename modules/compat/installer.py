@@ -166,13 +166,22 @@ def _stack() -> list[Any]:
     return inspect.stack()[2:]
 
 
+_VALUE_OPTIONS = frozenset({"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-t",
+                            "--target", "--prefix", "--root", "--platform", "--python-version", "--implementation",
+                            "--abi", "--src", "--upgrade-strategy", "-e", "--editable", "--report", "--log"})
+"""pip options whose next argument is their value, not a requirement."""
+
+
 def requested(args: Sequence[str]) -> list[Requirement]:
     """The requirements a `pip install` argument list names (also from `-r file`)."""
     out: list[Requirement] = []
-    items = list(args)
+    items = list(args[1:] if args and args[0] == "install" else args)
     i = 0
     while i < len(items):
         item = items[i]
+        if item in _VALUE_OPTIONS:
+            i += 2
+            continue
         if item in ("-r", "--requirement") and i + 1 < len(items):
             path = Path(items[i + 1])
             lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []

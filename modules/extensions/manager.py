@@ -364,8 +364,10 @@ def run_install_script(ext_dir: str | Path, *, timeout: float = 600) -> str:
     script = Path(ext_dir) / "install.py"
     if not script.is_file():
         return ""
+    root = str(Path(__file__).resolve().parents[2])  # A1111 runs installers with PYTHONPATH=<install>: `import launch`
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run([sys.executable, str(script)], cwd=ext_dir, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     if done.returncode != 0:
         raise ExtensionError(f"{script} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}")
     return done.stdout

@@ -8,7 +8,6 @@ file in its folder, so the order of the A1111 moments can be checked.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -140,4 +139,3 @@ def test_restart_fires_before_reload_then_script_unloaded(webui_app: WebUIFactor
     running.stop()
     order = names(running)
     assert order.index("before_reload") < order.index("script_unloaded")
-    assert base64  # (module import kept for the browser test below)
