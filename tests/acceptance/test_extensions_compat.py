@@ -18,7 +18,7 @@ import pytest
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extensions"
-EXTENSIONS = ("sd-webui-test-prompts", "sd-webui-callback-recorder", "sd-webui-needs-hijack")
+EXTENSIONS = ("sd-webui-test-prompts", "sd-webui-callback-recorder", "sd-webui-needs-hijack", "sd-webui-gradio3-style")
 
 
 def install_extensions(data_dir: Path) -> None:
@@ -89,6 +89,16 @@ def test_the_always_on_script_changes_an_api_generation(app: RunningApp) -> None
     info_args = next(s for s in app.client.get("/sdapi/v1/script-info").json()
                      if s["name"] == "test prompts" and not s["is_img2img"])["args"]
     assert [a["label"] for a in info_args] == ["Test Prompts", "Suffix", "Repeat", "Write to infotext"]
+
+
+def test_a_gradio3_extension_loads_and_acts(app: RunningApp) -> None:
+    info_args = next(s for s in app.client.get("/sdapi/v1/script-info").json()
+                     if s["name"] == "old style" and not s["is_img2img"])["args"]
+    assert [a["label"] for a in info_args] == ["Old style on", "Old word"]  # its ui() ran in the page
+    result = app.txt2img(prompt="a cat", alwayson_scripts={"Old style": {"args": [True, "sepia"]}})
+    info = json.loads(result["info"])
+    assert info["all_prompts"] == ["a cat, sepia"]
+    assert "Old style: sepia/True" in info["infotexts"][0]  # isinstance(component, gr.Textbox) held
 
 
 def test_png_info_fires_infotext_pasted(app: RunningApp) -> None:
