@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 from modules.extensions.api import (
     AlwaysVisible,
@@ -28,6 +29,18 @@ def basedir() -> str:
         if caller.is_relative_to(root):
             return str(root)
     return basedir_of(str(caller))
+
+
+def __getattr__(name: str) -> Any:
+    """A1111's `scripts.scripts_txt2img` / `scripts_img2img`: the running app's runners (`modules.compat.host`)."""
+    if name in ("scripts_txt2img", "scripts_img2img"):
+        from modules.compat.host import HOST
+
+        runners = HOST.current().scripts
+        return runners.txt2img if name == "scripts_txt2img" else runners.img2img
+    if name == "scripts_current":
+        return None
+    raise AttributeError(f"module 'modules.scripts' has no attribute {name!r} in this web UI")
 
 
 __all__ = [
