@@ -188,6 +188,7 @@ class ModelManager:
         model.detach_offloader()
         if self.policy.channels_last:
             apply_channels_last(model.unet)
+            log.info("%s: UNet weights in channels_last memory format (--opt-channelslast)", model.checkpoint.title)
         model.offloader = ModelOffloader(model.components(), policy, self.policy.device, budget=self.budget)
         self._on_device = True
 

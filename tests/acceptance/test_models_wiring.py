@@ -113,3 +113,20 @@ def test_broken_first_checkpoint_falls_back_and_refused_switch_keeps_model(webui
     assert "a-broken.safetensors" in refused.text
     assert str(app.client.get("/sdapi/v1/options").json()["sd_model_checkpoint"]).startswith("sd1")
     assert np.array_equal(_pixels(app), first)
+
+
+def test_channels_last_and_precision_flags_reach_the_model(webui_app: WebUIFactory) -> None:
+    plain = webui_app(["--api"])
+    base = _pixels(plain)
+    assert "channels_last" not in plain.console
+    fast = webui_app(["--api", "--opt-channelslast"])
+    assert np.abs(_pixels(fast) - base).mean() < 4  # same maths in another layout (bf16 kernels round differently)
+    assert "UNet weights in channels_last memory format (--opt-channelslast)" in fast.console
+    full = webui_app(["--api", "--precision", "full", "--no-half"])
+    full_pixels = _pixels(full)
+    from modules.memory.devices import cpu_supports_bf16
+
+    if cpu_supports_bf16():  # the CPU default is bf16 (autocast); full precision computes in fp32
+        assert np.abs(full_pixels - base).max() > 0
+    else:
+        assert np.array_equal(full_pixels, base)
