@@ -24,6 +24,7 @@ from modules.ui.extras import build_extras
 from modules.ui.gallery import infotext_for_index, selected_image
 from modules.ui.img2img import build_img2img
 from modules.ui.localization import load_localization
+from modules.ui.merger_tab import build_merger
 from modules.ui.paste import updates_from_infotext
 from modules.ui.pnginfo import build_pnginfo
 from modules.ui.settings_tab import build_settings, make_component, ui_value
@@ -205,6 +206,8 @@ def build_ui(ctx: Any) -> gr.Blocks:
                 extras = build_extras(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo()
+            with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
+                build_merger(ctx, dict(zip(quick_keys, quick_components, strict=True)).get("sd_model_checkpoint"))
             build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 build_settings(ctx, settings_tab)

@@ -19,7 +19,7 @@ LAYER = {
     "compat": 5,
 }
 # Same-layer imports that the contract allows (importer -> imported).
-ALLOWED_SIBLINGS = {("cli", "settings"), ("runtime", "settings")}
+ALLOWED_SIBLINGS = {("cli", "settings"), ("runtime", "settings"), ("ui", "training"), ("api", "training")}
 # Layer-2 packages that must stay independent of the model code.
 FORBIDDEN = {("sampling", "models")}
 
