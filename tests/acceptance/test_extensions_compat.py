@@ -149,3 +149,17 @@ def test_restart_fires_before_reload_then_script_unloaded(webui_app: WebUIFactor
     running.stop()
     order = names(running)
     assert order.index("before_reload") < order.index("script_unloaded")
+
+
+def test_api_only_app_builds_script_arguments_without_a_page(webui_app: WebUIFactory) -> None:
+    running = webui_app(["--nowebui"], prepare=install_extensions)
+    running.wait_for("the checkpoint loaded", lambda: "model_loaded" in names(running))
+    info_args = next(s for s in running.client.get("/sdapi/v1/script-info").json()
+                     if s["name"] == "test prompts" and not s["is_img2img"])["args"]
+    assert [a["label"] for a in info_args] == ["Test Prompts", "Suffix", "Repeat", "Write to infotext"]
+    result = running.txt2img(prompt="a cat", alwayson_scripts={"Test Prompts": {"args": [True, "noon"]}})
+    assert json.loads(result["info"])["all_prompts"] == ["a cat, noon"]
+    started = [e for e in events(running) if e["event"] == "app_started"]
+    assert started and started[-1]["has_demo"] is False
+    assert "ui_settings" in names(running) and "ui_tabs" not in names(running)
+    assert running.client.get("/test-prompts/v1/info").json()["api"] is False
