@@ -35,10 +35,10 @@ def set_number(page: Any, elem_id: str, value: Any) -> None:
     box.press("Tab")
 
 
-def start(page: Any, seed: int, steps: int = 2, size: int = 64) -> None:
+def start(page: Any, seed: int, steps: int = 2) -> None:
     page.fill("#txt2img_prompt textarea", "a cat")
-    set_number(page, "txt2img_width", size)
-    set_number(page, "txt2img_height", size)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
     set_number(page, "txt2img_steps", steps)
     set_number(page, "txt2img_seed", seed)
     page.click("#txt2img_generate")
@@ -75,11 +75,11 @@ def test_interrupt_never_shows_the_previous_infotext(app: RunningApp, browser: A
     start(page, 77)
     wait_for_seed(page, 77)
     assert len(gallery_sources(page)) == 1
-    start(page, 78, steps=150, size=256)
+    start(page, 78, steps=150)
     page.wait_for_function("(document.querySelector('#txt2img_progress .progress') || {}).innerText?.includes('%')",
                            timeout=60000)
     page.click("#txt2img_interrupt")
-    page.wait_for_selector("#txt2img_progress [data-job-state='done']", state="attached", timeout=60000)
+    page.wait_for_selector("#txt2img_progress [data-job-state='done']", state="attached", timeout=120000)
     page.wait_for_timeout(500)
     info = page.inner_text("#html_info_txt2img")
     shown = gallery_sources(page)
