@@ -229,7 +229,7 @@ def _postprocess_batch(run: Job, n: int, index: slice, images: list[Image.Image]
 
 def _restore_faces(run: Job, image: Image.Image, i: int) -> Image.Image:
     """A1111 `restore_faces` (param, else the `face_restoration` setting) with `face_restoration_model` from the
-    face-restorer registry in `ctx.extra["face_restorers"]`; without one the image is kept and a notice says so.
+    face-restorer registry `ctx.face_restorers`; without one the image is kept and a notice says so.
 
     Image `i`'s infotext gets `Face restoration: <model>` only when the restorer changed its pixels (A1111 writes it
     whenever restore_faces is on; here no detector means no face is restored, and the infotext must not claim
@@ -238,7 +238,7 @@ def _restore_faces(run: Job, image: Image.Image, i: int) -> Image.Image:
     wanted = p.restore_faces if p.restore_faces is not None else bool(opt(run.settings, "face_restoration", False))
     if not wanted:
         return image
-    registry = (getattr(run.ctx, "extra", None) or {}).get("face_restorers")
+    registry = run.ctx.face_restorers
     name = str(opt(run.settings, "face_restoration_model", "CodeFormer") or "CodeFormer")
     if registry is None:
         run.notices.append("Restore faces was skipped: no face restorer is available")
