@@ -60,11 +60,12 @@ def create_api_router(services: ApiServices, guard: AuthGuard) -> APIRouter:
         routes_networks,  # extra networks: /loras, /embeddings, /hypernetworks
         routes_options,
         routes_progress,
+        routes_train,  # create/embedding, create/hypernetwork, train/embedding
     )
 
     router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=[Depends(guard)])
     for module in (routes_generation, routes_images, routes_progress, routes_options, routes_info, routes_misc,
-                   routes_networks):
+                   routes_networks, routes_train):
         module.add_routes(router, services)
     return router
 

@@ -3,20 +3,19 @@
 A1111 facts (reference §12): `refresh-checkpoints`, `refresh-vae`, `refresh-loras`, `refresh-embeddings` rescan
 their folders and answer null; `unload-checkpoint` / `reload-checkpoint` move the model to RAM and back and answer
 `{}`; `memory` is `{ram: {free, used, total}, cuda: {system, active, allocated, reserved, inactive, events}}` (or
-`{error}` for a part that cannot be read); `create/embedding` and `create/hypernetwork` answer `{info}`;
-`server-kill` ends the process, `server-restart` restarts it through the launcher (501 when not started by it) and
+`{error}` for a part that cannot be read); `create/embedding` and `create/hypernetwork` live in
+`routes_train`; `server-kill` ends the process, `server-restart` restarts it through the launcher (501 when not started by it) and
 `server-stop` shuts the server down — all three only with `--api-server-stop` (refused with 403 otherwise).
-Training is not built yet: the create routes answer 501.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
 from modules.api.app import ApiServices
-from modules.api.errors import ApiError, FeatureNotAvailableError
+from modules.api.errors import ApiError
 from modules.api.routes_info import embedding_db, lora_registry, vae_registry
 
 
@@ -54,7 +53,7 @@ def memory_info() -> dict[str, Any]:
 
 
 def add_routes(router: APIRouter, services: ApiServices) -> None:
-    """refresh-*, unload/reload, memory, create/*, server control."""
+    """refresh-*, unload/reload, memory, server control."""
     ctx = services.ctx
 
     def models() -> Any:
@@ -85,12 +84,6 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
             models().reload()
         return {}
 
-    def create_embedding(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        raise FeatureNotAvailableError("Creating embeddings (training)")
-
-    def create_hypernetwork(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        raise FeatureNotAvailableError("Creating hypernetworks (training)")
-
     def server_action(action: str) -> None:
         if not services.allow_server_stop:
             raise ApiError(403, f"server-{action} is disabled; start the server with --api-server-stop to allow it")
@@ -113,7 +106,6 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
     for path, fn in (("/refresh-checkpoints", refresh_checkpoints), ("/refresh-vae", refresh_vae),
                      ("/refresh-loras", refresh_loras), ("/refresh-embeddings", refresh_embeddings),
                      ("/unload-checkpoint", unload_checkpoint), ("/reload-checkpoint", reload_checkpoint),
-                     ("/create/embedding", create_embedding), ("/create/hypernetwork", create_hypernetwork),
                      ("/server-kill", server_kill), ("/server-restart", server_restart),
                      ("/server-stop", server_stop)):
         router.add_api_route(path, fn, methods=["POST"], summary=path.strip("/"))

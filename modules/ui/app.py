@@ -28,6 +28,7 @@ from modules.ui.merger_tab import build_merger
 from modules.ui.paste import updates_from_infotext
 from modules.ui.pnginfo import build_pnginfo
 from modules.ui.settings_tab import build_settings, make_component, ui_value
+from modules.ui.train_tab import build_train
 from modules.ui.txt2img import GenerationTab, build_txt2img
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,6 +209,8 @@ def build_ui(ctx: Any) -> gr.Blocks:
                 png = build_pnginfo()
             with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
                 build_merger(ctx, dict(zip(quick_keys, quick_components, strict=True)).get("sd_model_checkpoint"))
+            with gr.Tab("Train", id="train", elem_id="tab_train"):
+                build_train(ctx)
             build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 build_settings(ctx, settings_tab)

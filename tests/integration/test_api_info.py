@@ -135,12 +135,11 @@ def test_progress_interrupt_skip_when_idle(server: LiveServer) -> None:
     assert skip.status_code == 200 and skip.json() is None
 
 
-def test_unbuilt_features_answer_501_not_404(server: LiveServer) -> None:
-    for path, body in (("create/embedding", {"name": "x"}), ("create/hypernetwork", {"name": "x"})):
-        method = "GET" if body is None else "POST"
-        response = server.client.request(method, f"/sdapi/v1/{path}", json=body)
-        assert response.status_code == 501, (path, response.text)
-        assert "not" in response.json()["detail"]
+def test_create_routes_refuse_bad_names_with_400(server: LiveServer) -> None:
+    for path in ("create/embedding", "create/hypernetwork"):
+        response = server.client.post(f"/sdapi/v1/{path}", json={"name": "///"})
+        assert response.status_code == 400, (path, response.text)
+        assert "empty" in response.json()["detail"]
 
 
 def test_restart_needs_the_launcher(server: LiveServer) -> None:
