@@ -182,6 +182,9 @@ def shutdown(ctx: AppContext, *, reloading: bool = False) -> None:
     if reloading:
         ctx.callbacks.fire("before_reload")
         ctx.callbacks.fire("script_unloaded")
-    for source in HOST.sources(ctx):  # an app that stopped leaves no callbacks behind in the process
+    from modules.compat.imports import forget_extension_modules
+
+    for source in HOST.sources(ctx):  # an app that stopped leaves no callbacks or extension modules behind
         ctx.callbacks.remove_script(source)
+    forget_extension_modules([e.path for e in ctx.extensions if e.enabled])
     HOST.unbind(ctx)

@@ -55,6 +55,11 @@ class ExtensionFolders:
             if resolved not in self._roots:
                 self._roots.append(resolved)
 
+    def remove(self, folder: Path) -> None:
+        with self._lock:
+            resolved = folder.resolve()
+            self._roots = [root for root in self._roots if root != resolved]
+
     def roots(self) -> list[Path]:
         with self._lock:
             return list(self._roots)
@@ -169,6 +174,24 @@ def script_load_scope(path: Path, extension: str, module: ModuleType) -> Iterato
                           f"{path.name} is not loaded") from exc
     finally:
         sys.path[:] = saved
+
+
+def forget_extension_modules(folders: Sequence[Path]) -> None:
+    """Drop the modules imported from `folders` (and the folders) when their app stops, so an app started later in
+    the same process imports its own copies (A1111 has one app per process and never needs this)."""
+    resolved = [Path(f).resolve() for f in folders]
+
+    def inside(path: Any) -> bool:
+        try:
+            return path is not None and any(Path(str(path)).resolve().is_relative_to(r) for r in resolved)
+        except (OSError, ValueError):
+            return False
+
+    for name, module in list(sys.modules.items()):
+        if inside(getattr(module, "__file__", None)):
+            sys.modules.pop(name, None)
+    for folder in folders:
+        FOLDERS.remove(Path(folder))
 
 
 def extension_import_folder(folder: Path) -> contextlib.AbstractContextManager[None]:
