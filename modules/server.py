@@ -40,6 +40,7 @@ from modules.api.app import API_PREFIX, ApiServices, mount_api
 from modules.api.auth import AuthGuard, LoginThrottle
 from modules.cli.server import api_credentials, server_name, server_port, ui_credentials
 from modules.http_guards import BodyLimit, HostGuard, SecurityHeaders, UploadedFileGuard, machine_names
+from modules.processing.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _resolved(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
-def output_roots(ctx: Any) -> list[Path]:
+def output_roots(ctx: AppContext) -> list[Path]:
     """Folders whose files may be served: the outputs dir, every output-dir setting, the temp dir."""
     paths = ctx.paths
     roots = [Path(paths.outputs_dir)]
@@ -134,7 +135,7 @@ def output_roots(ctx: Any) -> list[Path]:
     return [_resolved(r) for r in roots]
 
 
-def temp_dir(ctx: Any) -> Path:
+def temp_dir(ctx: AppContext) -> Path:
     """The `temp_dir` setting, else Gradio's temp dir (`GRADIO_TEMP_DIR`, default `<tmp>/gradio`)."""
     value = ctx.settings.values().get("temp_dir")
     if isinstance(value, str) and value.strip():
@@ -142,7 +143,7 @@ def temp_dir(ctx: Any) -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
-def servable_file(ctx: Any, requested: str) -> Path | None:
+def servable_file(ctx: AppContext, requested: str) -> Path | None:
     """The real file `requested` names if it lies in an output/temp folder or is an extension's static asset."""
     if "\x00" in requested:
         return None
@@ -196,7 +197,7 @@ class LoginRequired:
 
 # ---------------------------------------------------------------------------------------------- app
 
-def build_app(ctx: Any, ui: Any = None, *, server_action: Callable[[str], None] | None = None,
+def build_app(ctx: AppContext, ui: Any = None, *, server_action: Callable[[str], None] | None = None,
               env: Mapping[str, str] | None = None) -> FastAPI:
     """The complete ASGI app for `ctx.flags`: API (with `--api`/`--nowebui`), UI `ui` (a Gradio Blocks) at `/`."""
     flags = ctx.flags
@@ -257,7 +258,7 @@ def _add_docs(app: FastAPI, guard: AuthGuard) -> None:
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="Stable Diffusion web UI API")
 
 
-def _add_file_route(app: FastAPI, ctx: Any, guard: AuthGuard) -> None:
+def _add_file_route(app: FastAPI, ctx: AppContext, guard: AuthGuard) -> None:
     """`/file=<path>`: outputs, temp and extension assets only. Anything else answers exactly like a missing file
     (404, same body), so the route cannot be used to learn which files exist on the machine."""
 
@@ -272,7 +273,7 @@ def _add_file_route(app: FastAPI, ctx: Any, guard: AuthGuard) -> None:
         return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
-def _mount_ui(app: FastAPI, ctx: Any, ui: Any, guard: AuthGuard) -> None:
+def _mount_ui(app: FastAPI, ctx: AppContext, ui: Any, guard: AuthGuard) -> None:
     """Mount the Gradio Blocks at `/`; Gradio learns the user from our Basic login (`auth_dependency`)."""
     import gradio as gr
 

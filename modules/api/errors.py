@@ -79,8 +79,8 @@ def _validation_payload(exc: RequestValidationError) -> tuple[str, list[dict[str
 def _status_and_detail(exc: BaseException) -> tuple[int, str, Any, dict[str, str] | None]:
     """(status, detail, errors, headers) for any exception."""
     if isinstance(exc, RequestValidationError):
-        detail, errors = _validation_payload(exc)
-        return 422, detail, errors, None
+        detail, problems = _validation_payload(exc)
+        return 422, detail, problems, None
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return exc.status_code, detail, detail, getattr(exc, "headers", None)

@@ -237,8 +237,12 @@ async def wait_for_job(job: Job, request: Request | None, poll: float = 0.5) -> 
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
     def finished(_job: Job) -> None:
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        loop.call_soon_threadsafe(settle)
 
     job.add_done_callback(finished)
     while not done.done():

@@ -4,7 +4,13 @@ Request fields and the ``{info}`` answers are A1111's (reference §12): ``create
 num_vectors_per_token, overwrite_old, init_text}`` and answers ``{info: "create embedding filename: <path>"}``;
 ``create/hypernetwork`` takes ``{name, enable_sizes, overwrite_old, layer_structure, activation_func, weight_init,
 add_layer_norm, use_dropout, dropout_structure}`` and answers ``{info: "create hypernetwork filename: <path>"}``.
-A1111 answers bad input with status 200 and ``info: "create embedding error: …"``; here bad input is a 4xx with
+``train/embedding`` takes A1111's fields (``embedding_name, learn_rate, batch_size, gradient_step, data_root,
+log_directory, training_width, training_height, varsize, steps, clip_grad_mode, clip_grad_value, shuffle_tags,
+tag_drop_out, latent_sampling_method, use_weight, save_embedding_every, template_filename``; the preview fields are
+accepted and ignored), waits until training ends or is interrupted (``POST /interrupt``; progress on
+``GET /progress``) and answers ``{info: "train embedding complete: filename: <path> error: None"}`` ("interrupted"
+instead of "complete" after an interrupt; the file then holds the step reached, and training the same embedding
+again resumes from it). A1111 answers bad input with status 200 and ``info: "create embedding error: …"``; here bad input is a 4xx with
 the usual error JSON (400 invalid, 409 file exists without ``overwrite_old``), so clients can tell. Work runs on
 the shared job queue (429 when it is full).
 """
@@ -28,6 +34,7 @@ from modules.training.tasks import (
     create_embedding_job,
     create_hypernetwork_job,
 )
+from modules.training.textual_inversion import TrainEmbeddingOptions, train_embedding_job
 
 
 class CreateEmbeddingRequest(BaseModel):
@@ -51,6 +58,30 @@ class CreateHypernetworkRequest(BaseModel):
     add_layer_norm: bool = False
     use_dropout: bool = False
     dropout_structure: str | list[float] | None = None
+
+
+class TrainEmbeddingRequest(BaseModel):
+    """A1111 ``train_embedding`` arguments (preview and image-saving fields are accepted and ignored)."""
+
+    embedding_name: str
+    learn_rate: str | float = "0.005"
+    batch_size: int = 1
+    gradient_step: int = 1
+    data_root: str = ""
+    log_directory: str = "textual_inversion"
+    training_width: int = Field(512, ge=8, le=4096)
+    training_height: int = Field(512, ge=8, le=4096)
+    varsize: bool = False
+    steps: int = Field(100000, ge=1)
+    clip_grad_mode: str = "disabled"
+    clip_grad_value: str | float = "0.1"
+    shuffle_tags: bool = False
+    tag_drop_out: float = 0.0
+    latent_sampling_method: str = "once"
+    use_weight: bool = False
+    create_image_every: int = 500
+    save_embedding_every: int = 500
+    template_filename: str = "style_filewords.txt"
 
 
 class InfoResponse(BaseModel):
@@ -77,6 +108,13 @@ def finished_value(job: Job, what: str) -> Any:
         raise ApiError(ERROR_STATUS.get(exc.error.type, 500), f"{what} failed: {exc.error.message}") from None
 
 
+def finished_value_or_partial(job: Job, what: str) -> Any:
+    """Like :func:`finished_value`, but an interrupted job that returned (training saves what it reached) counts."""
+    if job.status is JobStatus.INTERRUPTED and job.result(timeout=0) is not None:
+        return job.result(timeout=0)
+    return finished_value(job, what)
+
+
 def checked_name(name: str) -> None:
     """400 for a name with nothing usable in it (before anything is queued)."""
     try:
@@ -86,7 +124,7 @@ def checked_name(name: str) -> None:
 
 
 def add_routes(router: APIRouter, services: ApiServices) -> None:
-    """create/embedding, create/hypernetwork."""
+    """create/embedding, create/hypernetwork, train/embedding."""
 
     async def create_embedding(req: CreateEmbeddingRequest, request: Request) -> InfoResponse:
         """Create an empty textual-inversion embedding (A1111 ``create_embedding``)."""
@@ -106,6 +144,20 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
         await wait_for_job(job, request)
         return InfoResponse(info=f"create hypernetwork filename: {finished_value(job, 'create hypernetwork')}")
 
+    async def train_embedding(req: TrainEmbeddingRequest) -> InfoResponse:
+        """Train an embedding on the queue until it ends or is interrupted (A1111 ``train_embedding``); a client
+        that goes away does not stop it (training saves its progress; Interrupt does)."""
+        names = set(TrainEmbeddingOptions.__dataclass_fields__)
+        data = req.model_dump()
+        data["learn_rate"], data["clip_grad_value"] = str(req.learn_rate), str(req.clip_grad_value)
+        options = TrainEmbeddingOptions(**{k: v for k, v in data.items() if k in names})
+        job = submit(services, train_embedding_job, options, "train_embedding")
+        await wait_for_job(job, None)
+        result = finished_value_or_partial(job, "train embedding")
+        return InfoResponse(info=result.info)
+
+    router.add_api_route("/train/embedding", train_embedding, methods=["POST"], response_model=InfoResponse,
+                         summary="train/embedding")
     router.add_api_route("/create/embedding", create_embedding, methods=["POST"], response_model=InfoResponse,
                          summary="create/embedding")
     router.add_api_route("/create/hypernetwork", create_hypernetwork, methods=["POST"], response_model=InfoResponse,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -33,6 +34,14 @@ API_EXTRAS: dict[str, tuple[Any, Any]] = {
 class _RequestBase(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
+    if TYPE_CHECKING:  # the fields are made at run time from the params dataclasses (`_build`)
+        force_task_id: str | None
+        init_images: list[Any]
+        include_init_images: bool
+        send_images: bool
+
+        def __getattr__(self, name: str) -> Any: ...
+
 
 def _fields_of(params_type: type[GenerationParams]) -> dict[str, tuple[Any, Any]]:
     hints = typing.get_type_hints(params_type)
@@ -44,23 +53,28 @@ def _fields_of(params_type: type[GenerationParams]) -> dict[str, tuple[Any, Any]
             default: Any = f.default
             info = Field(default, ge=meta.get("ge"), le=meta.get("le"), description=meta.get("doc") or None)
         else:
-            info = Field(default_factory=f.default_factory, description=meta.get("doc") or None)
+            factory = cast(Callable[[], Any], f.default_factory)
+            info = Field(default_factory=factory, description=meta.get("doc") or None)
         fields[f.name] = (annotation, info)
     return fields
 
 
-def _build(name: str, params_type: type[GenerationParams], extras: dict[str, tuple[Any, Any]]) -> type[BaseModel]:
-    fields = {**_fields_of(params_type), **API_EXTRAS, **extras}
-    model: type[BaseModel] = create_model(name, __base__=_RequestBase, **fields)
-    return model
+def _build(name: str, params_type: type[GenerationParams], extras: dict[str, tuple[Any, Any]]
+           ) -> type[_RequestBase]:
+    fields: dict[str, Any] = {**_fields_of(params_type), **API_EXTRAS, **extras}
+    return create_model(name, __base__=_RequestBase, **fields)
 
 
-Txt2ImgRequest = _build("StableDiffusionTxt2ImgProcessingAPI", Txt2ImgParams, {})
-Img2ImgRequest = _build(
-    "StableDiffusionImg2ImgProcessingAPI",
-    Img2ImgParams,
-    {"include_init_images": (bool, Field(False, description="Echo the init images in `parameters`"))},
-)
+if TYPE_CHECKING:  # for the type checker the request models are the base class (fields via __getattr__)
+    Txt2ImgRequest = _RequestBase
+    Img2ImgRequest = _RequestBase
+else:
+    Txt2ImgRequest = _build("StableDiffusionTxt2ImgProcessingAPI", Txt2ImgParams, {})
+    Img2ImgRequest = _build(
+        "StableDiffusionImg2ImgProcessingAPI",
+        Img2ImgParams,
+        {"include_init_images": (bool, Field(False, description="Echo the init images in `parameters`"))},
+    )
 
 
 class GenerationResponse(BaseModel):

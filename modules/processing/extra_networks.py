@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
@@ -55,6 +55,9 @@ from modules.models.networks.names import ModuleNameIndex
 from modules.models.patcher import ModelPatcher
 from modules.prompts import parse_prompt
 from modules.prompts.tokenizer import get_tokenizer
+
+if TYPE_CHECKING:  # the context names this module's classes: import only for the checker
+    from modules.processing.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +224,7 @@ def rewrite_pasted_fields(library: NetworkLibrary | None, fields: dict[str, Any]
 class JobLike(Protocol):
     """What the activation reads from a running job (``modules.processing.run._Job``)."""
 
-    ctx: Any
+    ctx: AppContext
     params: Any
     model: Any
     settings: Any
@@ -395,7 +398,7 @@ class NetworkActivation:
         self._current = ()
 
 
-def library_of(ctx: Any) -> NetworkLibrary:
+def library_of(ctx: AppContext) -> NetworkLibrary:
     """The app's :class:`NetworkLibrary` (``ctx.networks``)."""
     library: NetworkLibrary = ctx.networks
     return library

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modules.runtime.hook_params import (  # noqa: F401  (re-exported for the pipeline modules)
     ExtraNoiseParams,
@@ -27,6 +27,9 @@ from modules.runtime.hook_params import (  # noqa: F401  (re-exported for the pi
     PostSampleArgs,
 )
 from modules.sampling.cfg_denoiser import CFGHooks
+
+if TYPE_CHECKING:  # context.py imports this module: the name is for the type checker only
+    from modules.processing.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class JobHooks:
     notices: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_context(cls, ctx: Any, kind: str) -> JobHooks:
+    def from_context(cls, ctx: AppContext, kind: str) -> JobHooks:
         """The hooks of a `kind` ("txt2img"/"img2img") job: the tab's ScriptRunner and the callback registry."""
         return cls(scripts=ctx.scripts.for_kind(kind), callbacks=ctx.callbacks)
 

@@ -18,13 +18,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from modules.images import FilenameJob, grid_rows, image_grid, output_dir, save_grid, save_image, write_params_txt
 from modules.processing.conditioning import opt
 from modules.processing.hooks import ImageGridLoopParams, ImageSaveParams, JobHooks
+
+if TYPE_CHECKING:  # context.py imports this module: the name is for the type checker only
+    from modules.processing.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class SaveRequest:
     params: Any = None
 
 
-def data_dir(ctx: Any) -> Path:
+def data_dir(ctx: AppContext) -> Path:
     """The data folder relative output settings are taken from (`--data-dir`)."""
     paths = getattr(ctx, "paths", None)
     return Path(getattr(paths, "data_dir", ".")) if paths is not None else Path(".")
@@ -110,7 +113,7 @@ def _unsaved_notice(what: str, folder: Path, exc: OSError) -> str:
             "space or choose another output folder in Settings → Saving images.")
 
 
-def save_outputs(ctx: Any, settings: Mapping[str, Any], request: SaveRequest,
+def save_outputs(ctx: AppContext, settings: Mapping[str, Any], request: SaveRequest,
                  grid: Image.Image | None, hooks: JobHooks | None = None,
                  notices: list[str] | None = None) -> list[str]:
     """Write the samples, the grid and params.txt; returns the written paths (samples first).

@@ -25,7 +25,7 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -91,7 +91,8 @@ class StartupLog:
 
 def apply_warning_filters(settings: Any) -> None:
     """Console warning filters from `show_warnings` and `show_gradio_deprecation_warnings` (see module docstring)."""
-    warnings.filterwarnings("default" if settings.get("show_warnings") else "ignore", category=UserWarning)
-    gradio = "default" if settings.get("show_gradio_deprecation_warnings") else "ignore"
+    shown: Literal["default", "ignore"] = "default" if settings.get("show_warnings") else "ignore"
+    warnings.filterwarnings(shown, category=UserWarning)
+    gradio: Literal["default", "ignore"] = "default" if settings.get("show_gradio_deprecation_warnings") else "ignore"
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings(gradio, category=category, module=r"gradio(\.|$)")

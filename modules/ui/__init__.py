@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from modules.processing.context import AppContext
 
-def build_ui(ctx: Any) -> Any:
+
+def build_ui(ctx: AppContext) -> Any:
     """Build the UI Blocks for `ctx` (imports Gradio only when called)."""
     from modules.ui.app import build_ui as _build
 

@@ -13,10 +13,11 @@ import base64
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.ui.common import REFRESH_ICON, checkpoint_titles, tool_button
 from modules.ui.extension_ui import build_extension_tabs, extension_assets, fire_component_hooks
 from modules.ui.extensions_tab import build_extensions
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALWAYS_IN_TOP_BAR = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
 
 
-def boot_js(ctx: Any = None) -> str:
+def boot_js(ctx: AppContext | None = None) -> str:
     """Page-load script that installs style.css and every javascript/*.js file (sorted, A1111 load order), then
     each enabled extension's style.css and javascript/*.js (`*.mjs` as modules), then starts the A1111 page API
     callbacks (`javascript/01-a1111-api.js`)."""
@@ -54,7 +55,7 @@ def boot_js(ctx: Any = None) -> str:
             " if (window.sdExtensionsReady) setTimeout(window.sdExtensionsReady, 0); }")
 
 
-def assets_payload(ctx: Any) -> str:
+def assets_payload(ctx: AppContext) -> str:
     """JSON for the page: localization mapping, user.css, theme, notification sound and settings for scripts."""
     notification = ""
     path = Path(ctx.paths.notification_file)
@@ -73,7 +74,7 @@ def assets_payload(ctx: Any) -> str:
     }, ensure_ascii=False, default=str)
 
 
-def build_quicksettings(ctx: Any) -> tuple[list[str], list[gr.components.Component]]:
+def build_quicksettings(ctx: AppContext) -> tuple[list[str], list[gr.components.Component]]:
     """The top bar: checkpoint dropdown with 🔄, VAE, clip skip and every other `quicksettings_list` entry."""
     wanted = list(dict.fromkeys([*ALWAYS_IN_TOP_BAR, *(ctx.settings.get("quicksettings_list") or [])]))
     keys = [k for k in wanted if k in ctx.settings.registry]
@@ -87,11 +88,11 @@ def build_quicksettings(ctx: Any) -> tuple[list[str], list[gr.components.Compone
                 refresh = tool_button(REFRESH_ICON, "refresh_sd_model_checkpoint")
                 refresh.click(lambda: _refresh_checkpoints(ctx), None, component, queue=False)
     for key, component in zip(keys, components, strict=True):
-        component.change(lambda value, k=key: _set_quick(ctx, k, value), component, None, show_progress="hidden")
+        cast(gr.Textbox, component).change(lambda value, k=key: _set_quick(ctx, k, value), component, None, show_progress="hidden")
     return keys, components
 
 
-def quick_value(ctx: Any, key: str) -> Any:
+def quick_value(ctx: AppContext, key: str) -> Any:
     """What a top-bar control shows when the page loads. The checkpoint dropdown gets fresh choices (titles gain
     their `[hash]` once hashed, after the UI was built) and the loaded model's title as its value, as A1111's
     quicksettings show `shared.opts.sd_model_checkpoint` = the title of the loaded checkpoint."""
@@ -106,14 +107,14 @@ def quick_value(ctx: Any, key: str) -> Any:
     return gr.update(choices=titles, value=value or None)
 
 
-def _refresh_checkpoints(ctx: Any) -> Any:
+def _refresh_checkpoints(ctx: AppContext) -> Any:
     """🔄: rescan the checkpoint folders (A1111 `refresh_checkpoints`)."""
     if ctx.models is not None:
         ctx.models.registry.refresh()
     return quick_value(ctx, "sd_model_checkpoint")
 
 
-def _set_quick(ctx: Any, key: str, value: Any) -> None:
+def _set_quick(ctx: AppContext, key: str, value: Any) -> None:
     """Store a quicksetting, save config.json and load the chosen checkpoint (A1111 reloads on change)."""
     if value is None or value == ctx.settings.get(key):
         return
@@ -138,7 +139,7 @@ def _decode_data_url(data: str) -> Any:
     return Image.open(io.BytesIO(base64.b64decode(payload)))
 
 
-def wire_drop(ctx: Any, tab: GenerationTab) -> None:
+def wire_drop(ctx: AppContext, tab: GenerationTab) -> None:
     """Dropping a PNG onto the prompt loads its parameters (A1111 `dragdrop.js` + paste)."""
     from modules.images import read_infotext
 
@@ -159,7 +160,7 @@ def wire_drop(ctx: Any, tab: GenerationTab) -> None:
     box.change(on_drop, box, targets, queue=False)
 
 
-def wire_send_to(ctx: Any, source_image: Any, source_text: Any, button: gr.Button, target: GenerationTab | None,
+def wire_send_to(ctx: AppContext, source_image: Any, source_text: Any, button: gr.Button, target: GenerationTab | None,
                  image_slot: Any, tabs: gr.Tabs, tab_id: str, *, sub_tabs: Any = None, sub_id: str | None = None,
                  mode: Any = None, mode_index: int = 0, from_gallery: Any = None) -> None:
     """Send an image and its infotext to another tab; parameters are pasted by name (A1111 send-to buttons)."""
@@ -194,7 +195,7 @@ def wire_send_to(ctx: Any, source_image: Any, source_text: Any, button: gr.Butto
     button.click(send, inputs, outputs, queue=False)
 
 
-def build_ui(ctx: Any) -> gr.Blocks:
+def build_ui(ctx: AppContext) -> gr.Blocks:
     """The complete UI for `ctx`; generation goes through `ctx.jobs` (shared FIFO with the API)."""
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         quick_keys, quick_components = build_quicksettings(ctx)
@@ -208,7 +209,8 @@ def build_ui(ctx: Any) -> gr.Blocks:
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo()
             with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
-                build_merger(ctx, dict(zip(quick_keys, quick_components, strict=True)).get("sd_model_checkpoint"))
+                top_bar = dict(zip(quick_keys, quick_components, strict=True)).get("sd_model_checkpoint")
+                build_merger(ctx, cast(gr.Dropdown, top_bar) if top_bar is not None else None)
             with gr.Tab("Train", id="train", elem_id="tab_train"):
                 build_train(ctx)
             build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
@@ -221,21 +223,23 @@ def build_ui(ctx: Any) -> gr.Blocks:
         for tab in (txt2img, img2img):
             wire_drop(ctx, tab)
         images = img2img.extra["images"]
-        i2i = {"target": img2img, "tabs": tabs, "tab_id": "img2img", "sub_tabs": img2img.extra["mode_tabs"],
-               "mode": img2img.extra["mode"]}
+        sub_tabs, mode = img2img.extra["mode_tabs"], img2img.extra["mode"]
+
+        def to_img2img(source: Any, text: Any, button: gr.Button, slot: str, sub_id: str, mode_index: int,
+                       gallery_index: Any = None) -> None:
+            wire_send_to(ctx, source, text, button, img2img, images[slot], tabs, "img2img", sub_tabs=sub_tabs,
+                         sub_id=sub_id, mode=mode, mode_index=mode_index, from_gallery=gallery_index)
+
         for out in (txt2img.output, img2img.output):
-            gal = {"from_gallery": out.selected_index}
-            wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_img2img, image_slot=images["init_img"],
-                         sub_id="img2img_tab", mode_index=0, **i2i, **gal)
-            wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_inpaint, image_slot=images["inpaint"],
-                         sub_id="inpaint_tab", mode_index=2, **i2i, **gal)
+            to_img2img(out.gallery, out.generation_info, out.send_to_img2img, "init_img", "img2img_tab", 0,
+                       out.selected_index)
+            to_img2img(out.gallery, out.generation_info, out.send_to_inpaint, "inpaint", "inpaint_tab", 2,
+                       out.selected_index)
             wire_send_to(ctx, out.gallery, out.generation_info, out.send_to_extras, None, extras["image"], tabs,
-                         "extras", **gal)
+                         "extras", from_gallery=out.selected_index)
         wire_send_to(ctx, png.image, png.parameters, png.send_to_txt2img, txt2img, None, tabs, "txt2img")
-        wire_send_to(ctx, png.image, png.parameters, png.send_to_img2img, image_slot=images["init_img"],
-                     sub_id="img2img_tab", mode_index=0, **i2i)
-        wire_send_to(ctx, png.image, png.parameters, png.send_to_inpaint, image_slot=images["inpaint"],
-                     sub_id="inpaint_tab", mode_index=2, **i2i)
+        to_img2img(png.image, png.parameters, png.send_to_img2img, "init_img", "img2img_tab", 0)
+        to_img2img(png.image, png.parameters, png.send_to_inpaint, "inpaint", "inpaint_tab", 2)
         wire_send_to(ctx, png.image, png.parameters, png.send_to_extras, None, extras["image"], tabs, "extras")
 
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)

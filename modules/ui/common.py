@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
+
+from modules.processing.context import AppContext
 
 RANDOM_ICON = "\U0001f3b2"  # 🎲 A1111 "Set seed to -1"
 REUSE_ICON = "\u267b\ufe0f"  # ♻️ A1111 "Reuse seed from last generation"
@@ -44,14 +45,14 @@ def scheduler_labels() -> list[str]:
     return [sched.label for sched in list_schedulers()]
 
 
-def checkpoint_titles(ctx: Any) -> list[str]:
+def checkpoint_titles(ctx: AppContext) -> list[str]:
     """Titles "name.safetensors [hash]" of every checkpoint found, as the quicksettings dropdown lists them."""
     if ctx.models is None:
         return []
     return list(ctx.models.registry.titles())
 
 
-def vae_choices(ctx: Any) -> list[str]:
+def vae_choices(ctx: AppContext) -> list[str]:
     """A1111 `sd_vae` choices: "Automatic", "None", then VAE files of models/VAE (by file name)."""
     names: list[str] = []
     folder = Path(ctx.paths.vae_dir)
@@ -60,7 +61,7 @@ def vae_choices(ctx: Any) -> list[str]:
     return ["Automatic", "None", *names]
 
 
-def style_names(ctx: Any) -> list[str]:
+def style_names(ctx: AppContext) -> list[str]:
     """Names of the styles in styles.csv (the multiselect dropdown)."""
     if ctx.styles is None:
         return []

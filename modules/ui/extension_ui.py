@@ -23,10 +23,12 @@ import gradio as gr
 from gradio.blocks import Block, BlockContext
 from gradio.context import get_render_context, set_render_context
 
+from modules.processing.context import AppContext
+
 log = logging.getLogger(__name__)
 
 
-def build_extension_tabs(ctx: Any) -> None:
+def build_extension_tabs(ctx: AppContext) -> None:
     """Call the `ui_tabs` callbacks inside the top-level `gr.Tabs` and give each interface its own tab."""
     if not ctx.callbacks.names("ui_tabs"):
         return
@@ -49,7 +51,7 @@ def build_extension_tabs(ctx: Any) -> None:
                 child.parent = tab
 
 
-def _has_component_hooks(ctx: Any) -> bool:
+def _has_component_hooks(ctx: AppContext) -> bool:
     from modules.extensions.script import Script
 
     if ctx.callbacks.names("before_component") or ctx.callbacks.names("after_component"):
@@ -93,7 +95,7 @@ def _placed(parent: BlockContext, anchor: Block, fire: Any, *, before: bool) -> 
     parent.children[index:index] = created
 
 
-def fire_component_hooks(ctx: Any, demo: gr.Blocks, tabs: dict[str, Block]) -> None:
+def fire_component_hooks(ctx: AppContext, demo: gr.Blocks, tabs: dict[str, Block]) -> None:
     """`before_component` then `after_component` for every component of the built page (see module docstring)."""
     if not _has_component_hooks(ctx):
         return
@@ -122,7 +124,7 @@ def fire_component_hooks(ctx: Any, demo: gr.Blocks, tabs: dict[str, Block]) -> N
         _placed(parent, component, lambda: fire("after_component"), before=False)
 
 
-def extension_assets(ctx: Any) -> tuple[list[tuple[str, bool]], list[str]]:
+def extension_assets(ctx: AppContext) -> tuple[list[tuple[str, bool]], list[str]]:
     """(`[(javascript source, is_module)]`, `[css]`) of the enabled extensions, in load order."""
     scripts: list[tuple[str, bool]] = []
     styles: list[str] = []

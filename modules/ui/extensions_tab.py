@@ -15,12 +15,13 @@ from typing import Any
 import gradio as gr
 
 from modules.extensions import manager
+from modules.processing.context import AppContext
 from modules.ui.common import error_html
 
 HEADERS = ["Extension", "URL", "Branch", "Version", "Date", "Update", ""]
 
 
-def discover(ctx: Any) -> list[manager.Extension]:
+def discover(ctx: AppContext) -> list[manager.Extension]:
     """The installed extensions with their enabled state from the settings."""
     return manager.discover_extensions(ctx.paths.extensions_dir, ctx.paths.extensions_builtin_dir,
                                        disabled=manager.disabled_names(ctx.settings),
@@ -40,7 +41,7 @@ def table_rows(extensions: list[manager.Extension]) -> list[list[str]]:
     return rows
 
 
-def _refused(ctx: Any) -> str | None:
+def _refused(ctx: AppContext) -> str | None:
     allowed, reason = manager.may_change_extensions(ctx.flags)
     return None if allowed else reason
 
@@ -57,7 +58,7 @@ def index_html(index: manager.ExtensionIndex, extensions: list[manager.Extension
             "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def build_extensions(ctx: Any) -> None:
+def build_extensions(ctx: AppContext) -> None:
     """Lay out and wire the Installed / Available / Install from URL sub-tabs."""
     extensions = discover(ctx)
     names = [e.name for e in extensions]

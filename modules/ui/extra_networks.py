@@ -27,6 +27,7 @@ from typing import Any
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.processing.extra_networks import NetworkLibrary, library_of
 from modules.ui.common import REFRESH_ICON, tool_button
 
@@ -51,7 +52,7 @@ class Card:
     preview: Path | None = None
 
 
-def _setting(ctx: Any, key: str, default: Any) -> Any:
+def _setting(ctx: AppContext, key: str, default: Any) -> Any:
     try:
         value = ctx.settings.get(key)
     except Exception:
@@ -70,7 +71,7 @@ def find_preview(path: Path) -> Path | None:
     return path if path.suffix.lower() in PREVIEW_EXTENSIONS else None
 
 
-def thumbnail_url(ctx: Any, preview: Path | None) -> str | None:
+def thumbnail_url(ctx: AppContext, preview: Path | None) -> str | None:
     """A ``./file=`` URL of a downscaled copy of ``preview`` in the temp dir (cached by path and mtime)."""
     if preview is None:
         return None
@@ -93,7 +94,7 @@ def thumbnail_url(ctx: Any, preview: Path | None) -> str | None:
     return "./file=" + str(target.resolve())
 
 
-def lora_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
+def lora_cards(ctx: AppContext, library: NetworkLibrary) -> list[Card]:
     """Lora page: ``<lora:alias:multiplier>`` (the name when ``lora_preferred_name`` is "Filename")."""
     multiplier = float(_setting(ctx, "extra_networks_default_multiplier", 1.0))
     registry = library.loras
@@ -104,7 +105,7 @@ def lora_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
             for entry in registry.available.values()]
 
 
-def embedding_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
+def embedding_cards(ctx: AppContext, library: NetworkLibrary) -> list[Card]:
     """Textual Inversion page: the embedding's name; skipped ones (other model width) say so."""
     library.sync_embeddings(ctx.models.current)
     db = library.embeddings
@@ -119,14 +120,14 @@ def embedding_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
     return cards
 
 
-def hypernetwork_cards(ctx: Any, library: NetworkLibrary) -> list[Card]:
+def hypernetwork_cards(ctx: AppContext, library: NetworkLibrary) -> list[Card]:
     """Hypernetworks page: ``<hypernet:name:multiplier>``."""
     multiplier = float(_setting(ctx, "extra_networks_default_multiplier", 1.0))
     return [Card(name, path, insert=f"<hypernet:{name}:{multiplier:g}>", preview=find_preview(path))
             for name, path in library.list_hypernetworks().items()]
 
 
-def checkpoint_cards(ctx: Any) -> list[Card]:
+def checkpoint_cards(ctx: AppContext) -> list[Card]:
     """Checkpoints page: a click loads the checkpoint."""
     if ctx.models is None:
         return []
@@ -134,7 +135,7 @@ def checkpoint_cards(ctx: Any) -> list[Card]:
                  preview=find_preview(Path(info.filename))) for info in ctx.models.registry]
 
 
-def page_cards(ctx: Any, page: str) -> list[Card]:
+def page_cards(ctx: AppContext, page: str) -> list[Card]:
     """The cards of one page (``textual_inversion``, ``hypernetworks``, ``checkpoints``, ``lora``)."""
     if page == "checkpoints":
         return checkpoint_cards(ctx)
@@ -143,7 +144,7 @@ def page_cards(ctx: Any, page: str) -> list[Card]:
     return builders[page](ctx, library)
 
 
-def _card_html(ctx: Any, tab: str, card: Card) -> str:
+def _card_html(ctx: AppContext, tab: str, card: Card) -> str:
     try:
         stat = card.path.stat()
         created, modified = stat.st_ctime, stat.st_mtime
@@ -162,7 +163,7 @@ def _card_html(ctx: Any, tab: str, card: Card) -> str:
             f'{image}<div class="extra-network-name">{html.escape(card.name)}</div>{description}</div>')
 
 
-def cards_html(ctx: Any, tab: str, page: str) -> str:
+def cards_html(ctx: AppContext, tab: str, page: str) -> str:
     """The page's controls (search, sort field, order) and its card grid, as HTML for a ``gr.HTML``."""
     cards = page_cards(ctx, page)
     default_field = str(_setting(ctx, "extra_networks_card_order_field", "Path"))
@@ -180,14 +181,14 @@ def cards_html(ctx: Any, tab: str, page: str) -> str:
             f'<div class="extra-network-cards">{body}</div></div>')
 
 
-def _page_dir(ctx: Any, page: str) -> str:
+def _page_dir(ctx: AppContext, page: str) -> str:
     paths = ctx.paths
     folder = {"lora": "lora_dir", "textual_inversion": "embeddings_dir", "hypernetworks": "hypernetwork_dir",
               "checkpoints": "checkpoint_dir"}[page]
     return os.fspath(getattr(paths, folder, "") or "")
 
 
-def refresh_page(ctx: Any, tab: str, page: str) -> str:
+def refresh_page(ctx: AppContext, tab: str, page: str) -> str:
     """🔄: rescan the page's folders and rebuild its cards."""
     library = library_of(ctx)
     if page == "lora":
@@ -199,7 +200,7 @@ def refresh_page(ctx: Any, tab: str, page: str) -> str:
     return cards_html(ctx, tab, page)
 
 
-def select_checkpoint(ctx: Any, title: str) -> None:
+def select_checkpoint(ctx: AppContext, title: str) -> None:
     """A checkpoint card click: store ``sd_model_checkpoint`` and load it (as the quicksettings dropdown does)."""
     if not title or ctx.models is None:
         return
@@ -212,7 +213,7 @@ def select_checkpoint(ctx: Any, title: str) -> None:
         raise gr.Error(f"Could not load checkpoint {title}: {error}") from None
 
 
-def build_extra_networks(ctx: Any, tab: str) -> None:
+def build_extra_networks(ctx: AppContext, tab: str) -> None:
     """Add the four extra-network tabs to the open ``gr.Tabs`` of ``tab`` ("txt2img" or "img2img").
 
     Only ``gr.Tab`` children go into the ``gr.Tabs``: the hidden checkpoint box/button that a checkpoint card

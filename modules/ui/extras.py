@@ -24,17 +24,17 @@ def _registries(ctx: AppContext) -> tuple[UpscalerRegistry, FaceRestorerRegistry
     return ctx.upscalers, ctx.face_restorers
 
 
-def upscaler_names(ctx: Any) -> list[str]:
+def upscaler_names(ctx: AppContext) -> list[str]:
     """"None", Lanczos, Nearest, then the model upscalers found in the upscaler folders (A1111 order)."""
     return list(_registries(ctx)[0].names())
 
 
-def _settings(ctx: Any) -> dict[str, Any]:
+def _settings(ctx: AppContext) -> dict[str, Any]:
     values = getattr(ctx.settings, "values", None)
     return dict(values()) if callable(values) else {}
 
 
-def build_extras(ctx: Any) -> dict[str, gr.components.Component]:
+def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
     """Lay out and wire the Extras tab; returns its components by name (`image` receives send-to)."""
     c: dict[str, gr.components.Component] = {}
     mode = gr.Number(value=0, precision=0, visible=False)

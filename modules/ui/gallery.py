@@ -27,6 +27,7 @@ from typing import Any
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.ui.common import error_html, format_time_taken, infotext_html
 
 POLL_SECONDS = 0.25
@@ -117,7 +118,7 @@ def format_eta(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def stream_job(ctx: Any, fn: Callable[..., Any], params: Any, kind: str,
+def stream_job(ctx: AppContext, fn: Callable[..., Any], params: Any, kind: str,
                panel: OutputPanel) -> Iterator[dict[gr.components.Component, Any]]:
     """Submit `fn(ctx, params)` to the shared queue and yield progress, preview and finally the results."""
     live = bool(ctx.settings.get("live_previews_enable"))
@@ -137,7 +138,7 @@ def stream_job(ctx: Any, fn: Callable[..., Any], params: Any, kind: str,
     yield finished_update(job, panel, ctx)
 
 
-def gallery_files(ctx: Any, images: list[Any], infotexts: list[str]) -> list[Any]:
+def gallery_files(ctx: AppContext, images: list[Any], infotexts: list[str]) -> list[Any]:
     """Each image as a temp PNG with its infotext as the `parameters` chunk (when `enable_pnginfo` is on), for the
     gallery (A1111 `save_pil_to_file`); an image that cannot be written is shown as it is."""
     from modules.images import save_image_with_geninfo
@@ -162,7 +163,7 @@ def gallery_files(ctx: Any, images: list[Any], infotexts: list[str]) -> list[Any
     return out
 
 
-def finished_update(job: Any, panel: OutputPanel, ctx: Any = None) -> dict[gr.components.Component, Any]:
+def finished_update(job: Any, panel: OutputPanel, ctx: AppContext | None = None) -> dict[gr.components.Component, Any]:
     """Gallery, infotext, info JSON and the "Time taken" footer for a finished job; without images (interrupted
     before the first one, or an error) the gallery and infotext are cleared and the notice says why."""
     done = {panel.progress: progress_html(None, state="done"), panel.preview: gr.update(visible=False)}

@@ -8,10 +8,11 @@ params fields (`seed_extra`, `refiner_enable`) are UI-only switches the handler 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.ui.common import (
     DEFAULT_SAMPLER,
     RANDOM_ICON,
@@ -53,7 +54,7 @@ def build_size_rows(tab: str, fields: Fields) -> gr.Button:
     return swap
 
 
-def build_common_controls(ctx: Any, tab: str, fields: Fields, *, with_size: bool = True) -> gr.Button:
+def build_common_controls(ctx: AppContext, tab: str, fields: Fields, *, with_size: bool = True) -> gr.Button:
     """Sampler, steps, (size), batch, CFG, seed and variation controls shared by both tabs; returns ♻️."""
     _sampler_row(tab, fields)
     fields["steps"] = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
@@ -86,13 +87,13 @@ def build_seed_controls(tab: str, fields: Fields) -> tuple[gr.Button, gr.Button]
                                                      elem_id=f"{tab}_seed_resize_from_w")
             fields["seed_resize_from_h"] = gr.Slider(0, 2048, value=0, step=8, label="Resize seed from height",
                                                      elem_id=f"{tab}_seed_resize_from_h")
-    fields["seed_extra"].change(lambda on: gr.update(visible=bool(on)), fields["seed_extra"], extras, queue=False)
+    cast(gr.Checkbox, fields["seed_extra"]).change(lambda on: gr.update(visible=bool(on)), fields["seed_extra"], extras, queue=False)
     random_seed.click(lambda: -1, None, fields["seed"], queue=False)
     random_subseed.click(lambda: -1, None, fields["subseed"], queue=False)
     return reuse_seed, random_subseed
 
 
-def build_hires(ctx: Any, tab: str, fields: Fields) -> None:
+def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
     """Hires. fix accordion (reference §8): upscaler, steps 0, denoising 0.7, upscale by 2, resize to 0×0."""
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr"):
         fields["enable_hr"] = gr.Checkbox(label="Enable Hires. fix", value=False, elem_id=f"{tab}_enable_hr")
@@ -131,7 +132,7 @@ def hires_upscalers() -> list[str]:
             "Latent (nearest)", "Latent (nearest-exact)", "None", "Lanczos", "Nearest"]
 
 
-def build_refiner(ctx: Any, tab: str, fields: Fields) -> None:
+def build_refiner(ctx: AppContext, tab: str, fields: Fields) -> None:
     """Refiner accordion (reference §8): off; checkpoint "", switch at 0.8."""
     with gr.Accordion("Refiner", open=False, elem_id=f"{tab}_refiner"):
         fields["refiner_enable"] = gr.Checkbox(label="Enable Refiner", value=False, elem_id=f"{tab}_enable_refiner")
@@ -142,7 +143,7 @@ def build_refiner(ctx: Any, tab: str, fields: Fields) -> None:
                                                     elem_id=f"{tab}_refiner_switch_at")
 
 
-def build_tail(ctx: Any, tab: str, fields: Fields) -> ScriptControls:
+def build_tail(ctx: AppContext, tab: str, fields: Fields) -> ScriptControls:
     """Override settings (hidden until a paste fills it), then the Script dropdown with the selected script's
     controls and the always-on script accordions (`modules.ui.scripts_ui`)."""
     fields["override_settings"] = gr.Dropdown(label="Override settings", elem_id=f"{tab}_override_settings",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from modules.processing.context import AppContext
 from modules.processing.img2img_batch import Img2ImgBatchSpec, list_images, run_img2img_batch_for_gallery
 from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS, GenerationParams, Img2ImgParams
 from modules.ui import generation_panel as panel_ui
@@ -76,7 +77,7 @@ def init_and_mask(mode: int, inputs: dict[str, Any]) -> tuple[list[Image.Image],
                 raise gr.Error("Inpaint: paint the area to change on the image (the mask is empty)")
             return [background.convert("RGB")], mask
         mask = mask_from_sketch(background, composite) if composite is not None else None
-        if mask is None:
+        if mask is None or composite is None:
             raise gr.Error("Inpaint sketch: draw on the image (nothing was changed)")
         return [composite.convert("RGB")], mask
     if mode == 4:
@@ -131,11 +132,11 @@ def build_resize_tabs(fields: dict[str, gr.components.Component],
         return f"<span class='resolution'>resize: from {img.width}x{img.height} to {w}x{h}</span>"
 
     scale.change(describe, [scale, image], preview, queue=False, show_progress="hidden")
-    image.change(describe, [scale, image], preview, queue=False, show_progress="hidden")
+    cast(gr.Image, image).change(describe, [scale, image], preview, queue=False, show_progress="hidden")
     return selected, scale
 
 
-def build_img2img(ctx: Any) -> GenerationTab:
+def build_img2img(ctx: AppContext) -> GenerationTab:
     """Lay out and wire the img2img tab."""
     fields: dict[str, gr.components.Component] = {}
     images: dict[str, gr.components.Component] = {}
@@ -223,7 +224,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
         values["mask_blur_x"] = values["mask_blur_y"] = int(values.get("mask_blur") or 0)
         if ctx.models is not None and not _is_pix2pix(ctx):
             values.pop("image_cfg_scale", None)
-        params = params_from_values(Img2ImgParams, values)
+        params = cast(Img2ImgParams, params_from_values(Img2ImgParams, values))
         params.init_images = init_images
         params.mask = mask
         return params
@@ -241,7 +242,7 @@ def build_img2img(ctx: Any) -> GenerationTab:
     return tab
 
 
-def _is_pix2pix(ctx: Any) -> bool:
+def _is_pix2pix(ctx: AppContext) -> bool:
     """Image CFG scale only applies to instruct-pix2pix models (A1111 hides the slider otherwise)."""
     current = ctx.models.current
     return getattr(getattr(current, "family", None), "startswith", lambda _p: False)("ip2p")

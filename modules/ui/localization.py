@@ -11,10 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from modules.processing.context import AppContext
+
 log = logging.getLogger(__name__)
 
 
-def localization_dirs(ctx: Any) -> list[Path]:
+def localization_dirs(ctx: AppContext) -> list[Path]:
     """The folders searched: `--localizations-dir`, the repository's `localizations/`, extensions' folders."""
     repo = Path(__file__).resolve().parents[2] / "localizations"
     dirs = [Path(ctx.paths.localizations_dir), repo]
@@ -29,13 +31,13 @@ def localization_dirs(ctx: Any) -> list[Path]:
     return unique
 
 
-def list_localizations(ctx: Any) -> list[str]:
+def list_localizations(ctx: AppContext) -> list[str]:
     """"None" plus the stem of every localization file found (the Settings dropdown's choices)."""
     stems = {p.stem for d in localization_dirs(ctx) for p in d.glob("*.json")}
     return ["None", *sorted(stems)]
 
 
-def load_localization(ctx: Any, name: str | None) -> dict[str, Any]:
+def load_localization(ctx: AppContext, name: str | None) -> dict[str, Any]:
     """The merged mapping for `name` ({} for "None" or an unknown name); a broken file is skipped with a warning."""
     if not name or name == "None":
         return {}

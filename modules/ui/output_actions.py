@@ -7,19 +7,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 
-def is_local(ctx: Any) -> bool:
+
+def is_local(ctx: AppContext) -> bool:
     """True when no flag exposes the server (--listen/--share/--ngrok/--server-name) and dirs are not hidden."""
     flags = ctx.flags
     exposed = any(getattr(flags, name, None) for name in ("listen", "share", "ngrok", "server_name"))
     return not exposed and not getattr(flags, "hide_ui_dir_config", False)
 
 
-def output_folder(ctx: Any, kind: str) -> Path:
+def output_folder(ctx: AppContext, kind: str) -> Path:
     """The samples folder of `kind` ("txt2img"/"img2img"), relative paths taken from the data directory."""
     from modules.images.saving import output_dir
 
@@ -27,7 +28,7 @@ def output_folder(ctx: Any, kind: str) -> Path:
     return output_dir(kind, settings, base_dir=ctx.paths.data_dir)
 
 
-def open_folder(ctx: Any, kind: str) -> None:
+def open_folder(ctx: AppContext, kind: str) -> None:
     """Open the output folder in the desktop file manager (created if missing)."""
     if not is_local(ctx):
         raise gr.Error("Opening folders is only available when the server runs on this computer")

@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from modules.images import parse_infotext
+from modules.processing.context import AppContext
 from modules.processing.extra_networks import rewrite_pasted_fields
 from modules.processing.infotext_fields import (
     override_settings_from_infotext,
@@ -40,7 +41,7 @@ def looks_like_infotext(text: str) -> bool:
     return "\nSteps: " in f"\n{text}" or text.startswith("Steps: ")
 
 
-def read_last_params(ctx: Any) -> str:
+def read_last_params(ctx: AppContext) -> str:
     """The last generation's infotext from `params.txt` ("" if prompt history is off or nothing was generated)."""
     path = getattr(ctx.paths, "params_file", None)
     if path is None or not Path(path).is_file():
@@ -48,7 +49,7 @@ def read_last_params(ctx: Any) -> str:
     return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
-def parsed_infotext(ctx: Any, text: str) -> dict[str, Any]:
+def parsed_infotext(ctx: AppContext, text: str) -> dict[str, Any]:
     """Parse with the `infotext_styles`, `infotext_skip_pasting` and `auto_backcompat` settings and the style
     database (styles are taken back out of prompts);
     `<lora:alias:…>` is renamed to the local LoRA with the `Lora hashes` hash (A1111 Lora `infotext_pasted`)."""
@@ -60,7 +61,7 @@ def parsed_infotext(ctx: Any, text: str) -> dict[str, Any]:
     return rewrite_pasted_fields(ctx.networks, parsed)
 
 
-def override_choices(ctx: Any, parsed: dict[str, Any]) -> list[str]:
+def override_choices(ctx: AppContext, parsed: dict[str, Any]) -> list[str]:
     """"Label: value" entries for the settings the parsed infotext changes (A1111 override box)."""
     models = getattr(ctx, "models", None)
 
@@ -76,7 +77,7 @@ def override_choices(ctx: Any, parsed: dict[str, Any]) -> list[str]:
     return [f"{labels.get(key, key)}: {value}" for key, value in overrides.items()]
 
 
-def script_paste_fields(ctx: Any, kind: str, controls: Any) -> dict[str, gr.components.Component]:
+def script_paste_fields(ctx: AppContext, kind: str, controls: Any) -> dict[str, gr.components.Component]:
     """`infotext:<label>` → control for every script's `infotext_fields` whose target is one of its controls on
     this tab (an argument name, or a component its `ui()` returned) (A1111 `ScriptRunner.paste_field_names`)."""
     out: dict[str, gr.components.Component] = {}
@@ -116,7 +117,7 @@ def component_value(component: gr.components.Component, value: Any) -> Any:
     return value
 
 
-def updates_from_infotext(ctx: Any, text: str, fields: dict[str, gr.components.Component], *,
+def updates_from_infotext(ctx: AppContext, text: str, fields: dict[str, gr.components.Component], *,
                           for_send: bool = False) -> dict[gr.components.Component, Any]:
     """Component updates for every params field named in `text`; unknown names are ignored (A1111 is tolerant).
 

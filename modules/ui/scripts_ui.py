@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from modules.extensions.script import ScriptArg, arg_default
+from modules.processing.context import AppContext
 
 
 @dataclass
@@ -90,7 +91,7 @@ def script_ui(runner: Any, tab: str, script: Any, *, accordion: bool) -> list[tu
     return _controls(tab, script, specs)
 
 
-def build_script_controls(ctx: Any, tab: str) -> ScriptControls:
+def build_script_controls(ctx: AppContext, tab: str) -> ScriptControls:
     """Lay out the Script dropdown, the selectable scripts' groups and the always-on scripts for `tab`; every
     script's `ui()` runs here (A1111 `setup_ui_for_section`: one `gr.Group` per script)."""
     runner = ctx.scripts.for_kind(tab)

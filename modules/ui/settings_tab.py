@@ -13,12 +13,13 @@ from typing import Any
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
 from modules.ui.common import checkpoint_titles, error_html, vae_choices
 from modules.ui.localization import list_localizations
 
 
-def dynamic_choices(ctx: Any, info: OptionInfo) -> list[Any] | None:
+def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
     """Choices for options whose list depends on files found at run time."""
     if info.key == "sd_model_checkpoint":
         return checkpoint_titles(ctx)
@@ -31,7 +32,7 @@ def dynamic_choices(ctx: Any, info: OptionInfo) -> list[Any] | None:
     return list(info.choices) if info.choices is not None else None
 
 
-def make_component(ctx: Any, info: OptionInfo, value: Any, elem_id: str | None = None) -> gr.components.Component:
+def make_component(ctx: AppContext, info: OptionInfo, value: Any, elem_id: str | None = None) -> gr.components.Component:
     """The Gradio component for one option, by its declared component kind."""
     label = info.label
     eid = elem_id or f"setting_{info.key}"
@@ -68,13 +69,13 @@ def make_component(ctx: Any, info: OptionInfo, value: Any, elem_id: str | None =
     return gr.Textbox(value="" if value is None else str(value), **common)
 
 
-def ui_value(ctx: Any, key: str) -> Any:
+def ui_value(ctx: AppContext, key: str) -> Any:
     """The current value in the form the component shows (None text → "")."""
     value = ctx.settings.get(key)
     return "" if value is None and ctx.settings.registry[key].component == "textbox" else value
 
 
-def apply_values(ctx: Any, keys: list[str], values: list[Any]) -> str:
+def apply_values(ctx: AppContext, keys: list[str], values: list[Any]) -> str:
     """Validate and store the changed values, then save config.json; returns the result line (A1111 wording)."""
     changed: dict[str, Any] = {}
     for key, value in zip(keys, values, strict=True):
@@ -97,7 +98,7 @@ def apply_values(ctx: Any, keys: list[str], values: list[Any]) -> str:
     return f"<div class='settings-result'>{text}</div>"
 
 
-def build_settings(ctx: Any, tab: gr.Tab) -> None:
+def build_settings(ctx: AppContext, tab: gr.Tab) -> None:
     """Lay out the Settings tab lazily: the ~320 option components are rendered (`gr.render`) the first time the
     tab is opened, so building the UI at start-up does not pay for them (A1111 builds them eagerly).
 
@@ -124,7 +125,7 @@ def build_settings(ctx: Any, tab: gr.Tab) -> None:
                       show_progress="hidden")
 
 
-def _layout(ctx: Any) -> tuple[list[str], list[gr.components.Component], list[tuple[gr.Accordion, list[str]]]]:
+def _layout(ctx: AppContext) -> tuple[list[str], list[gr.components.Component], list[tuple[gr.Accordion, list[str]]]]:
     """Category tabs with one accordion per section; returns keys, components and (accordion, keys) pairs."""
     registry = ctx.settings.registry
     by_category: dict[str, list[Any]] = defaultdict(list)
@@ -150,7 +151,7 @@ def _layout(ctx: Any) -> tuple[list[str], list[gr.components.Component], list[tu
     return keys, components, accordions
 
 
-def _search(ctx: Any, keys: list[str], accordions: list[tuple[gr.Accordion, list[str]]], text: str) -> list[Any]:
+def _search(ctx: AppContext, keys: list[str], accordions: list[tuple[gr.Accordion, list[str]]], text: str) -> list[Any]:
     """Show only settings whose label or key contains the text; open sections that have matches."""
     registry = ctx.settings.registry
     needle = (text or "").strip().lower()

@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from modules.processing.context import AppContext
 from modules.ui.common import APPLY_STYLE_ICON, CLEAR_ICON, PASTE_ICON, SAVE_STYLE_ICON, style_names, tool_button
 
 EDIT_ICON = "\u270f\ufe0f"  # ✏️ style editor
@@ -40,7 +41,7 @@ class Toprow:
     editor: dict[str, Any] | None = None
 
 
-def build_toprow(ctx: Any, tab: str) -> Toprow:
+def build_toprow(ctx: AppContext, tab: str) -> Toprow:
     """Lay out the prompt row for `tab` ("txt2img" or "img2img")."""
     with gr.Row(elem_id=f"{tab}_toprow", elem_classes=["toprow"]):
         with gr.Column(scale=6, elem_id=f"{tab}_prompt_container"):
@@ -73,7 +74,7 @@ def build_toprow(ctx: Any, tab: str) -> Toprow:
                   apply_styles, styles, style_name, save_style, edit_styles, editor)
 
 
-def build_style_editor(ctx: Any, tab: str) -> dict[str, Any]:
+def build_style_editor(ctx: AppContext, tab: str) -> dict[str, Any]:
     """✏️ style editor (A1111 `ui_prompt_styles.py`): pick a style, edit name/prompt/negative, save or delete;
     "copy" fills the editor from the current prompt boxes. Hidden until ✏️ is pressed."""
     with gr.Group(visible=False, elem_id=f"{tab}_styles_dialog") as box:
@@ -91,7 +92,7 @@ def build_style_editor(ctx: Any, tab: str) -> dict[str, Any]:
             "delete": delete, "close": close}
 
 
-def wire_style_editor(ctx: Any, row: Toprow) -> None:
+def wire_style_editor(ctx: AppContext, row: Toprow) -> None:
     """Events of the ✏️ dialog; saving or deleting rewrites styles.csv and refreshes both dropdowns."""
     ed = row.editor
     if ed is None or row.edit_styles is None:
@@ -131,7 +132,7 @@ def wire_style_editor(ctx: Any, row: Toprow) -> None:
     ed["delete"].click(delete, ed["name"], [row.styles, ed["name"], ed["prompt"], ed["negative"]], queue=False)
 
 
-def count_tokens(ctx: Any, text: str, steps: int | float | None, styles: list[str] | None,
+def count_tokens(ctx: AppContext, text: str, steps: int | float | None, styles: list[str] | None,
                  negative: bool = False) -> str:
     """Counter text "N/75" (A1111 `update_token_counter`): the longest prompt-editing variant, chunks of 75.
 
@@ -153,7 +154,7 @@ def count_tokens(ctx: Any, text: str, steps: int | float | None, styles: list[st
     return f"<span{css}>{format_token_counter(count, limit)}</span>"
 
 
-def wire_toprow(ctx: Any, row: Toprow, steps: gr.components.Component) -> None:
+def wire_toprow(ctx: AppContext, row: Toprow, steps: gr.components.Component) -> None:
     """Token counters, clear, apply-styles and save-style events."""
     row.prompt.change(lambda t, s, st: count_tokens(ctx, t, s, st), [row.prompt, steps, row.styles],
                       row.token_counter, show_progress="hidden", trigger_mode="always_last", queue=False)

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from modules.processing import run
+from modules.processing.context import AppContext
 from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
@@ -93,7 +94,7 @@ def output_components(tab: GenerationTab) -> list[gr.components.Component]:
     return [o.gallery, o.preview, o.progress, o.infotext, o.html_log, o.generation_info, o.selected_index]
 
 
-def wire_generation_tab(ctx: Any, tab: GenerationTab, kind: str, build_params: Any, runner_name: str,
+def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_params: Any, runner_name: str,
                         choose_runner: Any = None) -> None:
     """Generate / Interrupt / Skip / paste / reuse-seed events common to txt2img and img2img.
 
@@ -203,7 +204,7 @@ def named_with_prompts(tab: GenerationTab) -> dict[str, gr.components.Component]
                          "styles": tab.toprow.styles}
 
 
-def build_txt2img(ctx: Any) -> GenerationTab:
+def build_txt2img(ctx: AppContext) -> GenerationTab:
     """Lay out and wire the txt2img tab."""
     fields: dict[str, gr.components.Component] = {}
     row = build_toprow(ctx, "txt2img")
