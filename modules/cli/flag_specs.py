@@ -81,6 +81,8 @@ FLAG_SPECS: tuple[FlagSpec, ...] = (
        "subdomains; * allows any); localhost, IP addresses and this machine's names always work", S),
     _s("--allow-remote-output-dirs", "let output-folder and file-name settings change while the server is "
        "reachable from the network (--listen/--share); refused by default", S),
+    _v("--script-import-timeout", "int", "seconds a script or extension file may take to import before the server "
+       "starts without it (0: wait forever)", S, default=60),
     _v("--max-queued-jobs", "int", "generation requests that may wait behind the running one; more get 429 "
        "(0: no limit)", S, default=64),
     _v("--max-request-body-mb", "int", "refuse request bodies larger than this many MB with 413 (0: no limit)", S,

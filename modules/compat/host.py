@@ -115,7 +115,8 @@ def load_extensions(ctx: AppContext) -> list[ScriptLoadError]:
     enabled = [e.path for e in ctx.extensions if e.enabled]
     paths = script_paths(ctx.paths.script_dir, enabled)
     HOST.set_sources(ctx, [f"{extension}/{path.name}" for path, extension in paths])
-    files, errors = load_scripts(paths, callbacks=ctx.callbacks, scope=script_load_scope)
+    files, errors = load_scripts(paths, callbacks=ctx.callbacks, scope=script_load_scope,
+                                 timeout=float(ctx.flags.script_import_timeout))
     for runner in (ctx.scripts.txt2img, ctx.scripts.img2img):
         runner.load_errors += errors
         runner.add_files(files)

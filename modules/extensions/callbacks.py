@@ -19,6 +19,7 @@ Behaviour taken from A1111 (reference §10.2):
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -112,13 +113,22 @@ class CallbackRegistry:
     """The lists of callbacks per category, plus the failures reported so far.
 
     `source` is the `<extension>/<file.py>` prefix used for names of callbacks registered while a script file is
-    being imported (the loader sets it with `loading_from`); outside of that it is "base/unknown".
+    being imported (the loader sets it with `loading_from`); outside of that it is "base/unknown". It is kept per
+    thread, because a script whose import hangs keeps importing on its own thread after the loader moved on.
     """
 
     callbacks: dict[str, list[CallbackEntry]] = field(
         default_factory=lambda: {category: [] for category in CALLBACK_CATEGORIES})
     failures: list[CallbackFailure] = field(default_factory=list)
-    source: str = "base/unknown"
+    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        return str(getattr(self._local, "source", "base/unknown"))
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._local.source = value
 
     # registration -----------------------------------------------------------------------------------------------
     def add(self, category: str, callback: Callable[..., Any], *, name: str | None = None) -> str:

@@ -34,6 +34,7 @@ import copy
 import importlib.util
 import logging
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -128,13 +129,52 @@ def load_script_file(path: str | Path, *, extension: str = "base", callbacks: Ca
     return ScriptFile(path, extension, module, classes), None
 
 
+DEFAULT_IMPORT_TIMEOUT = 60.0
+"""Seconds a script file may take to import before the server starts without it (`--script-import-timeout`)."""
+
+
+def load_script_file_bounded(path: Path, *, extension: str, callbacks: CallbackRegistry | None,
+                             scope: ScriptLoadScope | None, timeout: float
+                             ) -> tuple[ScriptFile | None, ScriptLoadError | None]:
+    """`load_script_file` on a worker thread, waiting at most `timeout` seconds. A file still importing then (a
+    download, a prompt for input, a deadlock) is reported and skipped so the server starts; if it finishes later its
+    module and callbacks are discarded, so it never half-joins a running app (A1111 would hang at start-up)."""
+    if timeout <= 0:
+        return load_script_file(path, extension=extension, callbacks=callbacks, scope=scope)
+    outcome: list[tuple[ScriptFile | None, ScriptLoadError | None]] = []
+    abandoned = threading.Event()
+    registry = callbacks or default_registry
+
+    def work() -> None:
+        result = load_script_file(path, extension=extension, callbacks=callbacks, scope=scope)
+        if abandoned.is_set():
+            registry.remove_script(f"{extension}/{path.name}")
+            if result[0] is not None:
+                sys.modules.pop(result[0].module.__name__, None)
+            log.warning("script %s finished importing after it was skipped; it stays unloaded", path)
+            return
+        outcome.append(result)
+
+    context = contextvars.copy_context()  # the loader's context (scope bindings) also holds on the worker
+    worker = threading.Thread(target=context.run, args=(work,), name=f"import {extension}/{path.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive() or not outcome:
+        abandoned.set()
+        return None, ScriptLoadError(str(path), f"still importing after {timeout:g} s (--script-import-timeout); "
+                                                "skipped so that the server starts")
+    return outcome[0]
+
+
 def load_scripts(paths: Sequence[tuple[Path, str]], *, callbacks: CallbackRegistry | None = None,
-                 scope: ScriptLoadScope | None = None) -> tuple[list[ScriptFile], list[ScriptLoadError]]:
-    """Load every file; broken ones are reported (logged, returned) and skipped."""
+                 scope: ScriptLoadScope | None = None, timeout: float = DEFAULT_IMPORT_TIMEOUT,
+                 ) -> tuple[list[ScriptFile], list[ScriptLoadError]]:
+    """Load every file; broken ones (and ones whose import hangs past `timeout`) are reported and skipped."""
     files, errors = [], []
     seen: set[type[Script]] = set()
     for path, extension in paths:
-        loaded, error = load_script_file(path, extension=extension, callbacks=callbacks, scope=scope)
+        loaded, error = load_script_file_bounded(Path(path), extension=extension, callbacks=callbacks, scope=scope,
+                                                 timeout=timeout)
         if error is not None:
             log.error("Error loading script %s", error)
             errors.append(error)

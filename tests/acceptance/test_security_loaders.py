@@ -84,3 +84,34 @@ def test_pickles_in_every_model_folder_never_run(webui_app: WebUIFactory, tmp_pa
     app.client.post("/sdapi/v1/options", json={"sd_vae": "None"})
     assert app.txt2img()["images"]
     assert not [name for name, target in targets.items() if target.exists()]
+
+
+HANGING_EXTENSION = '''
+import time
+
+from modules import script_callbacks
+
+time.sleep(30)  # a download that never ends, a prompt waiting for input …
+
+
+def late(demo, app):
+    raise RuntimeError("a skipped script must never join the running app")
+
+
+script_callbacks.on_app_started(late)
+'''
+
+
+def test_an_extension_that_hangs_at_import_does_not_stop_the_start(webui_app: WebUIFactory) -> None:
+    import time
+
+    def prepare(data: Path) -> None:
+        scripts = data / "extensions" / "sd-webui-slowpoke" / "scripts"
+        scripts.mkdir(parents=True)
+        (scripts / "slow.py").write_text(HANGING_EXTENSION, encoding="utf-8")
+
+    started = time.monotonic()
+    app = webui_app(["--api", "--script-import-timeout", "2"], prepare=prepare)
+    assert time.monotonic() - started < 25, "the server waited for the hanging import"
+    assert "slow.py" in app.console and "still importing after 2 s" in app.console
+    assert app.txt2img()["images"]

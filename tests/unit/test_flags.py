@@ -57,6 +57,7 @@ A1111_FLAGS: list[tuple[str, str, object]] = [
     ("--max-request-body-mb", "max_request_body_mb", 128),
     ("--max-queued-jobs", "max_queued_jobs", 64),
     ("--allow-remote-output-dirs", "allow_remote_output_dirs", False),
+    ("--script-import-timeout", "script_import_timeout", 60),
     ("--ui-debug-mode", "ui_debug_mode", False),
     ("--administrator", "administrator", False),
     ("--theme", "theme", None),
