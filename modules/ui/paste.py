@@ -58,6 +58,7 @@ def parsed_infotext(ctx: AppContext, text: str) -> dict[str, Any]:
                             infotext_styles=str(ctx.settings.get("infotext_styles")),
                             skip_fields=list(ctx.settings.get("infotext_skip_pasting") or ()),
                             auto_backcompat=bool(ctx.settings.get("auto_backcompat")))
+    ctx.callbacks.fire("infotext_pasting", text, parsed)  # A1111 `parse_generation_parameters`: may edit `parsed`
     return rewrite_pasted_fields(ctx.networks, parsed)
 
 

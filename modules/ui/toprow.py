@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from modules.extensions.callbacks import BeforeTokenCounterParams
 from modules.processing.context import AppContext
 from modules.ui.common import APPLY_STYLE_ICON, CLEAR_ICON, PASTE_ICON, SAVE_STYLE_ICON, style_names, tool_button
 
@@ -136,12 +137,15 @@ def count_tokens(ctx: AppContext, text: str, steps: int | float | None, styles: 
                  negative: bool = False) -> str:
     """Counter text "N/75" (A1111 `update_token_counter`): the longest prompt-editing variant, chunks of 75.
 
-    Styles are included when `include_styles_into_token_counters` is on (A1111 default True).
+    Styles are included when `include_styles_into_token_counters` is on (A1111 default True). The
+    `before_token_counter` callbacks see the prompt first and may rewrite it (A1111 1.10, e.g. wildcards).
     """
     from modules.prompts.token_counter import count_prompt_tokens, format_token_counter
     from modules.prompts.tokenizer import get_tokenizer
 
-    text = text or ""
+    params = BeforeTokenCounterParams(text or "", int(steps or 20), list(styles or []), is_positive=not negative)
+    ctx.callbacks.fire("before_token_counter", params)
+    text = params.prompt
     if styles and ctx.styles is not None and ctx.settings.get("include_styles_into_token_counters"):
         apply = ctx.styles.apply_negative_styles_to_prompt if negative else ctx.styles.apply_styles_to_prompt
         text = apply(text, styles)

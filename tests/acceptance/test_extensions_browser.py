@@ -50,6 +50,8 @@ def test_page_script_style_and_extension_tab(app: RunningApp, browser: Any) -> N
 def test_opening_the_input_accordion_changes_the_generation(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1000)
     page.fill("#txt2img_prompt textarea", "a cat")
+    app.wait_for("before_token_counter from the prompt's token counter",
+                 lambda: "before_token_counter" in names(app), timeout=30)
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2),
                            ("txt2img_seed", 7)):
         set_number(page, elem_id, value)
