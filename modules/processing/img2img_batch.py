@@ -9,6 +9,11 @@
   images of the same input; ext = the input's extension, RGBA converted to RGB) with the infotext embedded, and
   not to the usual outputs folder (A1111 `do_not_save_samples = not save_normally`); when empty the jobs save
   normally. Per-input grids are never saved (A1111 sets `do_not_save_grid`).
+* `img2img_batch_use_original_name`: samples the jobs save normally (no output folder) are named after the input
+  file, `<stem>` or `<stem>-[generation_number]` when a job makes several images (A1111 1.10 sets that
+  `samples_filename_pattern` per input; the usual number prefix and suffixes still apply). In an output folder the
+  files always carry the input's name, which is what A1111 does with the setting on (with it off A1111 numbers
+  them like samples).
 * An interrupt stops the batch (the images finished before stay written); a job that fails for one file is
   reported by name and the batch goes on.
 * "Resize by" (`scale_by`): each input gets its own size, its sides times the scale (A1111 `to_scale`), floored
@@ -95,6 +100,7 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
             width = max(64, int(image.width * spec.scale_by) // 8 * 8)
             height = max(64, int(image.height * spec.scale_by) // 8 * 8)
         p = dataclasses.replace(params, width=width, height=height, init_images=[image] * params.batch_size,
+                                override_settings=_named_after(ctx, params, path),
                                 mask=mask if mask is not None else params.mask,
                                 do_not_save_samples=params.do_not_save_samples or out_dir is not None,
                                 do_not_save_grid=True)
@@ -115,6 +121,17 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
                 save_image_with_geninfo(out, info, target, path.suffix)
                 outcome.written.append(str(target))
     return outcome
+
+
+def _named_after(ctx: AppContext, params: Img2ImgParams, path: Path) -> dict[str, Any]:
+    """The job's `override_settings`, with `samples_filename_pattern` set to the input's stem when
+    `img2img_batch_use_original_name` is on (see module docstring)."""
+    overrides = dict(params.override_settings)
+    use_name = overrides.get("img2img_batch_use_original_name", ctx.settings.get("img2img_batch_use_original_name"))
+    if use_name:
+        several = params.n_iter > 1 or params.batch_size > 1
+        overrides["samples_filename_pattern"] = f"{path.stem}-[generation_number]" if several else path.stem
+    return overrides
 
 
 def run_img2img_batch_for_gallery(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatchSpec, *, job: Any,

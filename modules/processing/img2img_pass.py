@@ -98,20 +98,26 @@ def _with_color_correction(run: Any, index: slice, corrections: list[Any] | None
 def _with_mask_saves(run: Any, index: slice, init: Any, overlay: Composite | None) -> Composite | None:
     """With a mask, `save_mask` writes it ("-mask") and `save_mask_composite` the generated image cut out by it
     ("-mask-composite", transparent elsewhere) beside each result, whatever the sample-saving settings (A1111
-    `process_images_inner`, which saves them after the overlay from the image before it)."""
-    wanted = [opt(run.settings, "save_mask", False), opt(run.settings, "save_mask_composite", False)]
+    `process_images_inner`, which saves them after the overlay from the image before it). `return_mask` /
+    `return_mask_composite` put the same two images in the job's results right after the image (A1111 appends
+    them to `output_images`, so the web gallery and the API's `images` show them)."""
+    wanted = [opt(run.settings, key, False)
+              for key in ("save_mask", "save_mask_composite", "return_mask", "return_mask_composite")]
     if init.prepared_mask is None or overlay is None or not any(wanted):
         return overlay
 
     def with_saves(i: int, image: Image.Image) -> Image.Image:
         result = overlay(i, image)
         mask = init.prepared_mask.overlay_mask.convert("L").resize(result.size)
+        cut = image.convert("RGBA").resize(result.size)
+        cut.putalpha(mask)
         if wanted[0]:
             save_copy(run, mask.convert("RGB"), index.start + i, "-mask", always=True)
         if wanted[1]:
-            cut = image.convert("RGBA").resize(result.size)
-            cut.putalpha(mask)
             save_copy(run, cut, index.start + i, "-mask-composite", always=True)
+        returned = [im for flag, im in ((wanted[2], mask.convert("RGB")), (wanted[3], cut)) if flag]
+        if returned:
+            run.returned_extras[index.start + i] = returned
         return result
 
     return with_saves

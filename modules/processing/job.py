@@ -60,6 +60,9 @@ class Job:
     extra_network_data: dict[str, Any] = field(default_factory=dict)
     face_restoration: dict[int, str] = field(default_factory=dict)
     """Image index → the face restorer that changed that image (its infotext `Face restoration`)."""
+    returned_extras: dict[int, list[Image.Image]] = field(default_factory=dict)
+    """Image index → images returned right after it but not saved as samples (`return_mask`,
+    `return_mask_composite`)."""
     checked_hash: tuple[str | None] | None = None
     checked_vae_hash: tuple[str | None] | None = None
 
@@ -243,9 +246,9 @@ class Job:
         request = SaveRequest(self.kind, images, infotexts, seeds, prompts, negatives, p.batch_size, p.n_iter,
                               p.do_not_save_samples, p.do_not_save_grid, filename_job, params=p)
         saved = save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks, notices=self.notices) if images else []
-        out_images, out_infos, first = list(images), list(infotexts), 0
+        out_images, out_infos, first = with_returned_extras(images, infotexts, done, self.returned_extras)
         if grid is not None and opt(self.settings, "return_grid", True):
-            out_images, out_infos, first = [grid, *images], [infotexts[0], *infotexts], 1
+            out_images, out_infos, first = [grid, *out_images], [infotexts[0], *out_infos], 1
         return GenerationResult(
             images=out_images, infotexts=out_infos, all_prompts=prompts, all_negative_prompts=negatives,
             all_seeds=seeds, all_subseeds=[self.subseeds[i] for i in done], index_of_first_image=first,
@@ -256,6 +259,21 @@ class Job:
             job_timestamp=self.job.state.job_timestamp,
             notices=list(dict.fromkeys([*self.notices, *self.hooks.notices])),
             saved_paths=saved, time_taken=time.perf_counter() - started, peak_memory_bytes=peak_memory(self.model))
+
+
+def with_returned_extras(images: list[Image.Image], infotexts: list[str], done: list[int],
+                         extras: dict[int, list[Image.Image]]) -> tuple[list[Image.Image], list[str], int]:
+    """The result's images with each image's extra returned images right after it (A1111 appends the mask and the
+    mask composite to `output_images` after the image); each extra carries its image's infotext so `infotexts`
+    stays one per image (A1111 leaves it shorter). Returns (images, infotexts, index of the first image)."""
+    out_images: list[Image.Image] = []
+    out_infos: list[str] = []
+    pending = dict(extras)
+    for position, (image, info) in enumerate(zip(images, infotexts, strict=True)):
+        added = pending.pop(done[position], []) if position < len(done) else []
+        out_images.extend([image, *added])
+        out_infos.extend([info] * (1 + len(added)))
+    return out_images, out_infos, 0
 
 
 def peak_memory(model: Any) -> int:

@@ -100,8 +100,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "hires_fix_refiner_pass": THIS_ISSUE,
     "sd_vae_checkpoint_cache": THIS_ISSUE, "auto_vae_precision_bfloat16": THIS_ISSUE,
     "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE,
-    "return_mask": THIS_ISSUE, "return_mask_composite": THIS_ISSUE,
-    "img2img_batch_use_original_name": THIS_ISSUE,
     "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
     "use_old_emphasis_implementation": THIS_ISSUE,
     "hires_fix_use_firstpass_conds": THIS_ISSUE,
