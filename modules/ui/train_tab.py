@@ -1,11 +1,16 @@
-"""Train tab (reference §3.7; A1111 ``ui.py`` "train" block): Create embedding and Create hypernetwork sub-tabs.
+"""Train tab (reference §3.7; A1111 ``ui.py`` "train" block): Create embedding, Create hypernetwork, Train.
 
 Create embedding: Name, Initialization text ("*"), Number of vectors per token (1, 1–75), Overwrite Old Embedding →
 ``embeddings/<name>.pt`` initialised from the loaded model's token embeddings. Create hypernetwork: Name, Modules
 (768, 1024, 320, 640, 1280; default 768, 320, 640, 1280), layer structure "1, 2, 1", activation function
 ("linear"), weight initialisation ("Normal"), Add layer normalization, Use dropout, dropout structure "0, 0, 0",
 Overwrite Old Hypernetwork → ``models/hypernetworks/<name>.pt``. Both run as jobs on the shared queue; the outcome
-("Created: <file>" or the error) is shown under the buttons, as A1111's ``ti_output``.
+("Created: <file>" or the error) is shown under the buttons, as A1111's ``ti_output``. Train: embedding dropdown,
+learning rate (schedule syntax), gradient clipping, batch size, gradient accumulation, dataset directory, log
+directory, prompt template (``textual_inversion_templates/``), width/height, "Do not resize images", max steps,
+save-every, PNG alpha as loss weight, shuffle / drop out tags, latent sampling method, Train Embedding and Interrupt;
+the outcome line shows the epoch, step and loss while it runs (the hypernetwork trainer and preview images are not
+built).
 """
 
 from __future__ import annotations
@@ -25,6 +30,14 @@ from modules.training.create_networks import (
     activation_names,
 )
 from modules.training.tasks import EmbeddingSpec, HypernetworkSpec, create_embedding_job, create_hypernetwork_job
+from modules.training.textual_inversion import (
+    CLIP_GRAD_MODES,
+    LATENT_SAMPLING,
+    TrainEmbeddingOptions,
+    train_embedding_job,
+)
+from modules.training.ti_dataset import list_templates
+from modules.ui.common import REFRESH_ICON, tool_button
 
 POLL_SECONDS = 0.5
 
@@ -35,9 +48,10 @@ def outcome_html(text: str, error: bool = False) -> str:
     return f"<div class='{css}'>{html.escape(text)}</div>"
 
 
-def follow_job(ctx: AppContext, submit: Callable[[], Job], done_text: Callable[[Any], str]) -> Iterator[str]:
+def follow_job(ctx: AppContext, submit: Callable[[], Job], done_text: Callable[[Any], str], *,
+               partial_ok: bool = False) -> Iterator[str]:
     """Submit a job and yield the outcome line while it waits, runs and finishes (the handler never blocks the
-    page: it polls the job)."""
+    page: it polls the job). ``partial_ok``: an interrupted job that returned a value reports it (training)."""
     try:
         job = submit()
     except RuntimeError as exc:  # queue full / shut down
@@ -46,7 +60,8 @@ def follow_job(ctx: AppContext, submit: Callable[[], Job], done_text: Callable[[
     while not job.wait(POLL_SECONDS):
         info = job.state.progress_info()
         yield outcome_html(str(info.get("textinfo") or "Waiting in queue…"))
-    if job.status is JobStatus.DONE:
+    if job.status is JobStatus.DONE or (partial_ok and job.status is JobStatus.INTERRUPTED
+                                        and job.result(timeout=0) is not None):
         yield outcome_html(done_text(job.result()))
     elif job.status is JobStatus.INTERRUPTED:
         yield outcome_html("Interrupted", error=True)
@@ -54,8 +69,9 @@ def follow_job(ctx: AppContext, submit: Callable[[], Job], done_text: Callable[[
         yield outcome_html(f"Error: {job.error.message if job.error else 'unknown error'}", error=True)
 
 
-def build_create_embedding(ctx: AppContext) -> gr.HTML:
-    """The Create embedding sub-tab; returns its outcome box."""
+def build_create_embedding(ctx: AppContext) -> Any:
+    """The Create embedding sub-tab; returns the button's click event (the Train sub-tab refreshes its list after
+    it, as A1111 does)."""
     name = gr.Textbox(label="Name", elem_id="train_new_embedding_name")
     init_text = gr.Textbox(label="Initialization text", value="*", elem_id="train_initialization_text")
     nvpt = gr.Slider(1, 75, value=1, step=1, label="Number of vectors per token", elem_id="train_nvpt")
@@ -68,8 +84,7 @@ def build_create_embedding(ctx: AppContext) -> gr.HTML:
         yield from follow_job(ctx, lambda: ctx.jobs.submit(create_embedding_job, ctx, spec, kind="create_embedding"),
                               lambda path: f"Created: {path}")
 
-    button.click(run, [name, init_text, nvpt, overwrite], outcome, show_progress="minimal")
-    return outcome
+    return button.click(run, [name, init_text, nvpt, overwrite], outcome, show_progress="minimal")
 
 
 def build_create_hypernetwork(ctx: AppContext) -> gr.HTML:
@@ -107,10 +122,88 @@ def build_create_hypernetwork(ctx: AppContext) -> gr.HTML:
     return outcome
 
 
+def embedding_names(ctx: AppContext) -> list[str]:
+    """Embeddings that fit the loaded model (A1111 lists ``embedding_db.word_embeddings``)."""
+    ctx.networks.sync_embeddings(ctx.models.current)
+    return sorted(ctx.networks.embeddings.word_embeddings)
+
+
+def build_train_embedding(ctx: AppContext) -> gr.Dropdown:
+    """The Train sub-tab (embedding training; A1111's main fields, reference §3.7); returns the embedding list."""
+    with gr.Row():
+        embedding = gr.Dropdown(embedding_names(ctx), label="Embedding", elem_id="train_embedding")
+        refresh = tool_button(REFRESH_ICON, "train_refresh_embeddings")
+    with gr.Row():
+        learn_rate = gr.Textbox("0.005", label="Embedding Learning rate", placeholder="0.005:100, 1e-3:1000, 1e-5",
+                                elem_id="train_embedding_learn_rate")
+    with gr.Row():
+        clip_mode = gr.Dropdown(list(CLIP_GRAD_MODES), value="disabled", label="Gradient Clipping",
+                                elem_id="train_clip_grad_mode")
+        clip_value = gr.Textbox("0.1", label="Clipping value", elem_id="train_clip_grad_value")
+    with gr.Row():
+        batch_size = gr.Number(1, label="Batch size", precision=0, minimum=1, elem_id="train_batch_size")
+        gradient_step = gr.Number(1, label="Gradient accumulation steps", precision=0, minimum=1,
+                                  elem_id="train_gradient_step")
+    data_root = gr.Textbox(label="Dataset directory", placeholder="Path to directory with input images",
+                           elem_id="train_dataset_directory")
+    log_directory = gr.Textbox("textual_inversion", label="Log directory", elem_id="train_log_directory")
+    templates = list(list_templates(ctx.paths.textual_inversion_templates_dir))
+    with gr.Row():
+        template = gr.Dropdown(templates, value="style_filewords.txt" if "style_filewords.txt" in templates else None,
+                               label="Prompt template", elem_id="train_template_file")
+        refresh_templates = tool_button(REFRESH_ICON, "train_refresh_templates")
+    with gr.Row():
+        width = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id="train_training_width")
+        height = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id="train_training_height")
+    varsize = gr.Checkbox(False, label="Do not resize images", elem_id="train_varsize")
+    steps = gr.Number(100000, label="Max steps", precision=0, minimum=1, elem_id="train_steps")
+    save_every = gr.Number(500, label="Save a copy of embedding to log directory every N steps, 0 to disable",
+                           precision=0, minimum=0, elem_id="train_save_embedding_every")
+    use_weight = gr.Checkbox(False, label="Use PNG alpha channel as loss weight", elem_id="use_weight")
+    with gr.Row():
+        shuffle = gr.Checkbox(False, label="Shuffle tags by ',' when creating prompts.", elem_id="train_shuffle_tags")
+        drop_out = gr.Slider(0, 0.99, value=0, step=0.01, label="Drop out tags when creating prompts.",
+                             elem_id="train_tag_drop_out")
+    sampling = gr.Radio(list(LATENT_SAMPLING), value="once", label="Choose latent sampling method",
+                        elem_id="train_latent_sampling_method")
+    with gr.Row():
+        interrupt = gr.Button("Interrupt", elem_id="train_interrupt_training")
+        train = gr.Button("Train Embedding", variant="primary", elem_id="train_train_embedding")
+    outcome = gr.HTML(elem_id="train_embedding_outcome")
+
+    refresh.click(lambda: gr.update(choices=embedding_names(ctx)), None, embedding, queue=False)
+    refresh_templates.click(lambda: gr.update(choices=list(list_templates(ctx.paths.textual_inversion_templates_dir))),
+                            None, template, queue=False)
+    interrupt.click(lambda: ctx.jobs.interrupt() and None, None, None, queue=False)
+
+    def run(name: str | None, rate: str, mode: str, value: str, batch: float, accumulate: float, root: str,
+            log_dir: str, template_file: str | None, w: float, h: float, keep_size: bool, max_steps: float,
+            every: float, weight: bool, shuffle_tags: bool, drop: float, method: str) -> Iterator[str]:
+        options = TrainEmbeddingOptions(
+            name or "", learn_rate=rate, batch_size=int(batch or 1), gradient_step=int(accumulate or 1),
+            data_root=root or "", log_directory=log_dir or "textual_inversion", training_width=int(w),
+            training_height=int(h), varsize=bool(keep_size), steps=int(max_steps or 1), clip_grad_mode=mode,
+            clip_grad_value=value, shuffle_tags=bool(shuffle_tags), tag_drop_out=float(drop),
+            latent_sampling_method=method, use_weight=bool(weight),
+            save_embedding_every=int(every or 0), template_filename=template_file or "")
+        yield from follow_job(ctx, lambda: ctx.jobs.submit(train_embedding_job, ctx, options,
+                                                           kind="train_embedding"),
+                              lambda result: result.info.replace("train embedding", "Training", 1),
+                              partial_ok=True)
+
+    train.click(run, [embedding, learn_rate, clip_mode, clip_value, batch_size, gradient_step, data_root,
+                      log_directory, template, width, height, varsize, steps, save_every, use_weight, shuffle,
+                      drop_out, sampling], outcome, show_progress="minimal")
+    return embedding
+
+
 def build_train(ctx: AppContext) -> None:
     """Lay out the Train tab."""
     with gr.Tabs(elem_id="train_tabs"):
         with gr.Tab("Create embedding", id="create_embedding", elem_id="train_create_embedding_tab"):
-            build_create_embedding(ctx)
+            created = build_create_embedding(ctx)
         with gr.Tab("Create hypernetwork", id="create_hypernetwork", elem_id="train_create_hypernetwork_tab"):
             build_create_hypernetwork(ctx)
+        with gr.Tab("Train", id="train_embedding", elem_id="train_train_tab"):
+            embeddings = build_train_embedding(ctx)
+    created.then(lambda: gr.update(choices=embedding_names(ctx)), None, embeddings, queue=False)

@@ -100,6 +100,7 @@ def test_hypernetwork_file_loads_in_our_loader(tmp_path: Path, norm: bool, dropo
     assert data["last_layer_dropout"] is dropout and data["activate_output"] is False
     k, v = data[320]
     assert k["linear.0.weight"].shape == (640, 320) and k["linear.0.weight"].dtype == torch.float32
+    assert set(v) == set(k)
     if init == "Normal":
         assert not k["linear.0.bias"].any() and k["linear.0.weight"].std() < 0.02
     network = load_hypernetwork(path)
