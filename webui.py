@@ -40,7 +40,7 @@ from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
 from modules.models.hashes import BackgroundHasher, HashCache
 from modules.models.loader import DevicePolicy
-from modules.models.manager import ModelManager, OffloadFlags
+from modules.models.manager import CacheLimits, ModelManager, OffloadFlags
 from modules.models.sd_model import StableDiffusionModel
 from modules.models.vae_files import VaeRegistry, VaeResolution
 from modules.postprocessing import build_registries
@@ -96,7 +96,15 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                                   upcast=lambda: bool(settings.get("upcast_attn")))
     return ModelManager(registry, policy, hasher=BackgroundHasher(cache), vae_resolver=_vae_resolver(vaes, settings),
                         attention=attention, offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram),
-                        cache_size=max(0, int(settings.get("sd_checkpoints_limit")) - 1))
+                        limits=lambda: _cache_limits(settings))
+
+
+def _cache_limits(settings: Settings) -> CacheLimits:
+    """The model-cache settings at this moment (A1111 reads them at each checkpoint or VAE switch)."""
+    return CacheLimits(loaded=max(1, int(settings.get("sd_checkpoints_limit"))),
+                       keep_in_cpu=bool(settings.get("sd_checkpoints_keep_in_cpu")),
+                       ram=max(0, int(settings.get("sd_checkpoint_cache"))),
+                       vae_ram=max(0, int(settings.get("sd_vae_checkpoint_cache"))))
 
 
 def _extensions(flags: FlagValues, paths: Paths, settings: Settings) -> list[Extension]:

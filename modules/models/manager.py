@@ -1,13 +1,20 @@
 """The one ModelManager: which checkpoint is current, switching, the RAM cache, unload/reload.
 
 A1111 behaviour it keeps (``sd_models.reload_model_weights`` / ``unload_model_weights``, settings
-``sd_checkpoints_limit``, ``sd_checkpoints_keep_in_cpu``, legacy ``sd_checkpoint_cache``):
+``sd_checkpoints_limit``, ``sd_checkpoints_keep_in_cpu``, ``sd_checkpoint_cache``, ``sd_vae_checkpoint_cache``, read
+at each switch through :class:`CacheLimits`):
 
 * Switching loads the new checkpoint **first** and only then lets go of the old one, so a file that fails to load
   (garbage, truncated, unknown architecture, unsafe pickle) leaves the current model loaded and usable, and the error
   names the file.
-* Up to ``cache_size`` previously used models are kept in RAM (moved off the device, least recently used evicted);
-  switching back to one is a move to the device instead of a reload.
+* Up to ``sd_checkpoints_limit - 1`` previously used models stay loaded, plus ``sd_checkpoint_cache`` more kept in
+  RAM (A1111 caches that many checkpoints' weights in RAM; here the built networks are kept, least recently used
+  evicted); switching back to one is a move to the device instead of a read from disk ("Loading weights … from
+  cache", as A1111 logs it). Loaded models go to RAM when they stop being current, unless
+  ``sd_checkpoints_keep_in_cpu`` ("Only keep one model on device") is off: then the ``sd_checkpoints_limit - 1``
+  most recent stay on the device (A1111 leaves them where they are) and switching back costs no transfer.
+* With ``sd_vae_checkpoint_cache`` > 0, VAEs read from files that a VAE switch replaced are kept in RAM (that many,
+  least recently used evicted), so switching back to one does not read the file again (A1111 caches VAE weights).
 * ``unload()`` moves the current model to RAM ("Unload SD checkpoint to RAM", ``POST /sdapi/v1/unload-checkpoint``),
   ``reload()`` puts it back ("Load SD checkpoint to VRAM", ``reload-checkpoint``).
 * After a load the checkpoint's sha256 is computed in the background (never delaying the first image); the title
@@ -64,6 +71,22 @@ class OffloadFlags:
     lowvram: bool = False
 
 
+@dataclass(frozen=True)
+class CacheLimits:
+    """The cache settings, read at each switch: ``loaded`` = ``sd_checkpoints_limit``, ``keep_in_cpu`` =
+    ``sd_checkpoints_keep_in_cpu``, ``ram`` = ``sd_checkpoint_cache``, ``vae_ram`` = ``sd_vae_checkpoint_cache``."""
+
+    loaded: int = 1
+    keep_in_cpu: bool = True
+    ram: int = 0
+    vae_ram: int = 0
+
+    @property
+    def cached_models(self) -> int:
+        """How many models besides the current one are kept (loaded ones and RAM-cached ones)."""
+        return max(0, self.loaded - 1) + max(0, self.ram)
+
+
 class ModelManager:
     """Owns the current :class:`StableDiffusionModel` and the RAM cache of others."""
 
@@ -79,15 +102,19 @@ class ModelManager:
         loader: Loader = load_checkpoint,
         cache_size: int = 0,
         budget: DeviceBudget | None = None,
+        limits: Callable[[], CacheLimits] | None = None,
     ) -> None:
         """Every collaborator is required (the composition root, `webui.build_context`, passes them): `hasher`
         fills in sha256/shorthash after a load (a disabled `HashCache` with `--no-hashing` makes it answer None),
         `vae_resolver` decides the VAE per checkpoint (`sd_vae`, `--vae-path`, sidecars, per-model preferences),
-        `attention` the attention backend applied to every model the manager hands out."""
+        `attention` the attention backend applied to every model the manager hands out. `limits` reads the cache
+        settings at each switch (the app reads them from its settings); without it ``cache_size`` models are kept
+        in RAM."""
         self.registry = registry
         self.policy = policy
         self.loader = loader
         self.cache_size = max(0, cache_size)
+        self.limits = limits or (lambda: CacheLimits(loaded=1 + self.cache_size))
         self.offload = offload
         self.hasher = hasher
         self.vae_resolver = vae_resolver
@@ -99,6 +126,9 @@ class ModelManager:
         self._current: StableDiffusionModel | None = None
         self._on_device = False
         self._cache: OrderedDict[Path, StableDiffusionModel] = OrderedDict()
+        self._vae_cache: OrderedDict[tuple[Path, str], torch.nn.Module] = OrderedDict()
+        self._cache_on_device: set[Path] = set()
+        self._cache_in_ram: set[Path] = set()
         self._hash_futures: dict[Path, Future[str | None]] = {}
         self.on_loaded: list[Callable[[StableDiffusionModel], None]] = []
         """Called with the model after a checkpoint became current (A1111 `model_loaded` callbacks; the
@@ -113,6 +143,10 @@ class ModelManager:
     def cached(self) -> list[CheckpointInfo]:
         """Checkpoints held in the RAM cache, least recently used first."""
         return [model.checkpoint for model in self._cache.values()]
+
+    def cached_on_device(self) -> list[CheckpointInfo]:
+        """Cached models left on the device (``sd_checkpoints_keep_in_cpu`` off), least recently used first."""
+        return [model.checkpoint for path, model in self._cache.items() if path in self._cache_on_device]
 
     def resolve(self, checkpoint: str | CheckpointInfo | None) -> CheckpointInfo:
         """A :class:`CheckpointInfo` for a title/name/hash (closest match, as A1111) or the registry default."""
@@ -150,7 +184,11 @@ class ModelManager:
                 # cached with another VAE (or not cached): load from disk; a failure raises here, before anything
                 # about the current model or the cache has changed
                 model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
+            else:
+                log.info("Loading weights of %s from cache", info.title)
             self._cache.pop(info.filename, None)
+            self._cache_on_device.discard(info.filename)
+            self._cache_in_ram.discard(info.filename)
             self._retire_current()
             try:
                 self._current = model
@@ -193,17 +231,35 @@ class ModelManager:
         self._on_device = True
 
     def _retire_current(self) -> None:
+        """The current model stops being current: cached (see module docstring) or dropped."""
         old = self._current
         if old is None:
             return
         self._current = None
-        old.to("cpu")
+        limits = self.limits()
         self._release_budget(old)
-        if self.cache_size > 0:
+        size = limits.cached_models
+        if size > 0:
             self._cache[old.checkpoint.filename] = old
-            while len(self._cache) > self.cache_size:
-                evicted_path, _ = self._cache.popitem(last=False)
+            while len(self._cache) > size:
+                evicted_path, evicted = self._cache.popitem(last=False)
+                evicted.to("cpu")
+                self._cache_in_ram.discard(evicted_path)
                 log.info("Dropping %s from the checkpoint RAM cache", evicted_path)
+        # the most recent `loaded - 1` stay on the device when "Only keep one model on device" is off
+        on_device = 0 if limits.keep_in_cpu else max(0, limits.loaded - 1)
+        self._cache_on_device.clear()
+        for position, (path, model) in enumerate(reversed(self._cache.items())):
+            if position >= on_device:
+                if path not in self._cache_in_ram:
+                    model.to("cpu")
+                self._cache_in_ram.add(path)
+            else:
+                model.detach_offloader()
+                self._cache_on_device.add(path)
+                self._cache_in_ram.discard(path)
+        if size == 0:
+            old.to("cpu")
         free_memory(self.policy.device)
 
     def _release_budget(self, model: StableDiffusionModel) -> None:
@@ -253,13 +309,28 @@ class ModelManager:
             resolution = self.vae_resolver(model.checkpoint, options)
             if resolution == model.vae_resolution:
                 return model
-            vae = load_vae_module(model.checkpoint, model.architecture, None, resolution, self.policy,
-                                  torch.device("cpu"))
+            family = model.family
+            cached = self._vae_cache.pop((resolution.path, family), None) if resolution.path is not None else None
+            if cached is not None:
+                log.info("Loading VAE weights %s from cache", resolution.name)
+                vae = cached
+            else:
+                vae = load_vae_module(model.checkpoint, model.architecture, None, resolution, self.policy,
+                                      torch.device("cpu"))
             model.to("cpu")
             self._release_budget(model)
+            self._keep_vae(model.vae_resolution.path, family, model.vae)
             model.vae, model.vae_resolution = vae, resolution
             self._place(model)
             return model
+
+    def _keep_vae(self, path: Path | None, family: str, module: torch.nn.Module) -> None:
+        """Keep a VAE read from a file that a switch replaced, up to ``sd_vae_checkpoint_cache`` of them."""
+        size = max(0, self.limits().vae_ram)
+        if path is not None and size > 0:
+            self._vae_cache[(path, family)] = module.to("cpu")
+        while len(self._vae_cache) > size:
+            self._vae_cache.popitem(last=False)
 
     def unload(self) -> None:
         """Move the current model to RAM (A1111 "Unload SD checkpoint to RAM"); :meth:`reload` brings it back."""
@@ -293,4 +364,7 @@ class ModelManager:
             self._current = None
             self._on_device = False
             self._cache.clear()
+            self._cache_on_device.clear()
+            self._cache_in_ram.clear()
+            self._vae_cache.clear()
             free_memory(self.policy.device)

@@ -306,6 +306,8 @@ class NetworkActivation:
             return False
         self.release()
         self._current = key
+        if not loras:
+            self.library.loras.purge(int(_setting(self.settings, "lora_in_memory_limit", 0) or 0), 0)
         if not loras and not hypernets:
             return True
         patcher = ModelPatcher(model_components(self.model))
@@ -335,6 +337,8 @@ class NetworkActivation:
                 self.lora_hashes[request.name] = shorthash(entry.read_hash(registry.hash_cache))
             except OSError as error:
                 log.warning("could not hash %s: %s", entry.path, error)
+        # A1111 keeps the job's networks plus `lora_in_memory_limit` others in memory
+        registry.purge(int(_setting(self.settings, "lora_in_memory_limit", 0) or 0), len(loaded))
         if missing:
             # A1111 adds the message to the job's notices and prints it only with `lora_not_found_warning_console`
             self._note("Networks not found: " + ", ".join(missing),

@@ -19,11 +19,21 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
+from tests.acceptance.test_models_wiring import _write_vae as write_vae
 
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
-    yield webui_app(["--api"], checkpoints={"sd1.safetensors": "sd1", "other.safetensors": "sd1"})
+    def prepare(data: Path) -> None:
+        write_vae(data / "models" / "Stable-diffusion" / "sd1.safetensors", data / "models" / "VAE" / "own.safetensors",
+                  1.0)
+
+    yield webui_app(["--api"], checkpoints={"sd1.safetensors": "sd1", "other.safetensors": "sd1"}, prepare=prepare)
+
+
+def set_options(app: RunningApp, **values: Any) -> None:
+    response = app.client.post("/sdapi/v1/options", json=values)
+    assert response.status_code == 200, response.text
 
 
 def png_b64(image: Image.Image) -> str:
@@ -60,5 +70,20 @@ def test_inpainting_returns_the_mask_and_the_mask_composite_when_asked(app: Runn
     assert len(no_mask["images"]) == 1  # not inpainting: nothing to return
 
 
-def _unused(path: Path) -> None:  # keeps Path imported for the tests below
-    del path
+def test_checkpoint_and_vae_caches_switch_back_from_ram(app: RunningApp) -> None:
+    set_options(app, sd_model_checkpoint="other")
+    set_options(app, sd_model_checkpoint="sd1")
+    set_options(app, sd_vae="own.safetensors")
+    set_options(app, sd_vae="None")
+    set_options(app, sd_vae="own.safetensors")
+    assert "from cache" not in app.console  # A1111 defaults: nothing cached in RAM
+    set_options(app, sd_checkpoint_cache=1, sd_vae_checkpoint_cache=1)
+    try:
+        set_options(app, sd_model_checkpoint="other")
+        set_options(app, sd_model_checkpoint="sd1")
+        set_options(app, sd_vae="None")
+        set_options(app, sd_vae="own.safetensors")
+    finally:
+        set_options(app, sd_checkpoint_cache=0, sd_vae_checkpoint_cache=0, sd_vae="Automatic")
+    assert "Loading weights of sd1.safetensors" in app.console and "Loading VAE weights own.safetensors from cache" \
+        in app.console

@@ -10,7 +10,9 @@ import pytest
 
 from modules.processing.context import AppContext
 from modules.processing.img2img_batch import Img2ImgBatchSpec, run_img2img_batch
-from tests.integration.test_pipeline_helpers import i2i, init_image, make_ctx, new_job
+from modules.processing.run import run_txt2img
+from tests.integration.test_extra_networks_pipeline import write_lora
+from tests.integration.test_pipeline_helpers import i2i, init_image, make_ctx, new_job, t2i
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +46,23 @@ def test_img2img_batch_names_saved_samples_after_the_input(ctx: AppContext, tmp_
         ctx.settings.set("img2img_batch_use_original_name", False)
     assert named.endswith("-holiday.png") or named == "holiday.png"
     assert len(several) == 2 and all(n.split("-", 1)[-1] in ("holiday-1.png", "holiday-2.png") for n in several)
+
+
+def test_lora_in_memory_limit_keeps_that_many_besides_the_job_s(ctx: AppContext) -> None:
+    lora_dir = Path(ctx.paths.lora_dir)
+    lora_dir.mkdir(parents=True, exist_ok=True)
+    for n, name in enumerate(("one", "two", "three")):
+        write_lora(lora_dir / f"{name}.safetensors", seed=n + 1)
+    ctx.networks.loras.refresh()
+    for name in ("one", "two", "three"):
+        run_txt2img(ctx, t2i("sd1", prompt=f"a cat <lora:{name}:1>"), new_job())
+    assert ctx.networks.loras.in_memory == ["three"]  # A1111 default 0: only the last job's network stays
+    ctx.settings.set("lora_in_memory_limit", 2)
+    try:
+        for name in ("one", "two", "three"):
+            run_txt2img(ctx, t2i("sd1", prompt=f"a cat <lora:{name}:1>"), new_job())
+        assert ctx.networks.loras.in_memory == ["one", "two", "three"]
+        run_txt2img(ctx, t2i("sd1", prompt="a cat <lora:one:1>"), new_job())
+        assert ctx.networks.loras.in_memory == ["two", "three", "one"]
+    finally:
+        ctx.settings.set("lora_in_memory_limit", 0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ class LoraRegistry:
         self.available: dict[str, LoraOnDisk] = {}
         self.aliases: dict[str, LoraOnDisk] = {}
         self.forbidden_aliases: set[str] = set()
-        self._loaded: dict[tuple[str, float], LoadedLora] = {}
+        self._loaded: OrderedDict[str, tuple[float, LoadedLora]] = OrderedDict()
 
     def refresh(self) -> None:
         """Re-list the Lora dirs (A1111 ``list_available_networks``)."""
@@ -158,14 +159,25 @@ class LoraRegistry:
         return None
 
     def load(self, entry: LoraOnDisk, *, safe_unpickle: bool = True) -> LoadedLora:
-        """Read a network (cached while the file's mtime is unchanged)."""
-        key = (str(entry.path), entry.path.stat().st_mtime)
-        loaded = self._loaded.get(key)
+        """Read a network (kept in memory while the file's mtime is unchanged, until :meth:`purge` drops it)."""
+        key, mtime = str(entry.path), entry.path.stat().st_mtime
+        held = self._loaded.pop(key, None)
+        loaded = held[1] if held is not None and held[0] == mtime else None
         if loaded is None:
-            self._loaded = {k: v for k, v in self._loaded.items() if k[0] != key[0]}
             loaded = load_lora(entry.path, name=entry.name, safe_unpickle=safe_unpickle)
-            self._loaded[key] = loaded
+        self._loaded[key] = (mtime, loaded)
         return loaded
+
+    def purge(self, limit: int, in_use: int) -> None:
+        """Drop the least recently used networks from memory until at most ``limit`` besides the ``in_use`` ones
+        the current job loaded are left (A1111 ``purge_networks_from_memory`` with ``lora_in_memory_limit``)."""
+        while len(self._loaded) > max(0, limit) + max(0, in_use):
+            self._loaded.popitem(last=False)
+
+    @property
+    def in_memory(self) -> list[str]:
+        """Names of the networks held in memory, least recently used first."""
+        return [loaded.name for _, loaded in self._loaded.values()]
 
 
 @dataclass(frozen=True)
