@@ -446,12 +446,13 @@ def start(flags: Any, args: Sequence[str], out: TextIO = sys.stdout) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, prepare the environment unless ``--skip-prepare-environment``, start the UI; exit status."""
-    from modules.cli.flags import FlagError, merged_argv, parse_flags
+    from modules.cli.flags import FlagError, merged_argv
+    from modules.extensions.preload import parse_command_line
 
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        flags = parse_flags(args, os.environ)
+        flags, _ = parse_command_line(args, os.environ)  # extensions' preload.py flags too (webui.main reports)
         merged = merged_argv(args, os.environ)
     except FlagError as exc:
         return int(exc.code or 2)

@@ -27,12 +27,13 @@ import gradio as gr
 from fastapi import FastAPI
 
 from modules.cli.app_settings import load_settings
-from modules.cli.flags import FlagError, FlagValues, flag_warnings, parse_flags
+from modules.cli.flags import FlagError, FlagValues, flag_warnings
 from modules.cli.paths import Paths, resolve_paths
 from modules.cli.server import AuthFormatError
 from modules.compat import host as extension_host
 from modules.extensions.callbacks import default_registry
 from modules.extensions.manager import Extension, discover_extensions
+from modules.extensions.preload import parse_command_line
 from modules.extensions.runner import ScriptRunner
 from modules.memory.attention import AttentionSelector, configure_backends, preferred_backend_from_flags
 from modules.memory.devices import probe_devices
@@ -233,12 +234,24 @@ class WebUIApp:
         self.ctx.models.hasher.shutdown(wait=False)
 
 
-def create_app(argv: Sequence[str], env: Mapping[str, str], *, timer: StageTimer | None = None) -> WebUIApp:
+def command_line(argv: Sequence[str], env: Mapping[str, str]) -> tuple[FlagValues, list[str]]:
+    """The flags of `argv` + `COMMANDLINE_ARGS`, with the flags enabled extensions add in their `preload.py`
+    (A1111 imports each preload.py and calls `preload(parser)` before parsing); returns (flags, messages naming
+    each preload.py that failed and was skipped). Raises FlagError on a bad command line."""
+    from modules.compat.imports import extension_import_folder
+
+    return parse_command_line(list(argv), env, scope=extension_import_folder)
+
+
+def create_app(argv: Sequence[str], env: Mapping[str, str], *, timer: StageTimer | None = None,
+               parsed: tuple[FlagValues, list[str]] | None = None) -> WebUIApp:
     """Flags and environment → the complete app, as `./webui.sh` starts it (raises FlagError on a bad command
-    line, AuthFormatError on a malformed `--gradio-auth`/`--api-auth`)."""
+    line, AuthFormatError on a malformed `--gradio-auth`/`--api-auth`). `parsed` is `command_line(argv, env)`
+    when the caller already parsed it (`main`)."""
     timer = timer or StageTimer()
-    flags = parse_flags(list(argv), env)
+    flags, preload_errors = parsed if parsed is not None else command_line(argv, env)
     ctx = build_context(flags, env)
+    ctx.startup_warnings.extend(preload_errors)
     timer.record("load scripts and settings")
     extension_host.before_ui(ctx)  # A1111 before_ui, then ui_settings
     ui = None if flags.nowebui else build_ui(ctx)
@@ -271,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = sys.argv[1:] if argv is None else argv
     try:
-        flags = parse_flags(args, os.environ)
+        parsed = command_line(args, os.environ)
     except FlagError as exc:
         return int(exc.code or 2)
+    flags = parsed[0]
     startup.configure_logging(flags, os.environ)  # --loglevel
     try:
         sock = bind_for_flags(flags)  # first, so a busy port fails fast, before models load
@@ -282,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     timer = StageTimer(on_record=startup.StartupLog(bool(flags.log_startup)).stage_done)
     try:
-        app = create_app(args, os.environ, timer=timer)
+        app = create_app(args, os.environ, timer=timer, parsed=parsed)
     except AuthFormatError as exc:
         sock.close()
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)

@@ -10,8 +10,11 @@ from typing import Any
 
 from modules.extensions.api import (
     AlwaysVisible,
+    MaskBlendArgs,
     PostprocessBatchListArgs,
     PostprocessImageArgs,
+    PostProcessMaskOverlayArgs,
+    PostprocessMaskOverlayArgs,
     PostSampleArgs,
     Script,
     ScriptRunner,
@@ -45,9 +48,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AlwaysVisible",
+    "MaskBlendArgs",
+    "PostProcessMaskOverlayArgs",
     "PostSampleArgs",
     "PostprocessBatchListArgs",
     "PostprocessImageArgs",
+    "PostprocessMaskOverlayArgs",
     "Script",
     "ScriptRunner",
     "basedir",

@@ -34,7 +34,7 @@ from modules.cli.flag_warnings import flag_warnings, is_exposed
 INSTALL_ROOT = Path(__file__).resolve().parents[2]
 """The install root (A1111's `script_path`): the directory holding `webui.py` and `modules/`."""
 
-__all__ = ["INSTALL_ROOT", "FlagError", "FlagSpec", "FlagValues", "Flags", "build_parser", "default_flags", "flag_warnings",
+__all__ = ["INSTALL_ROOT", "ExtensionArgument", "FlagError", "FlagSpec", "FlagValues", "Flags", "build_parser", "default_flags", "flag_warnings",
            "help_text", "is_exposed", "merged_argv", "normalized_path", "parse_flags", "suggest_flag"]
 
 ENV_COMMANDLINE_ARGS = "COMMANDLINE_ARGS"
@@ -140,6 +140,10 @@ def _json_object(value: str) -> dict[str, Any]:
     return loaded
 
 
+ExtensionArgument = tuple[tuple[str, ...], Mapping[str, Any]]
+"""One `parser.add_argument(*args, **kwargs)` call of an extension's `preload(parser)` (A1111 `preload.py`)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises `FlagError` instead of printing usage and exiting."""
 
@@ -185,8 +189,10 @@ def _add_flag(group: Any, spec: FlagSpec, bases: Mapping[str, str], suppress: bo
 
 
 def build_parser(specs: Sequence[FlagSpec] = FLAG_SPECS, *, data_dir: str | None = None,
-                 models_dir: str | None = None, suppress_defaults: bool = False) -> argparse.ArgumentParser:
-    """The argparse parser for `specs`, one help group per `FlagSpec.group` (reference order first)."""
+                 models_dir: str | None = None, suppress_defaults: bool = False,
+                 extension_arguments: Sequence[ExtensionArgument] = ()) -> argparse.ArgumentParser:
+    """The argparse parser for `specs`, one help group per `FlagSpec.group` (reference order first), then the
+    `extension_arguments` extensions added from their `preload.py` (group "extensions")."""
     data = normalized_path(data_dir) if data_dir else str(INSTALL_ROOT)
     bases = {"script": str(INSTALL_ROOT), "data": data,
              "models": normalized_path(models_dir) if models_dir else os.path.join(data, "models")}
@@ -200,6 +206,10 @@ def build_parser(specs: Sequence[FlagSpec] = FLAG_SPECS, *, data_dir: str | None
     groups = {title: parser.add_argument_group(title) for title in titles if any(s.group == title for s in specs)}
     for spec in specs:
         _add_flag(groups[spec.group], spec, bases, suppress_defaults)
+    if extension_arguments:
+        group = parser.add_argument_group("extensions (preload.py)")
+        for args, kwargs in extension_arguments:
+            group.add_argument(*args, **({**kwargs, "default": argparse.SUPPRESS} if suppress_defaults else kwargs))
     return parser
 
 
@@ -245,11 +255,13 @@ def _unknown_error(extras: list[str], specs: Sequence[FlagSpec]) -> FlagError:
 
 
 def parse_flags(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, *,
-                extra_specs: Sequence[FlagSpec] = (), stderr: TextIO | None = None) -> FlagValues:
+                extra_specs: Sequence[FlagSpec] = (), extension_arguments: Sequence[ExtensionArgument] = (),
+                stderr: TextIO | None = None) -> FlagValues:
     """Parse `argv` (default `sys.argv[1:]`) plus `env["COMMANDLINE_ARGS"]` into a frozen `Flags`.
 
     `extra_specs` are flags added by extensions (A1111's `preload.py`); they land in `flags.extra` and are reachable
-    as attributes. On a bad command line the one-line reason is written to `stderr` (default `sys.stderr`) and
+    as attributes. `extension_arguments` are the raw `add_argument` calls of extensions' `preload(parser)`
+    (`modules.extensions.preload`), parsed like A1111 does and reachable the same way. On a bad command line the one-line reason is written to `stderr` (default `sys.stderr`) and
     `FlagError` (a `SystemExit` with status 2) is raised; `--help` prints the grouped help and exits with 0.
     """
     env = os.environ if env is None else env
@@ -259,12 +271,12 @@ def parse_flags(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         _check_unique(specs)
         args = merged_argv(argv, env)
         data_dir, models_dir = _pre_parse_dirs(args)
-        parser = build_parser(specs, data_dir=data_dir, models_dir=models_dir)
+        parser = build_parser(specs, data_dir=data_dir, models_dir=models_dir, extension_arguments=extension_arguments)
         namespace, extras = parser.parse_known_args(args)
         if extras and ENV_IGNORE_ERRORS not in env:
             raise _unknown_error(extras, specs)
-        given, _ = build_parser(specs, data_dir=data_dir, models_dir=models_dir,
-                                suppress_defaults=True).parse_known_args(args)
+        given, _ = build_parser(specs, data_dir=data_dir, models_dir=models_dir, suppress_defaults=True,
+                                extension_arguments=extension_arguments).parse_known_args(args)
     except FlagError as exc:
         print(f"webui: error: {exc.message}", file=err)
         raise

@@ -374,6 +374,15 @@ class ScriptRunner:
         """Always-on `postprocess_batch_list(p, PostprocessBatchListArgs, *args, batch_number=)`."""
         self._each("postprocess_batch_list", p, lambda s, a: s.postprocess_batch_list(p, pp, *a, **kwargs))
 
+    def on_mask_blend(self, p: Any, mba: Any) -> None:
+        """Always-on `on_mask_blend(p, MaskBlendArgs, *args)`: each inpainting mask blend."""
+        self._each("on_mask_blend", p, lambda s, a: s.on_mask_blend(p, mba, *a))
+
+    def postprocess_maskoverlay(self, p: Any, ppmo: Any) -> None:
+        """Always-on `postprocess_maskoverlay(p, PostprocessMaskOverlayArgs, *args)`: before each inpainting
+        overlay."""
+        self._each("postprocess_maskoverlay", p, lambda s, a: s.postprocess_maskoverlay(p, ppmo, *a))
+
     def postprocess_image(self, p: Any, pp: Any) -> None:
         """Always-on `postprocess_image(p, PostprocessImageArgs, *args)`."""
         self._each("postprocess_image", p, lambda s, a: s.postprocess_image(p, pp, *a))

@@ -16,7 +16,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.runtime.hook_params import PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
+from modules.runtime.hook_params import (  # noqa: F401  (MaskBlendArgs, PostProcessMaskOverlayArgs re-exported)
+    MaskBlendArgs,
+    PostprocessBatchListArgs,
+    PostprocessImageArgs,
+    PostProcessMaskOverlayArgs,
+    PostprocessMaskOverlayArgs,
+    PostSampleArgs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +168,17 @@ class Script:
     def post_sample(self, p: Any, ps: PostSampleArgs, *args: Any) -> None:
         """After sampling, before decoding: `ps.samples` may be replaced."""
 
-    def on_mask_blend(self, p: Any, mba: Any, *args: Any) -> None:
-        """Inpainting: while the mask is blended into the latent each step."""
+    def on_mask_blend(self, p: Any, mba: MaskBlendArgs, *args: Any) -> None:
+        """Inpainting: each time the mask blends the original latent in (every step after guidance, with
+        `mba.denoiser`/`mba.sigma`, and once after sampling, `mba.is_final_blend`); `mba.blended_latent` may be
+        replaced (A1111 `CFGDenoiser.apply_blend` and `StableDiffusionProcessingImg2Img.sample`)."""
 
     def postprocess_image(self, p: Any, pp: PostprocessImageArgs, *args: Any) -> None:
         """Each image before it is saved: `pp.image` may be replaced."""
 
-    def postprocess_maskoverlay(self, p: Any, ppmo: Any, *args: Any) -> None:
-        """Inpainting: before the mask overlay is composited."""
+    def postprocess_maskoverlay(self, p: Any, ppmo: PostprocessMaskOverlayArgs, *args: Any) -> None:
+        """Inpainting, each image after `postprocess_image`: `ppmo.mask_for_overlay` / `ppmo.overlay_image` may be
+        replaced before the untouched pixels are laid over the result (A1111 `process_images_inner`)."""
 
     def postprocess_image_after_composite(self, p: Any, pp: PostprocessImageArgs, *args: Any) -> None:
         """Each image after inpainting composition."""

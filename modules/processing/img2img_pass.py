@@ -22,6 +22,7 @@ from modules.processing.conditioning import opt
 from modules.processing.hooks import ExtraNoiseParams
 from modules.processing.img2img_init import img2img_resizer, prepare_img2img, unet_in_channels
 from modules.processing.intermediate_saves import save_copy, save_init_images
+from modules.processing.mask_hooks import final_blend, mask_overlay, sampling_blend, soft_overlay_image
 from modules.processing.masks import apply_overlay
 from modules.processing.params import Img2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
@@ -64,17 +65,18 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     if soft is not None and init.nmask is not None:
         run.extra_fields.update(soft.infotext())
         blend = make_blend(soft, init.init_latent, init.nmask)
+    mask_blend = sampling_blend(run, init, blend) if init.mask is not None else None  # + on_mask_blend
     image_cfg = p.image_cfg_scale if unet_in_channels(model) == 8 else None
     sampling = run.runner(spec, rng, index, pad, image_cfg_scale=image_cfg, mask=init.mask, nmask=init.nmask,
-                          init_latent=init.init_latent, blend=blend)
+                          init_latent=init.init_latent, blend=mask_blend)
     refiner, switch_at = run.refiner_factory(spec, p.steps, index, w, h)
     run.before_sampling(x, noise, stage)
     samples = sampling.sample(stage, x, sigmas, refiner, switch_at)
-    if init.mask is not None and init.nmask is not None and soft is None:
-        samples = samples * init.nmask + init.init_latent * init.mask
+    if init.mask is not None and init.nmask is not None:
+        samples = final_blend(run, init, samples, soft is not None)
     samples = post_sample(run, samples)
     images = decode(run, run.ctx.models.current or model, samples)
-    overlay = _overlay(init, soft, samples, (w, h))
+    overlay = _overlay(run, init, soft, samples, (w, h))
     overlay = _with_mask_saves(run, index, init, overlay)
     return images, _with_color_correction(run, index, corrections, overlay)
 
@@ -123,8 +125,9 @@ def _with_mask_saves(run: Any, index: slice, init: Any, overlay: Composite | Non
     return with_saves
 
 
-def _overlay(init: Any, soft: Any, samples: torch.Tensor, size: tuple[int, int]) -> Composite | None:
-    """The inpainting paste-back/overlay of a batch (None without a mask)."""
+def _overlay(run: Any, init: Any, soft: Any, samples: torch.Tensor, size: tuple[int, int]) -> Composite | None:
+    """The inpainting paste-back/overlay of a batch (None without a mask), after the scripts'
+    `postprocess_maskoverlay` (modules.processing.mask_hooks)."""
     if init.prepared_mask is None:
         return None
     region = init.prepared_mask.paste_region
@@ -132,12 +135,15 @@ def _overlay(init: Any, soft: Any, samples: torch.Tensor, size: tuple[int, int])
         masks = overlay_masks(soft, init.nmask, init.init_latent, samples, size)
 
         def soft_composite(i: int, image: Image.Image) -> Image.Image:
-            mixed = composite(image, init.processed[i], masks[min(i, len(masks) - 1)])
+            mask = masks[min(i, len(masks) - 1)]
+            _, overlay, changed = mask_overlay(run, i, mask, soft_overlay_image(init.processed[i], mask))
+            mixed = apply_overlay(image, overlay, None) if changed else composite(image, init.processed[i], mask)
             return apply_overlay(mixed, None, region, base=init.originals[i] if region else None)
 
         return soft_composite
 
     def hard_composite(i: int, image: Image.Image) -> Image.Image:
-        return apply_overlay(image, init.overlays[i], region, base=init.originals[i] if region else None)
+        _, overlay, _ = mask_overlay(run, i, init.prepared_mask.overlay_mask, init.overlays[i])
+        return apply_overlay(image, overlay, region, base=init.originals[i] if region else None)
 
     return hard_composite

@@ -43,7 +43,7 @@ from modules.sampling import (
     sampler_sigmas,
     scaled_linear_alphas_cumprod,
 )
-from modules.sampling.cfg_denoiser import CFGHooks
+from modules.sampling.cfg_denoiser import CFGHooks, MaskBlend
 
 Tensor = torch.Tensor
 
@@ -200,20 +200,6 @@ class Pass:
     image_cond: Tensor | None = None
 
 
-class _BlendingDenoiser:
-    """A sampler model that replaces the hard inpainting blend by `blend(denoised, sigma)` after guidance (the
-    soft-inpainting `on_mask_blend` point of A1111's CFG denoiser)."""
-
-    def __init__(self, cfg: CFGDenoiser, blend: Callable[[Tensor, Tensor], Tensor]) -> None:
-        self.cfg, self.blend = cfg, blend
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.cfg, name)
-
-    def __call__(self, x: Tensor, sigma: Tensor, **kwargs: Any) -> Tensor:
-        return self.blend(self.cfg(x, sigma, **kwargs), sigma)
-
-
 @dataclass
 class SamplingRun:
     """Everything a sampling call needs besides the starting latent."""
@@ -232,7 +218,8 @@ class SamplingRun:
     init_latent: Tensor | None = None
     step_offset: int = 0
     hooks: CFGHooks | None = None
-    blend: Callable[[Tensor, Tensor], Tensor] | None = None
+    blend: MaskBlend | None = None
+    """With a mask: replaces the hard blend after guidance (soft inpainting, the scripts' `on_mask_blend`)."""
 
     def callback(self, sdxl: bool, cfg: CFGDenoiser | None = None, model: Any = None
                  ) -> Callable[[dict[str, Any]], None]:
@@ -271,10 +258,9 @@ class SamplingRun:
                           total_steps=total_steps, cond_scale_multiplier=self.spec.cfg_scale_multiplier)
         cfg.step = self.step_offset
         model: Any = cfg
-        if self.mask is not None and self.blend is None:
+        if self.mask is not None:
             cfg.mask, cfg.nmask, cfg.init_latent = self.mask, self.nmask, self.init_latent
-        elif self.blend is not None:
-            model = _BlendingDenoiser(cfg, self.blend)
+            cfg.mask_blend = self.blend
         options = sampler_options(self.spec, self.params, self.settings)
         if _accepts(self.spec.function, "noise_sampler"):
             per_image = not opt(self.settings, "no_dpmpp_sde_batch_determinism", False)

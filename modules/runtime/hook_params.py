@@ -60,3 +60,40 @@ class ImageGridLoopParams:
     imgs: list[Any]
     cols: int
     rows: int
+
+
+@dataclass
+class MaskBlendArgs:
+    """`on_mask_blend(p, mba)` (A1111 `scripts.MaskBlendArgs`): inpainting blends the sampled latent with the
+    original one. `current_latent` is the latent being blended (the denoised prediction during sampling, the samples
+    at the end), `nmask` 1 where to regenerate, `mask` its inverse, `blended_latent` the blend so far (scripts may
+    replace it: soft inpainting does); `denoiser` and `sigma` are set during sampling, None for the final blend
+    (`is_final_blend`)."""
+
+    current_latent: Any
+    nmask: Any
+    init_latent: Any
+    mask: Any
+    blended_latent: Any
+    denoiser: Any = None
+    sigma: Any = None
+
+    @property
+    def is_final_blend(self) -> bool:
+        """True for the blend after sampling (A1111: `denoiser is None`)."""
+        return self.denoiser is None
+
+
+@dataclass
+class PostprocessMaskOverlayArgs:
+    """`postprocess_maskoverlay(p, ppmo)` (A1111 `scripts.PostProcessMaskOverlayArgs`): before the untouched pixels
+    are laid over image `index` of the batch; `mask_for_overlay` ("L", white = generated) and `overlay_image`
+    (RGBA original, transparent where generated) may be replaced."""
+
+    index: int
+    mask_for_overlay: Any
+    overlay_image: Any
+
+
+PostProcessMaskOverlayArgs = PostprocessMaskOverlayArgs
+"""A1111's spelling of the class name."""

@@ -118,6 +118,11 @@ def _pad_batch(cond: Cond, length: int, empty: Tensor) -> Cond:
     return {**cond, "crossattn": torch.cat([t, filler], dim=1)}
 
 
+MaskBlend = Callable[[Tensor, Tensor, Tensor, "CFGDenoiser"], Tensor]
+"""`mask_blend(denoised, blended, sigma, denoiser) -> latent`: replaces the hard inpainting blend after guidance
+(A1111 `apply_blend` with the scripts' `on_mask_blend`; soft inpainting returns its own blend)."""
+
+
 class CFGDenoiser:
     """A sampler model applying classifier-free guidance to ``inner``.
 
@@ -148,6 +153,7 @@ class CFGDenoiser:
         self.mask: Tensor | None = None
         self.nmask: Tensor | None = None
         self.init_latent: Tensor | None = None
+        self.mask_blend: MaskBlend | None = None
         self.last_uncond_denoised: Tensor | None = None
         self.last_cond_denoised: Tensor | None = None
         self.padded_cond_uncond = False
@@ -220,7 +226,8 @@ class CFGDenoiser:
             self.last_cond_denoised = torch.cat([x_out[p[0][0] : p[0][0] + 1] for p in conds_list])
 
         if self.mask is not None and self.nmask is not None and self.init_latent is not None:
-            denoised = self.init_latent * self.mask + self.nmask * denoised
+            blended = self.init_latent * self.mask + self.nmask * denoised
+            denoised = blended if self.mask_blend is None else self.mask_blend(denoised, blended, sigma, self)
 
         after = AfterCFGCallbackParams(denoised, self.step, self.total_steps)
         for after_hook in self.hooks.on_cfg_after_cfg:
