@@ -12,7 +12,7 @@ Both import the pipeline lazily so that importing this package stays cheap and f
 A1111 names extensions use (docs/extensions.md): `StableDiffusionProcessing`, `StableDiffusionProcessingTxt2Img`,
 `StableDiffusionProcessingImg2Img` are the job parameter classes `p` is an instance of (`isinstance` checks work;
 A1111-only constructor arguments such as `sd_model=` or `outpath_samples=` are not taken); `fix_seed(p)` turns
--1 seeds into random ones; `create_infotext(p, ...)` reads `p.infotexts` (see its docstring).
+-1 seeds into random ones; `create_infotext(p, ...)` is the running job's infotext (see its docstring).
 """
 
 from __future__ import annotations
@@ -40,11 +40,19 @@ def fix_seed(p: Any) -> None:
 def create_infotext(p: Any, all_prompts: Any = None, all_seeds: Any = None, all_subseeds: Any = None,
                     comments: Any = None, iteration: int = 0, position_in_batch: int = 0, use_main_prompt: bool = False,
                     index: int | None = None, all_negative_prompts: Any = None) -> str:
-    """The infotext of image `index` (default `iteration * batch_size + position_in_batch`) from `p.infotexts`
-    (A1111 `create_infotext` builds it from `p`). This pipeline writes infotexts into the result only, so scripts
-    read `processed.infotexts` in `postprocess`; without `p.infotexts` the answer is ""."""
+    """The infotext of image `index` (default `iteration * batch_size + position_in_batch`) of the job `p` belongs
+    to, built now from the job's parameters with the prompts/seeds lists given (A1111 `create_infotext`: what the
+    image is saved with, including `p.extra_generation_params` scripts added so far; `use_main_prompt` takes the
+    job's first prompts; `comments` is accepted and unused, as in A1111 1.10). Outside a running job it reads
+    `p.infotexts` if a script set them, else "" ."""
+    from modules.processing.infotext_binding import builder_of
+
     if index is None:
         index = position_in_batch + iteration * int(getattr(p, "batch_size", 1) or 1)
+    builder = builder_of(p)
+    if builder is not None:
+        return builder(index, prompts=all_prompts, negative_prompts=all_negative_prompts, seeds=all_seeds,
+                       subseeds=all_subseeds, use_main_prompt=use_main_prompt)
     infotexts = list(getattr(p, "infotexts", None) or [])
     return str(infotexts[index]) if 0 <= index < len(infotexts) else ""
 

@@ -41,6 +41,7 @@ from modules.processing.hires_pass import hires_pass
 from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
 from modules.processing.img2img_init import txt2img_image_conditioning
 from modules.processing.img2img_pass import img2img_batch
+from modules.processing.infotext_binding import bind_infotext
 from modules.processing.job import Job
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
@@ -137,6 +138,7 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
     else:
         assert isinstance(p, Img2ImgParams)
         one_batch, spec, schedule = _img2img_stages(run, p)
+    bind_infotext(run, spec, schedule)  # `modules.processing.create_infotext(p, ...)` for scripts
     images, done = _run_batches(run, one_batch)
     result = run.finish(images, done, spec, schedule, started)
     hooks.script("postprocess", p, result)
