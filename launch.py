@@ -390,7 +390,7 @@ def argv_for_test_server(args: Sequence[str]) -> list[str]:
 
 def dump_sysinfo(flags: Any, args: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout) -> Path:
     """`--dump-sysinfo` (A1111 `launch_utils.dump_sysinfo`): write the sysinfo JSON in the working directory."""
-    from modules.runtime.sysinfo import dump_sysinfo as write
+    from modules.cli.sysinfo import dump_sysinfo as write
 
     launcher = Launcher(flags, env=env)
     path = write(Path.cwd(), argv=args, env=env, root=ROOT, data_dir=Path(flags.data_dir or ROOT),
