@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,12 +60,14 @@ def _ramp(start: int, size: int, fade: int, total: int) -> torch.Tensor:
     return weights
 
 
-def tiled_apply(fn: TensorFn, image: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
+def tiled_apply(fn: TensorFn, image: torch.Tensor, scale: int, tile: int, overlap: int, *,
+                progress: bool = False) -> torch.Tensor:
     """Run `fn` (a scale-`scale` network on `(1, C, h, w)`) over `image` in overlapping tiles and blend the outputs.
 
     `tile <= 0` or an image no larger than one tile runs `fn` once on the whole image (A1111: tile 0 = no tiling).
     Overlaps are blended with linear ramps over `overlap · scale` output pixels, so for a network whose receptive
     field fits inside the overlap the result equals the untiled one. The accumulator lives on the CPU in float32.
+    `progress` shows a "Tiled upscale" bar over the tiles in the console (A1111 `enable_upscale_progressbar`).
     """
     _, _, height, width = image.shape
     if tile <= 0 or (height <= tile and width <= tile):
@@ -74,6 +77,7 @@ def tiled_apply(fn: TensorFn, image: torch.Tensor, scale: int, tile: int, overla
     fade = max(overlap, 0) * scale
     out: torch.Tensor | None = None
     weight = torch.zeros(1, 1, height * scale, width * scale)
+    bar = tqdm(desc="Tiled upscale", total=len(ys) * len(xs), disable=not progress, leave=False)
     for y in ys:
         wy = _ramp(y * scale, th * scale, fade, height * scale)
         for x in xs:
@@ -85,5 +89,7 @@ def tiled_apply(fn: TensorFn, image: torch.Tensor, scale: int, tile: int, overla
             oy, ox = y * scale, x * scale
             out[:, :, oy:oy + th * scale, ox:ox + tw * scale] += result * mask
             weight[:, :, oy:oy + th * scale, ox:ox + tw * scale] += mask
+            bar.update(1)
+    bar.close()
     assert out is not None
     return out / weight.clamp_min(1e-8)

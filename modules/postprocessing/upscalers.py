@@ -207,7 +207,8 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
             if cached is not None:
                 self._results[key] = cached
                 return cached.copy()
-        result = self._upscale_uncached(image, scale, entry, tile)
+        progress = bool(_setting(settings, "enable_upscale_progressbar", True))
+        result = self._upscale_uncached(image, scale, entry, tile, progress)
         if limit > 0:
             with self._lock:
                 self._results[key] = result.copy()
@@ -227,31 +228,34 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
         return int(_setting(settings, tile_key, tile_default)), int(_setting(settings, overlap_key, overlap_default))
 
     def _upscale_uncached(self, image: Image.Image, scale: float, entry: UpscalerEntry,
-                          tile: tuple[int, int]) -> Image.Image:
+                          tile: tuple[int, int], progress: bool = False) -> Image.Image:
         dest = upscale_target(image.width, image.height, scale)
         img = image.convert("RGB") if image.mode not in ("RGB",) else image
         for i in range(MAX_MODEL_PASSES):
             if img.width >= dest[0] and img.height >= dest[1] and (i > 0 or scale != 1):
                 break
             before = img.size
-            img = self._one_pass(img, scale, entry, tile)
+            img = self._one_pass(img, scale, entry, tile, progress)
             if img.size == before:
                 break
         if img.size != dest:
             img = img.resize(dest, Image.Resampling.LANCZOS)
         return img
 
-    def _one_pass(self, image: Image.Image, scale: float, entry: UpscalerEntry, tile: tuple[int, int]) -> Image.Image:
+    def _one_pass(self, image: Image.Image, scale: float, entry: UpscalerEntry, tile: tuple[int, int],
+                  progress: bool = False) -> Image.Image:
         """One `do_upscale`: PIL resize by `scale` for Lanczos/Nearest, nothing for "None", the model otherwise."""
         if entry.kind == "none":
             return image
         if entry.kind == "pil":
             method = Image.Resampling.LANCZOS if entry.name == "Lanczos" else Image.Resampling.NEAREST
             return image.resize((int(image.width * scale), int(image.height * scale)), method)
-        return self.run_model(image, entry.name, tile)
+        return self.run_model(image, entry.name, tile, progress=progress)
 
-    def run_model(self, image: Image.Image, name: str, tile: tuple[int, int] | None = None) -> Image.Image:
-        """One pass of model upscaler `name` at its native scale, tiled by `tile` = (size, overlap); 0 = untiled."""
+    def run_model(self, image: Image.Image, name: str, tile: tuple[int, int] | None = None, *,
+                  progress: bool = False) -> Image.Image:
+        """One pass of model upscaler `name` at its native scale, tiled by `tile` = (size, overlap); 0 = untiled;
+        `progress`: the console's "Tiled upscale" bar (`enable_upscale_progressbar`, on by default in A1111)."""
         entry = self.get_entry(name)
         if entry.kind != "model":
             raise UnknownUpscalerError(f"upscaler {name!r} is not a model upscaler")
@@ -260,7 +264,7 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
         device, dtype = descriptor.device, descriptor.dtype
         x = pil_to_tensor(image, device, dtype)
         with torch.inference_mode():
-            out = tiled_apply(descriptor, x, int(descriptor.scale), size, overlap)
+            out = tiled_apply(descriptor, x, int(descriptor.scale), size, overlap, progress=progress)
         return tensor_to_pil(out)
 
     def load_model(self, name: str) -> Any:

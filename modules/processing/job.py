@@ -18,6 +18,7 @@ from PIL import Image
 from modules.images import FilenameJob, build_infotext
 from modules.memory.devices import peak_process_memory_bytes
 from modules.processing.conditioning import PromptEncoder, build_conds, empty_chunk_cond, opt
+from modules.processing.console_progress import TotalProgress, console_bars_enabled, total_progress_for
 from modules.processing.context import AppContext, GenerationResult
 from modules.processing.hooks import JobHooks
 from modules.processing.img2img_init import txt2img_image_conditioning, unet_in_channels
@@ -64,6 +65,8 @@ class Job:
     """Image index → images returned right after it but not saved as samples (`return_mask`,
     `return_mask_composite`)."""
     checked_hash: tuple[str | None] | None = None
+    total_progress: TotalProgress | None = None
+    """The console's "Total progress" bar of the job (`multiple_tqdm`); closed by `close_console`."""
     checked_vae_hash: tuple[str | None] | None = None
 
     # -- stage 1: settings and checkpoint -------------------------------------------------------------------------
@@ -148,8 +151,13 @@ class Job:
                         eta_noise_seed_delta=int(opt(self.settings, "eta_noise_seed_delta", 0)), downscale=f)
 
     def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor, **kwargs: Any) -> SamplingRun:
+        """A sampling call with the console bars (`--disable-console-progressbars`, `multiple_tqdm`)."""
+        if self.total_progress is None:
+            self.total_progress = total_progress_for(self.settings, self.ctx.flags)
         return SamplingRun(spec, self.params, self.settings, self.job, rng, self.seeds[index],
-                           self.params.cfg_scale, pad_with=pad_with, hooks=self.hooks.cfg_hooks(), **kwargs)
+                           self.params.cfg_scale, pad_with=pad_with, hooks=self.hooks.cfg_hooks(),
+                           console_bars=console_bars_enabled(self.ctx.flags), total_bar=self.total_progress,
+                           **kwargs)
 
     def before_sampling(self, x: torch.Tensor, noise: torch.Tensor, stage: Pass) -> None:
         """`process_before_every_sampling(p, x=, noise=, c=, uc=)` (A1111 1.10), before each sampling call."""
@@ -221,6 +229,11 @@ class Job:
             image_cfg_scale=image_cfg, extra=dict(self.extra_fields))
         fields = generation_fields(p, image_ctx, width=self.width, height=self.height, hires_info=self.hires_info)
         return build_infotext(self.prompts[i], self.negative_prompts[i], fields)
+
+    def close_console(self) -> None:
+        """Close the job's "Total progress" bar (end of the job, also after an error or interrupt)."""
+        if self.total_progress is not None:
+            self.total_progress.close()
 
     @property
     def tiling(self) -> bool:

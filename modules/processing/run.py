@@ -139,7 +139,10 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
         assert isinstance(p, Img2ImgParams)
         one_batch, spec, schedule = _img2img_stages(run, p)
     bind_infotext(run, spec, schedule)  # `modules.processing.create_infotext(p, ...)` for scripts
-    images, done = _run_batches(run, one_batch)
+    try:
+        images, done = _run_batches(run, one_batch)
+    finally:
+        run.close_console()  # the "Total progress" bar (multiple_tqdm)
     result = run.finish(images, done, spec, schedule, started)
     hooks.script("postprocess", p, result)
     return result

@@ -25,6 +25,7 @@ import torch
 
 from modules.memory.precision import check_for_nans
 from modules.processing.conditioning import opt
+from modules.processing.console_progress import TotalProgress
 from modules.processing.preview import live_preview, preview_latents
 from modules.processing.rng import ImageRNG
 from modules.processing.vae_io import decode_latents
@@ -220,6 +221,10 @@ class SamplingRun:
     hooks: CFGHooks | None = None
     blend: MaskBlend | None = None
     """With a mask: replaces the hard blend after guidance (soft inpainting, the scripts' `on_mask_blend`)."""
+    console_bars: bool = False
+    """The sampler's step bar in the console (off with `--disable-console-progressbars`)."""
+    total_bar: TotalProgress | None = None
+    """The job's "Total progress" bar (`multiple_tqdm`), stepped with every sampling step."""
 
     def callback(self, sdxl: bool, cfg: CFGDenoiser | None = None, model: Any = None
                  ) -> Callable[[dict[str, Any]], None]:
@@ -234,6 +239,10 @@ class SamplingRun:
 
         def on_step(info: dict[str, Any]) -> None:
             state.sampler_callback({"i": info["i"] + self.step_offset, "denoised": info["denoised"]})
+            if self.total_bar is not None:
+                left_in_pass = max(0, state.sampling_steps - state.sampling_step)
+                later_batches = max(0, state.job_count - state.job_no - 1) * state.sampling_steps
+                self.total_bar.step(left_in_pass + later_batches)
             if previews and every > 0 and state.preview_due(every):
                 latents = preview_latents(self.settings, info["denoised"],
                                           None if cfg is None else cfg.last_cond_denoised,
@@ -269,7 +278,8 @@ class SamplingRun:
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
         out = self.spec.function(model, x, sigmas, extra_args=extra,
-                                 callback=self.callback(stage.model.is_sdxl, cfg, stage.model), disable=True,
+                                 callback=self.callback(stage.model.is_sdxl, cfg, stage.model),
+                                 disable=not self.console_bars,
                                  **options)
         check_for_nans(out, "unet", stage.model.dtypes)
         self._record_infotext(cfg, policy)

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
 from tests.acceptance.test_models_wiring import _write_vae as write_vae
+from tests.integration.test_extras_api import tiny_esrgan_x2
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,8 @@ def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
     def prepare(data: Path) -> None:
         write_vae(data / "models" / "Stable-diffusion" / "sd1.safetensors", data / "models" / "VAE" / "own.safetensors",
                   1.0)
+        (data / "models" / "ESRGAN").mkdir(parents=True)
+        torch.save(tiny_esrgan_x2(), data / "models" / "ESRGAN" / "2x_Tiny.pth")
 
     yield webui_app(["--api"], checkpoints={"sd1.safetensors": "sd1", "other.safetensors": "sd1"}, prepare=prepare)
 
@@ -87,3 +91,31 @@ def test_checkpoint_and_vae_caches_switch_back_from_ram(app: RunningApp) -> None
         set_options(app, sd_checkpoint_cache=0, sd_vae_checkpoint_cache=0, sd_vae="Automatic")
     assert "Loading weights of sd1.safetensors" in app.console and "Loading VAE weights own.safetensors from cache" \
         in app.console
+
+
+def test_console_progress_bars_follow_the_settings_and_the_flag(app: RunningApp, webui_app: WebUIFactory,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    app.txt2img(steps=3, n_iter=2)
+    console = capfd.readouterr().err
+    assert "3/3" in console and "Total progress" in console  # the sampler's bar and the job's (multiple_tqdm)
+    app.txt2img(steps=3, override_settings={"multiple_tqdm": False})
+    console = capfd.readouterr().err
+    assert "3/3" in console and "Total progress" not in console
+    image = {"image": png_b64(Image.new("RGB", (24, 16), (10, 200, 30))), "upscaler_1": "2x_Tiny",
+             "upscaling_resize": 2}
+    set_options(app, ESRGAN_tile=16)
+    try:
+        assert app.client.post("/sdapi/v1/extra-single-image", json=image).status_code == 200
+        assert "Tiled upscale" in capfd.readouterr().err
+        set_options(app, enable_upscale_progressbar=False)
+        image["upscaling_resize"] = 3  # not the cached result
+        assert app.client.post("/sdapi/v1/extra-single-image", json=image).status_code == 200
+        assert "Tiled upscale" not in capfd.readouterr().err
+    finally:
+        set_options(app, ESRGAN_tile=192, enable_upscale_progressbar=True)
+    quiet = webui_app(["--api", "--disable-console-progressbars"])
+    capfd.readouterr()
+    quiet.txt2img(steps=3, n_iter=2)
+    console = capfd.readouterr().err
+    assert "3/3" not in console and "Total progress" not in console

@@ -93,7 +93,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
     "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
-    "samples_log_stdout": UI, "multiple_tqdm": THIS_ISSUE, "enable_upscale_progressbar": THIS_ISSUE,
+    "samples_log_stdout": UI,
     "profiling_enable": THIS_ISSUE, "profiling_activities": THIS_ISSUE,
     "profiling_record_shapes": THIS_ISSUE, "profiling_profile_memory": THIS_ISSUE, "profiling_with_stack": THIS_ISSUE,
     "profiling_filename": THIS_ISSUE,
@@ -107,7 +107,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "lora_bundled_ti_to_infotext": THIS_ISSUE,
     "live_previews_image_format": UI,
     "live_preview_allow_lowvram_full": THIS_ISSUE,
-    "postprocessing_existing_caption_action": THIS_ISSUE, "disable_console_progressbars": THIS_ISSUE,
+    "postprocessing_existing_caption_action": THIS_ISSUE,
     "disable_model_loading_ram_optimization": THIS_ISSUE,
     "skip_version_check": SECURITY,
     # TRAINING
