@@ -35,6 +35,7 @@ from modules.extensions.callbacks import default_registry
 from modules.extensions.manager import Extension, discover_extensions
 from modules.extensions.preload import parse_command_line
 from modules.extensions.runner import ScriptRunner
+from modules.extensions.scripts_postprocessing import PostprocessingScripts
 from modules.memory.attention import AttentionSelector, configure_backends, preferred_backend_from_flags
 from modules.memory.devices import probe_devices
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
@@ -138,7 +139,8 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
                                          prefer_filename=settings.get("lora_preferred_name") == "Filename")
     upscalers, face_restorers = build_registries(paths, flags)
     jobs = JobQueue(max_queued=max(0, int(flags.max_queued_jobs or 0)))
-    scripts = ScriptRunners(txt2img=ScriptRunner(False, default_registry), img2img=ScriptRunner(True, default_registry))
+    scripts = ScriptRunners(txt2img=ScriptRunner(False, default_registry), img2img=ScriptRunner(True, default_registry),
+                            postprocessing=PostprocessingScripts())
     ctx = AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
                      styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
                      face_restorers=face_restorers, scripts=scripts, callbacks=default_registry,

@@ -41,6 +41,10 @@ def __getattr__(name: str) -> Any:
 
         runners = HOST.current().scripts
         return runners.txt2img if name == "scripts_txt2img" else runners.img2img
+    if name == "scripts_postproc":  # the Extras-tab scripts (`ScriptPostprocessing`)
+        from modules.compat.host import HOST
+
+        return HOST.current().scripts.postprocessing
     if name == "scripts_current":
         return None
     raise AttributeError(f"module 'modules.scripts' has no attribute {name!r} in this web UI")

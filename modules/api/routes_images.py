@@ -125,8 +125,11 @@ def run_extras(services: ApiServices, req: ExtrasBaseRequest, sources: list[tupl
         raise ApiError(422, str(exc), field=exc.field) from None
     settings = services.settings_view()
 
+    # Extras-tab scripts get None for each argument, as A1111's API passes them (`create_args_for_run`)
+    scripts = services.ctx.scripts.postprocessing.bind(None, settings)
+
     def job_fn(job: Any) -> Any:
-        return chain.run(sources, options, settings=settings, state=job.state)
+        return chain.run(sources, options, settings=settings, state=job.state, scripts=scripts)
 
     job = services.ctx.jobs.submit(job_fn, kind="extras")
     try:

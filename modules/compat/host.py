@@ -120,6 +120,7 @@ def load_extensions(ctx: AppContext) -> list[ScriptLoadError]:
     for runner in (ctx.scripts.txt2img, ctx.scripts.img2img):
         runner.load_errors += errors
         runner.add_files(files)
+    ctx.scripts.postprocessing.add_files(files)  # Extras-tab ScriptPostprocessing classes
     order_callbacks(ctx)
 
     def model_loaded(model: Any) -> None:

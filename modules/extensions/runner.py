@@ -45,6 +45,7 @@ from typing import Any
 
 from modules.extensions.callbacks import CallbackRegistry, default_registry
 from modules.extensions.script import AlwaysVisible, Script, ScriptArgumentError
+from modules.extensions.scripts_postprocessing import ScriptPostprocessing
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,14 @@ class ScriptLoadError:
 
 @dataclass
 class ScriptFile:
-    """One loaded script file: the module, the extension it belongs to, and its Script classes."""
+    """One loaded script file: the module, the extension it belongs to, its Script classes and its Extras-tab
+    `ScriptPostprocessing` classes."""
 
     path: Path
     extension: str
     module: Any
     classes: list[type[Script]] = field(default_factory=list)
+    postprocessing_classes: list[type[ScriptPostprocessing]] = field(default_factory=list)
 
 
 def script_paths(root: str | Path | None, extension_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, str]]:
@@ -123,10 +126,14 @@ def load_script_file(path: str | Path, *, extension: str = "base", callbacks: Ca
                                      traceback.format_exc())
     # A1111 registers every Script subclass the file's namespace holds, also one imported from the extension's own
     # package (`from sd_dynamic_prompts.dynamic_prompting import Script`); the app's own classes are not scripts
+    def own(obj: type) -> bool:
+        return obj.__module__ == module_name or not obj.__module__.startswith("modules.")
+
     classes = [obj for obj in vars(module).values()
-               if isinstance(obj, type) and issubclass(obj, Script) and obj is not Script
-               and (obj.__module__ == module_name or not obj.__module__.startswith("modules."))]
-    return ScriptFile(path, extension, module, classes), None
+               if isinstance(obj, type) and issubclass(obj, Script) and obj is not Script and own(obj)]
+    postprocessing = [obj for obj in vars(module).values() if isinstance(obj, type) and own(obj)
+                      and issubclass(obj, ScriptPostprocessing) and obj is not ScriptPostprocessing]
+    return ScriptFile(path, extension, module, classes, postprocessing), None
 
 
 DEFAULT_IMPORT_TIMEOUT = 60.0
@@ -172,6 +179,7 @@ def load_scripts(paths: Sequence[tuple[Path, str]], *, callbacks: CallbackRegist
     """Load every file; broken ones (and ones whose import hangs past `timeout`) are reported and skipped."""
     files, errors = [], []
     seen: set[type[Script]] = set()
+    seen_pp: set[type[ScriptPostprocessing]] = set()
     for path, extension in paths:
         loaded, error = load_script_file_bounded(Path(path), extension=extension, callbacks=callbacks, scope=scope,
                                                  timeout=timeout)
@@ -181,6 +189,8 @@ def load_scripts(paths: Sequence[tuple[Path, str]], *, callbacks: CallbackRegist
         elif loaded is not None:
             loaded.classes = [cls for cls in loaded.classes if cls not in seen]  # imported by several files: once
             seen.update(loaded.classes)
+            loaded.postprocessing_classes = [cls for cls in loaded.postprocessing_classes if cls not in seen_pp]
+            seen_pp.update(loaded.postprocessing_classes)
             files.append(loaded)
     return files, errors
 

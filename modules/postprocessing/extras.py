@@ -16,6 +16,11 @@ A1111 facts (reference §3.4, §12; `modules/postprocessing.py`, `scripts/postpr
   `<p>` + escaped text + `</p>` (`plaintext_to_html`). Files go to `outdir_extras_samples`
   (outputs/extras-images) without date subfolders, or to the output directory of "Batch from Directory";
   `use_original_name_batch` keeps a batch image's own file name.
+- Extras-tab scripts of extensions (`ScriptPostprocessing`, run through `ExtrasScript` objects) join the chain:
+  every script's `process_firstpass(pp)` first (after the upscale's target size is known, `pp.shared`), then all
+  operations in the order above; scripts also process the extra images earlier scripts appended (unless
+  `disable_processing`), each extra image is a result of its own (file suffix from its `nametags`), and a script's
+  `pp.info` entries are part of the infotext.
 """
 
 from __future__ import annotations
@@ -23,15 +28,16 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UnknownUpscalerError, UpscalerRegistry
+from modules.runtime.hook_params import PostprocessedImage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,10 @@ class ExtrasImage:
     info: dict[str, Any]
     name: str | None
     chunks: dict[str, str] = field(default_factory=dict)
+    suffix: str = ""
+    """File-name suffix of an extra image a script added (`-tag`, from its `nametags`)."""
+    caption: str | None = None
+    """`pp.caption` a script set: written to `<file>.txt` when saved."""
 
     @property
     def infotext(self) -> str:
@@ -142,13 +152,35 @@ def limit_size_by_one_dimension(w: float, h: float, limit: int) -> tuple[int, in
     return int(w), int(h)
 
 
+class ExtrasScript(Protocol):
+    """An Extras-tab script bound to the arguments of one run (`modules.extensions.scripts_postprocessing`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def order(self) -> int: ...
+
+    def process_firstpass(self, pp: PostprocessedImage) -> None: ...
+
+    def process(self, pp: PostprocessedImage) -> None: ...
+
+
 def operation_order(settings: Mapping[str, Any] | None) -> list[str]:
-    """Operations in run order: those named in `postprocessing_operation_order` first, then by `order`."""
+    """Built-in operations in run order: those named in `postprocessing_operation_order` first, then by `order`."""
+    return [op for op in operations(settings) if isinstance(op, str)]
+
+
+def operations(settings: Mapping[str, Any] | None, scripts: Sequence[ExtrasScript] = ()) -> list[str | ExtrasScript]:
+    """Built-in operations (by name) and scripts in run order: `postprocessing_operation_order` first, then by
+    `order`, then by name (A1111 `scripts_in_preferred_order`); `postprocessing_disable_in_extras` left out."""
     settings = settings or {}
-    listed = [n for n in (settings.get("postprocessing_operation_order") or []) if n in OPERATION_ORDER]
-    rest = sorted((n for n in OPERATION_ORDER if n not in listed), key=lambda n: OPERATION_ORDER[n])
+    listed = list(settings.get("postprocessing_operation_order") or [])
     disabled = set(settings.get("postprocessing_disable_in_extras") or [])
-    return [n for n in [*listed, *rest] if n not in disabled]
+    entries: list[tuple[str, int, str | ExtrasScript]] = [(n, o, n) for n, o in OPERATION_ORDER.items()]
+    entries += [(s.name, s.order, s) for s in scripts]
+    entries.sort(key=lambda e: (listed.index(e[0]) if e[0] in listed else len(listed), e[1], e[0]))
+    return [op for name, _, op in entries if name not in disabled]
 
 
 class ExtrasChain:
@@ -246,25 +278,57 @@ class ExtrasChain:
         return result.image
 
     def process(self, image: Image.Image, options: ExtrasOptions, settings: Mapping[str, Any] | None = None,
-                notices: list[str] | None = None, name: str | None = None) -> ExtrasImage:
+                notices: list[str] | None = None, name: str | None = None,
+                scripts: Sequence[ExtrasScript] = ()) -> ExtrasImage:
         """Run every enabled operation on one image; keeps its original text chunks (e.g. `parameters`)."""
+        return self.process_all(image, options, settings, notices, name, scripts)[0]
+
+    def _target_size(self, image: Image.Image, o: ExtrasOptions) -> tuple[int, int]:
+        """The size the upscale will produce (A1111's Upscale `process_firstpass` sets `pp.shared` from it)."""
+        if not o.upscale_enabled or o.upscaler_1 in (None, "", "None"):
+            return image.width, image.height
+        if o.resize_mode == 1:
+            return int(o.upscaling_resize_w), int(o.upscaling_resize_h)
+        w, h = int(image.width * o.upscaling_resize), int(image.height * o.upscaling_resize)
+        if o.max_side_length and max(w, h) > o.max_side_length:
+            w, h = limit_size_by_one_dimension(w, h, int(o.max_side_length))
+        return w, h
+
+    def process_all(self, image: Image.Image, options: ExtrasOptions, settings: Mapping[str, Any] | None = None,
+                    notices: list[str] | None = None, name: str | None = None,
+                    scripts: Sequence[ExtrasScript] = ()) -> list[ExtrasImage]:
+        """Every operation and script on one image: the image, then the extra images scripts added."""
         notices = [] if notices is None else notices
         parameters, existing = self.read_info(image)
         chunks = {str(k): v for k, v in existing.items() if isinstance(k, str) and isinstance(v, str)}
         if parameters:
             chunks["parameters"] = parameters
-        current = image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
-        info: dict[str, Any] = {}
-        for op in operation_order(settings):
+        pp = PostprocessedImage(image if image.mode in ("RGB", "RGBA") else image.convert("RGB"))
+        pp.shared.target_width, pp.shared.target_height = self._target_size(pp.image, options)
+        ordered = operations(settings, scripts)
+        for op in ordered:
+            if not isinstance(op, str):
+                op.process_firstpass(pp)
+        images = [pp]
+        for op in ordered:
             if op == "Upscale":
-                current = self.upscale(current, info, options, settings)
+                pp.image = self.upscale(pp.image, pp.info, options, settings)
+            elif isinstance(op, str):
+                pp.image = self.restore(pp.image, pp.info, op, options, notices)
             else:
-                current = self.restore(current, info, op, options, notices)
-        return ExtrasImage(current, info, name, chunks)
+                for one in list(images):
+                    if not one.disable_processing:
+                        op.process(one)
+                    images += [e if isinstance(e, PostprocessedImage) else one.create_copy(e)
+                               for e in one.extra_images]
+                    one.extra_images = []
+        used: dict[str, int] = {}
+        return [ExtrasImage(one.image, one.info, name, dict(chunks), one.get_suffix(used), one.caption)
+                for one in images]
 
     def run(self, sources: Iterable[tuple[Image.Image | Path, str | None]], options: ExtrasOptions, *,
             settings: Mapping[str, Any] | None = None, save: Saver | None = None, show_results: bool = True,
-            state: Any = None) -> ExtrasResult:
+            state: Any = None, scripts: Sequence[ExtrasScript] = ()) -> ExtrasResult:
         """Process several images (A1111 `run_postprocessing`); files that cannot be read are skipped with a notice.
 
         `sources` yields (image or file path, original name or None). `save` writes each result (see
@@ -291,12 +355,12 @@ class ExtrasChain:
                 image = source
             if state is not None:
                 state.set_textinfo(name)
-            done = self.process(image, options, settings, result.notices, name)
-            result.infotext = done.infotext
-            if save is not None:
-                result.saved.append(save(done))
-            if show_results:
-                result.images.append(done)
+            for done in self.process_all(image, options, settings, result.notices, name, scripts):
+                result.infotext = done.infotext
+                if save is not None:
+                    result.saved.append(save(done))
+                if show_results:
+                    result.images.append(done)
             if state is not None:
                 state.next_job()
         return result
@@ -312,7 +376,9 @@ def save_kwargs(done: ExtrasImage, settings: Mapping[str, Any] | None = None) ->
         suffix = str(done.info["Postprocess upscaler"])
     forced = None
     if settings.get("use_original_name_batch", True) and done.name:
-        forced = Path(done.name).stem + (f"-{suffix}" if suffix else "")
+        forced = Path(done.name).stem + (f"-{suffix}" if suffix else "") + done.suffix
+    elif done.suffix:
+        suffix = (suffix + done.suffix) if suffix else done.suffix.removeprefix("-")
     chunks = dict(done.chunks)
     chunks["postprocessing"] = done.infotext
     return {"basename": "", "settings": settings, "info": done.infotext, "short_filename": True, "no_prompt": True,

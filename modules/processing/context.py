@@ -19,6 +19,7 @@ from modules.cli.paths import Paths
 from modules.extensions.callbacks import CallbackRegistry
 from modules.extensions.manager import Extension
 from modules.extensions.runner import ScriptRunner
+from modules.extensions.scripts_postprocessing import PostprocessingScripts
 from modules.models.manager import ModelManager
 from modules.models.vae_files import VaeRegistry
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
@@ -35,6 +36,8 @@ class ScriptRunners:
 
     txt2img: ScriptRunner
     img2img: ScriptRunner
+    postprocessing: PostprocessingScripts = field(default_factory=PostprocessingScripts)
+    """The Extras-tab scripts (A1111 `scripts.scripts_postproc`)."""
 
     def for_kind(self, kind: str) -> ScriptRunner:
         """The runner of a "txt2img" or "img2img" job."""

@@ -97,3 +97,52 @@ class PostprocessMaskOverlayArgs:
 
 PostProcessMaskOverlayArgs = PostprocessMaskOverlayArgs
 """A1111's spelling of the class name."""
+
+
+@dataclass
+class PostprocessedImageSharedInfo:
+    """What the Extras operations of one image tell each other (A1111 `scripts_postprocessing`): the size the
+    upscale will produce, set before any `process` runs."""
+
+    target_width: int | None = None
+    target_height: int | None = None
+
+
+class PostprocessedImage:
+    """One image going through the Extras chain (A1111 `scripts_postprocessing.PostprocessedImage`): `image` (may
+    be replaced), `info` (entries become the extras infotext), `extra_images` (more results: PIL images or
+    `PostprocessedImage`s, saved beside it), `nametags` (file-name suffixes), `disable_processing` (later
+    operations skip it), `caption` (written to `<file>.txt`), `shared` (`PostprocessedImageSharedInfo`)."""
+
+    def __init__(self, image: Any) -> None:
+        self.image = image
+        self.info: dict[str, Any] = {}
+        self.shared = PostprocessedImageSharedInfo()
+        self.extra_images: list[Any] = []
+        self.nametags: list[str] = []
+        self.disable_processing = False
+        self.caption: str | None = None
+
+    def get_suffix(self, used_suffixes: dict[str, int] | None = None) -> str:
+        """`-tag1-tag2` from the name tags, numbered when the same suffix was used before (`-tag-1`)."""
+        used = {} if used_suffixes is None else used_suffixes
+        suffix = "-".join(self.nametags)
+        if suffix:
+            suffix = "-" + suffix
+        if suffix not in used:
+            used[suffix] = 1
+            return suffix
+        count = used[suffix]
+        used[suffix] = count + 1
+        return f"{suffix}-{count}"
+
+    def create_copy(self, new_image: Any, *, nametags: list[str] | None = None,
+                    disable_processing: bool = False) -> PostprocessedImage:
+        """A new image that shares this one's info and shared data, with its own name tags."""
+        copy = PostprocessedImage(new_image)
+        copy.info = dict(self.info)
+        copy.shared = self.shared
+        copy.nametags = list(self.nametags) + list(nametags or [])
+        copy.disable_processing = disable_processing
+        copy.caption = self.caption
+        return copy

@@ -4,6 +4,9 @@ Processing is modules.postprocessing's `ExtrasChain` over the registries `webui.
 `ctx.upscalers` and `ctx.face_restorers` (A1111 `postprocessing.run_postprocessing`): results
 are saved to `outputs/extras-images` (or the Batch-from-Directory output folder) with the `postprocessing` text
 chunk; the html info shows A1111's infotext plus notices (e.g. that no face detector is available).
+Extras-tab scripts of extensions (`ScriptPostprocessing`, `ctx.scripts.postprocessing`) lay out their `ui()` below
+the built-in operations (A1111 `scripts_postproc.setup_ui()`); their values reach `process(pp, **args)` by name,
+and `image_changed()` runs when the source image changes.
 """
 
 from __future__ import annotations
@@ -82,13 +85,15 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["restore_whole_image"] = gr.Checkbox(
                 label="Restore the whole image as one face (no face detector: resized to 512×512)", value=False,
                 elem_id="extras_restore_whole_image")
+            script_inputs = ctx.scripts.postprocessing.setup_ui(_settings(ctx))
         with gr.Column():
             gallery = gr.Gallery(label="Result", elem_id="extras_gallery", columns=3, height=420, format="png")
             log = gr.HTML(elem_id="html_log_extras")
 
     def run(mode_i: int, image: Any, files: Any, input_dir: str, output_dir: str, show: bool, size_i: int,
             scale: float, max_side: int, width: int, height: int, crop: bool, up1: str, up2: str, vis2: float,
-            gfpgan: float, codeformer: float, cf_weight: float, whole: bool) -> tuple[Any, str]:
+            gfpgan: float, codeformer: float, cf_weight: float, whole: bool, *script_values: Any
+            ) -> tuple[Any, str]:
         """Process the chosen source(s) with the postprocessing chain and save them (A1111 run_postprocessing)."""
         from modules.images import read_info_from_image, save_image
         from modules.postprocessing import (
@@ -128,11 +133,15 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
             chain = ExtrasChain(upscalers, restorers, read_info=read_info_from_image)
 
             def save(done: Any) -> Path:
-                return save_image(done.image, out_dir, **save_kwargs(done, settings)).path
+                path = save_image(done.image, out_dir, **save_kwargs(done, settings)).path
+                if done.caption:  # a script's `pp.caption` (A1111 writes it beside the image)
+                    path.with_suffix(".txt").write_text(done.caption.strip(), encoding="utf-8")
+                return path
 
+            scripts = ctx.scripts.postprocessing.bind(list(script_values), settings)
             with ctx.jobs.exclusive():
                 result = chain.run(sources, options, settings=settings, save=save,
-                                   show_results=int(mode_i) != 2 or bool(show))
+                                   show_results=int(mode_i) != 2 or bool(show), scripts=scripts)
         except (ExtrasInputError, FaceRestorerError, UpscalerModelError) as exc:
             raise gr.Error(f"Extras: {exc}") from None
         images = [done.image for done in result.images]
@@ -142,6 +151,9 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
     submit.click(run, [mode, c["image"], c["files"], c["input_dir"], c["output_dir"], c["show_results"], size_mode,
                        c["scale"], c["max_side"], c["width"], c["height"], c["crop"], c["upscaler_1"],
                        c["upscaler_2"], c["upscaler_2_visibility"], c["gfpgan_visibility"],
-                       c["codeformer_visibility"], c["codeformer_weight"], c["restore_whole_image"]],
+                       c["codeformer_visibility"], c["codeformer_weight"], c["restore_whole_image"], *script_inputs],
                  [gallery, log])
+    source = c["image"]
+    if isinstance(source, gr.Image):
+        source.change(ctx.scripts.postprocessing.image_changed, None, None, queue=False)
     return c
