@@ -44,7 +44,9 @@ from modules.processing.img2img_pass import img2img_batch
 from modules.processing.infotext_binding import bind_infotext
 from modules.processing.job import Job
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
+from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
+from modules.processing.save_outputs import data_dir
 from modules.processing.vae_io import circular_padding, decode_latents
 from modules.runtime.job_state import Skipped
 from modules.sampling import initial_noise_scale
@@ -140,7 +142,8 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
         one_batch, spec, schedule = _img2img_stages(run, p)
     bind_infotext(run, spec, schedule)  # `modules.processing.create_infotext(p, ...)` for scripts
     try:
-        images, done = _run_batches(run, one_batch)
+        with job_profiler(run.settings, data_dir(ctx)):  # profiling_enable: torch profiler around the batches
+            images, done = _run_batches(run, one_batch)
     finally:
         run.close_console()  # the "Total progress" bar (multiple_tqdm)
     result = run.finish(images, done, spec, schedule, started)

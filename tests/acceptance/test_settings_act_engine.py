@@ -119,3 +119,27 @@ def test_console_progress_bars_follow_the_settings_and_the_flag(app: RunningApp,
     quiet.txt2img(steps=3, n_iter=2)
     console = capfd.readouterr().err
     assert "3/3" not in console and "Total progress" not in console
+
+
+def test_profiler_settings_write_a_trace_of_the_job(app: RunningApp) -> None:
+    trace = app.data_dir / "profiles" / "job.json"
+    app.txt2img(override_settings={"profiling_filename": "profiles/job.json"})
+    assert not trace.exists()  # profiling_enable is off by default
+    app.txt2img(override_settings={"profiling_enable": True, "profiling_filename": "profiles/job.json",
+                                   "profiling_record_shapes": True, "profiling_with_stack": False})
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert any("Input Dims" in e.get("args", {}) for e in events)  # record_shapes
+    assert any(e.get("name") == "[memory]" for e in events)  # profile_memory (on by default)
+    assert not any(e.get("cat") == "python_function" for e in events)  # with_stack off
+    assert "Profile of the job" in app.console
+    trace.unlink()
+    app.txt2img(override_settings={"profiling_enable": True, "profiling_filename": "profiles/job.json",
+                                   "profiling_record_shapes": False, "profiling_profile_memory": False})
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert not any("Input Dims" in e.get("args", {}) for e in events) and not any(
+        e.get("name") == "[memory]" for e in events)
+    assert any(e.get("cat") == "python_function" for e in events)  # with_stack (on by default)
+    trace.unlink()
+    app.txt2img(override_settings={"profiling_enable": True, "profiling_filename": "profiles/job.json",
+                                   "profiling_activities": []})
+    assert not trace.exists() and "no profiler activity" in app.console
