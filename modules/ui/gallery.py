@@ -47,6 +47,9 @@ class OutputPanel:
     send_to_img2img: gr.Button
     send_to_inpaint: gr.Button
     send_to_extras: gr.Button
+    save: gr.Button
+    save_zip: gr.Button
+    download_files: gr.File
     open_folder: gr.Button | None = None
     upscale: gr.Button | None = None
 
@@ -63,11 +66,17 @@ def build_output_panel(tab: str, *, local: bool = False) -> OutputPanel:
         with gr.Row(elem_id=f"{tab}_tools_buttons"):
             open_folder = gr.Button("\U0001f4c2", elem_id=f"{tab}_open_folder", elem_classes=["tool"], size="sm",
                                     min_width=40, scale=0, visible=local)
+            save = gr.Button("\U0001f4be", elem_id=f"save_{tab}", elem_classes=["tool"], size="sm", min_width=40,
+                             scale=0)
+            save_zip = gr.Button("\U0001f5c3\ufe0f", elem_id=f"save_zip_{tab}", elem_classes=["tool"], size="sm",
+                                 min_width=40, scale=0)
             send_img2img = gr.Button("Send to img2img", elem_id=f"{tab}_send_to_img2img", size="sm")
             send_inpaint = gr.Button("Send to inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm")
             send_extras = gr.Button("Send to extras", elem_id=f"{tab}_send_to_extras", size="sm")
             upscale = gr.Button("\u2728", elem_id=f"{tab}_upscale", elem_classes=["tool"], size="sm", min_width=40,
                                 scale=0, visible=tab == "txt2img")
+        download_files = gr.File(None, file_count="multiple", interactive=False, show_label=False, visible=False,
+                                 elem_id=f"download_files_{tab}")
         infotext = gr.HTML(infotext_html(""), elem_id=f"html_info_{tab}", elem_classes=["infotext-area"])
         html_log = gr.HTML("", elem_id=f"html_log_{tab}", elem_classes=["html-log"])
         generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tab}")
@@ -80,7 +89,8 @@ def build_output_panel(tab: str, *, local: bool = False) -> OutputPanel:
 
     gallery.select(select, [generation_info], [selected, infotext], queue=False)
     return OutputPanel(gallery, preview, progress, infotext, html_log, generation_info, selected, send_img2img,
-                       send_inpaint, send_extras, open_folder, upscale)
+                       send_inpaint, send_extras, save=save, save_zip=save_zip, download_files=download_files,
+                       open_folder=open_folder, upscale=upscale)
 
 
 def infotext_for_index(generation_info: str, index: int) -> str:

@@ -27,6 +27,7 @@ from modules.ui.paste import (
     script_paste_fields,
     updates_from_infotext,
 )
+from modules.ui.save_files import wire_save_buttons
 from modules.ui.scripts_ui import script_values
 from modules.ui.toprow import Toprow, build_toprow, wire_toprow
 
@@ -136,6 +137,7 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
     row.interrupt.click(interrupt, None, None, queue=False)
     if out.open_folder is not None:
         out.open_folder.click(lambda: open_folder(ctx, kind), None, None, queue=False)
+    wire_save_buttons(ctx, out)
     if out.upscale is not None and kind == "txt2img":
 
         def upscale(data: dict[gr.components.Component, Any]) -> Any:

@@ -56,8 +56,7 @@ THIS_ISSUE = "settings that act (this issue): not built yet"
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
-    "grid_zip_filename_pattern": UI, "save_selected_only": UI, "save_write_log_csv": UI,
-    "clean_temp_dir_at_start": UI, "use_save_to_dirs_for_ui": UI, "set_scale_by_when_changing_upscaler": UI,
+    "clean_temp_dir_at_start": UI, "set_scale_by_when_changing_upscaler": UI,
     "img2img_editor_height": UI, "img2img_sketch_default_brush_color": UI,
     "img2img_inpaint_mask_brush_color": UI, "img2img_inpaint_sketch_default_brush_color": UI,
     "img2img_inpaint_mask_high_contrast": UI, "img2img_autosize": UI,
