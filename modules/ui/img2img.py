@@ -136,10 +136,58 @@ def build_resize_tabs(fields: dict[str, gr.components.Component],
     return selected, scale
 
 
+COPY_TARGETS = (("img2img", "img2img", "img2img_tab", 0), ("sketch", "sketch", "sketch_tab", 1),
+                ("inpaint", "inpaint", "inpaint_tab", 2), ("inpaint sketch", "inpaint_sketch", "inpaint_sketch_tab", 3))
+"""(button title, name, sub-tab id, mode index) of A1111's "Copy image to:" destinations."""
+IMAGE_KEYS = {"img2img": "init_img"}
+
+
+def copy_image_row(source: str) -> list[tuple[gr.Button, str, str]]:
+    """A1111 "Copy image to:" row under an image sub-tab: one button per other sub-tab (its own is disabled);
+    returns (button, source key, destination key)."""
+    out: list[tuple[gr.Button, str, str]] = []
+    with gr.Row(elem_id=f"img2img_copy_to_{source}", elem_classes=["copy-image-row"]):
+        gr.HTML("Copy image to: ", elem_id=f"img2img_label_copy_to_{source}")
+        for title, key, _tab_id, _index in COPY_TARGETS:
+            button = gr.Button(title, size="sm", interactive=key != source, min_width=60,
+                               elem_id=f"img2img_copy_{source}_to_{key}")
+            if key != source:
+                out.append((button, source, key))
+    return out
+
+
+def copied_image(value: Any) -> Image.Image | None:
+    """The picture a sub-tab shows: a plain image, or an editor's composite (the inpaint mask layer is left
+    behind: only the background is copied from Inpaint)."""
+    if value is None or isinstance(value, Image.Image):
+        return value
+    background, composite, _layers = _editor_layers(value)
+    return background if composite is None else composite
+
+
+def wire_copy_image(buttons: list[tuple[gr.Button, str, str]], images: dict[str, gr.components.Component],
+                    tabs: gr.Tabs, mode: gr.Number) -> None:
+    """Copy the source image into the destination sub-tab and switch to it (A1111 `switch_to_<tab>`)."""
+    where = {key: (tab_id, index) for _title, key, tab_id, index in COPY_TARGETS}
+    for button, source, dest in buttons:
+        tab_id, index = where[dest]
+        from_inpaint = source == "inpaint"
+
+        def copy(value: Any, tab_id: str = tab_id, index: int = index, from_inpaint: bool = from_inpaint) -> Any:
+            image = _editor_layers(value)[0] if from_inpaint and value is not None else copied_image(value)
+            if image is None:
+                raise gr.Error("Copy image to: there is no image to copy")
+            return image, gr.Tabs(selected=tab_id), index
+
+        button.click(copy, images[IMAGE_KEYS.get(source, source)], [images[IMAGE_KEYS.get(dest, dest)], tabs, mode],
+                     queue=False)
+
+
 def build_img2img(ctx: AppContext) -> GenerationTab:
     """Lay out and wire the img2img tab."""
     fields: dict[str, gr.components.Component] = {}
     images: dict[str, gr.components.Component] = {}
+    copy_buttons: list[tuple[gr.Button, str, str]] = []
     row = build_toprow(ctx, "img2img")
     with gr.Row(elem_id="img2img_settings_row", equal_height=False):
         with gr.Column(scale=1, elem_id="img2img_settings"):
@@ -148,16 +196,20 @@ def build_img2img(ctx: AppContext) -> GenerationTab:
                 with gr.Tab("img2img", id="img2img_tab", elem_id="img2img_img2img_tab") as t0:
                     images["init_img"] = gr.Image(label="Image for img2img", type="pil", elem_id="img2img_image",
                                                   height=360, sources=["upload", "clipboard"])
+                    copy_buttons += copy_image_row("img2img")
                 with gr.Tab("Sketch", id="sketch_tab", elem_id="img2img_img2img_sketch_tab") as t1:
                     images["sketch"] = gr.ImageEditor(label="Sketch", type="pil", elem_id="img2img_sketch",
                                                       height=360)
+                    copy_buttons += copy_image_row("sketch")
                 with gr.Tab("Inpaint", id="inpaint_tab", elem_id="img2img_inpaint_tab") as t2:
                     images["inpaint"] = gr.ImageEditor(label="Image for inpainting with mask", type="pil",
                                                        elem_id="img2maskimg", height=360,
                                                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
+                    copy_buttons += copy_image_row("inpaint")
                 with gr.Tab("Inpaint sketch", id="inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab") as t3:
                     images["inpaint_sketch"] = gr.ImageEditor(label="Color sketch inpainting", type="pil",
                                                               elem_id="inpaint_sketch", height=360)
+                    copy_buttons += copy_image_row("inpaint_sketch")
                 with gr.Tab("Inpaint upload", id="inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t4:
                     images["inpaint_upload"] = gr.Image(label="Image for img2img", type="pil",
                                                         elem_id="img_inpaint_base", height=300)
@@ -174,6 +226,7 @@ def build_img2img(ctx: AppContext) -> GenerationTab:
                         elem_id="img2img_batch_inpaint_mask_dir")
             for index, sub in enumerate((t0, t1, t2, t3, t4, t5)):
                 sub.select(lambda i=index: i, None, mode, queue=False)
+            wire_copy_image(copy_buttons, images, mode_tabs, mode)
             with gr.Tabs(elem_id="img2img_extra_tabs") as extra_tabs, \
                     gr.Tab("Generation", elem_id="img2img_generation_tab"):
                 fields["resize_mode"] = gr.Radio(list(RESIZE_MODE_LABELS), value=RESIZE_MODE_LABELS[0],
