@@ -93,9 +93,35 @@ def build_seed_controls(tab: str, fields: Fields) -> tuple[gr.Button, gr.Button]
     return reuse_seed, random_subseed
 
 
+def link_accordion(accordion: gr.Accordion, switch: gr.Checkbox) -> None:
+    """A1111 `InputAccordion`: the accordion is the on/off switch — opening it enables the feature, closing it
+    disables it, and a value set elsewhere (pasted infotext, send-to) opens it. Unticking the box while it is open
+    leaves it open (A1111 unlinks the box from the accordion once the user clicks the box itself)."""
+    accordion.expand(lambda: True, None, switch, queue=False, show_progress="hidden")
+    accordion.collapse(lambda: False, None, switch, queue=False, show_progress="hidden")
+    switch.change(lambda on: gr.Accordion(open=True) if on else gr.Accordion(), switch, accordion, queue=False,
+                  show_progress="hidden")
+
+
+def hires_resolution_html(enable: bool, width: float, height: float, hr_scale: float, hr_resize_x: float,
+                          hr_resize_y: float) -> str:
+    """A1111 `calc_resolution_hires`: "from WxH to WxH" under the hires controls ("" while hires fix is off)."""
+    if not enable:
+        return ""
+    from modules.processing.hires import hires_target
+
+    w, h = int(width or 0), int(height or 0)
+    if w <= 0 or h <= 0:
+        return ""
+    final = hires_target(w, h, float(hr_scale or 1), int(hr_resize_x or 0), int(hr_resize_y or 0)).final_size
+    return (f"from <span class='resolution'>{w}x{h}</span> to "
+            f"<span class='resolution'>{final[0]}x{final[1]}</span>")
+
+
 def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
-    """Hires. fix accordion (reference §8): upscaler, steps 0, denoising 0.7, upscale by 2, resize to 0×0."""
-    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr"):
+    """Hires. fix accordion (reference §8): upscaler, steps 0, denoising 0.7, upscale by 2, resize to 0×0; the
+    "Upscaled resolution" line; the accordion is the on/off switch (`link_accordion`)."""
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr") as accordion:
         fields["enable_hr"] = gr.Checkbox(label="Enable Hires. fix", value=False, elem_id=f"{tab}_enable_hr")
         with gr.Row():
             fields["hr_upscaler"] = gr.Dropdown(label="Upscaler", elem_id=f"{tab}_hr_upscaler",
@@ -105,6 +131,8 @@ def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
             fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.7, step=0.01, label="Denoising strength",
                                                      elem_id=f"{tab}_denoising_strength")
         with gr.Row():
+            final_resolution = gr.HTML("", label="Upscaled resolution", min_width=0,
+                                       elem_id="txtimg_hr_finalres" if tab == "txt2img" else f"{tab}_hr_finalres")
             fields["hr_scale"] = gr.Slider(1.0, 4.0, value=2.0, step=0.05, label="Upscale by",
                                            elem_id=f"{tab}_hr_scale")
             fields["hr_resize_x"] = gr.Slider(0, 2048, value=0, step=8, label="Resize width to",
@@ -124,6 +152,11 @@ def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
                                                       elem_id=f"{tab}_hr_negative_prompt",
                                                       placeholder="Negative prompt for hires fix pass.\nLeave empty "
                                                                   "to use the same negative prompt as in first pass.")
+    link_accordion(accordion, cast(gr.Checkbox, fields["enable_hr"]))
+    sources = [fields[n] for n in ("enable_hr", "width", "height", "hr_scale", "hr_resize_x", "hr_resize_y")]
+    for source in sources:
+        cast(gr.Slider, source).change(hires_resolution_html, sources, final_resolution, queue=False,
+                                       show_progress="hidden")
 
 
 def hires_upscalers() -> list[str]:
@@ -134,13 +167,14 @@ def hires_upscalers() -> list[str]:
 
 def build_refiner(ctx: AppContext, tab: str, fields: Fields) -> None:
     """Refiner accordion (reference §8): off; checkpoint "", switch at 0.8."""
-    with gr.Accordion("Refiner", open=False, elem_id=f"{tab}_refiner"):
+    with gr.Accordion("Refiner", open=False, elem_id=f"{tab}_refiner") as accordion:
         fields["refiner_enable"] = gr.Checkbox(label="Enable Refiner", value=False, elem_id=f"{tab}_enable_refiner")
         with gr.Row():
             fields["refiner_checkpoint"] = gr.Dropdown(label="Checkpoint", elem_id=f"{tab}_refiner_checkpoint",
                                                        choices=["", *checkpoint_titles(ctx)], value="")
             fields["refiner_switch_at"] = gr.Slider(0.01, 1.0, value=0.8, step=0.01, label="Switch at",
                                                     elem_id=f"{tab}_refiner_switch_at")
+    link_accordion(accordion, cast(gr.Checkbox, fields["refiner_enable"]))
 
 
 def build_tail(ctx: AppContext, tab: str, fields: Fields) -> ScriptControls:
