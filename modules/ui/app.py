@@ -34,6 +34,8 @@ from modules.ui.txt2img import GenerationTab, build_txt2img
 
 ROOT = Path(__file__).resolve().parents[2]
 ALWAYS_IN_TOP_BAR = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
+PREVIEW_FIELDS = ("prompt", "negative_prompt", "steps", "sampler_name", "cfg_scale", "seed", "width", "height")
+"""A1111 `txt2img_preview_params` (given to `ui_train_tabs` callbacks), as txt2img field names."""
 
 
 def boot_js(ctx: AppContext | None = None) -> str:
@@ -212,7 +214,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                 top_bar = dict(zip(quick_keys, quick_components, strict=True)).get("sd_model_checkpoint")
                 build_merger(ctx, cast(gr.Dropdown, top_bar) if top_bar is not None else None)
             with gr.Tab("Train", id="train", elem_id="tab_train"):
-                build_train(ctx)
+                build_train(ctx, [txt2img.fields[k] for k in PREVIEW_FIELDS if k in txt2img.fields])
             build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 build_settings(ctx, settings_tab)

@@ -197,8 +197,12 @@ def build_train_embedding(ctx: AppContext) -> gr.Dropdown:
     return embedding
 
 
-def build_train(ctx: AppContext) -> None:
-    """Lay out the Train tab."""
+def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> None:
+    """Lay out the Train tab. Inside its `gr.Tabs`, after the built-in sub-tabs, the `ui_train_tabs` callbacks run
+    with `UiTrainTabParams(txt2img_preview_params)` (A1111 `ui.py`: `[prompt, negative prompt, steps, sampler,
+    cfg scale, seed, width, height]` of txt2img), so a `gr.Tab` an extension opens there is a Train sub-tab."""
+    from modules.extensions.callbacks import UiTrainTabParams
+
     with gr.Tabs(elem_id="train_tabs"):
         with gr.Tab("Create embedding", id="create_embedding", elem_id="train_create_embedding_tab"):
             created = build_create_embedding(ctx)
@@ -206,4 +210,5 @@ def build_train(ctx: AppContext) -> None:
             build_create_hypernetwork(ctx)
         with gr.Tab("Train", id="train_embedding", elem_id="train_train_tab"):
             embeddings = build_train_embedding(ctx)
+        ctx.callbacks.fire("ui_train_tabs", UiTrainTabParams(list(preview_params or [])))
     created.then(lambda: gr.update(choices=embedding_names(ctx)), None, embeddings, queue=False)

@@ -91,8 +91,8 @@ def test_the_always_on_script_changes_an_api_generation(app: RunningApp) -> None
     assert [a["label"] for a in info_args] == ["Test Prompts", "Suffix", "Repeat", "Write to infotext"]
 
 
-NOT_FIRED_YET = {"ui_train_tabs"}
-"""Documented gap (docs/extensions.md): the Train tab does not fire it yet."""
+NOT_FIRED_YET: set[str] = set()
+"""Documented gaps (docs/extensions.md): none left."""
 BROWSER_ONLY = {"before_token_counter"}
 """Fired by the page's token counter while typing: tests/acceptance/test_extensions_browser.py."""
 RESTART_ONLY = {"before_reload", "script_unloaded"}
@@ -109,6 +109,36 @@ def test_every_callback_category_fires(app: RunningApp) -> None:
     missing = set(CALLBACK_CATEGORIES) - NOT_FIRED_YET - RESTART_ONLY - BROWSER_ONLY - fired
     assert not missing, missing
     assert not NOT_FIRED_YET & fired
+
+
+def _layout_children(node: dict[str, Any], wanted: int) -> list[int]:
+    """The ids of every block below block `wanted` in Gradio's layout tree (empty when `wanted` is not there)."""
+    if node.get("id") == wanted:
+        found: list[int] = []
+        stack = list(node.get("children", []))
+        while stack:
+            child = stack.pop()
+            found.append(child["id"])
+            stack.extend(child.get("children", []))
+        return found
+    for child in node.get("children", []):
+        below = _layout_children(child, wanted)
+        if below:
+            return below
+    return []
+
+
+def test_ui_train_tabs_adds_a_sub_tab_inside_the_train_tab(app: RunningApp) -> None:
+    fired = [e for e in events(app) if e["event"] == "ui_train_tabs"]
+    assert len(fired) == 1  # A1111 UiTrainTabParams(txt2img_preview_params): the txt2img components
+    assert fired[0]["preview"] == ["txt2img_prompt", "txt2img_neg_prompt", "txt2img_steps", "txt2img_sampling",
+                                   "txt2img_cfg_scale", "txt2img_seed", "txt2img_width", "txt2img_height"]
+    order = names(app)
+    assert order.index("ui_settings") < order.index("ui_train_tabs") < order.index("app_started")
+    config = app.client.get("/config").json()
+    by_elem = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
+    inside_train = _layout_children(config["layout"], by_elem["train_tabs"])
+    assert by_elem["recorder_train_tab"] in inside_train and by_elem["recorder_train_text"] in inside_train
 
 
 def test_a_gradio3_extension_loads_and_acts(app: RunningApp) -> None:
