@@ -184,24 +184,29 @@ def decode_with_nan_retry(
     policy: DtypePolicy,
     *,
     auto_vae_precision: bool = True,
+    auto_vae_precision_bfloat16: bool = False,
 ) -> VaeDecodeResult:
-    """Decode ``latents`` with ``decode`` (which uses ``vae``); on NaN convert ``vae`` to fp32 and decode again.
+    """Decode ``latents`` with ``decode`` (which uses ``vae``); on NaN convert ``vae`` and decode again.
 
     A1111: "A tensor with NaNs was produced in VAE. Web UI will now convert VAE into 32-bit float and retry."
-    The VAE stays fp32 afterwards (the caller should adopt :meth:`DtypePolicy.with_fp32_vae`). With
-    ``auto_vae_precision`` off, or if the VAE is already fp32, or the retry also yields NaN, :class:`NansError`.
+    The VAE stays converted afterwards (the caller should adopt :meth:`DtypePolicy.with_fp32_vae`). The retry dtype
+    is fp32, or bf16 with ``auto_vae_precision_bfloat16`` (A1111 1.10: it overrides ``auto_vae_precision``; bf16
+    has fp32's range at half the memory). With both off, or if the VAE already has the retry dtype, or the retry
+    also yields NaN, :class:`NansError`.
     """
     images = decode(latents.to(_module_dtype(vae)))
     if not policy.nan_check or not has_nans(images):
         return VaeDecodeResult(images)
-    if not auto_vae_precision or _module_dtype(vae) == torch.float32:
+    retry = torch.bfloat16 if auto_vae_precision_bfloat16 else torch.float32
+    if not (auto_vae_precision or auto_vae_precision_bfloat16) or _module_dtype(vae) in (retry, torch.float32):
         raise NansError("vae", nans_message("vae", policy.flags, _module_dtype(vae)))
-    message = ("A tensor with NaNs was produced in the VAE; the VAE was converted to 32-bit float and the image "
+    name = "bfloat16" if retry == torch.bfloat16 else "32-bit float"
+    message = (f"A tensor with NaNs was produced in the VAE; the VAE was converted to {name} and the image "
                "decoded again. Start with --no-half-vae to skip the failed half-precision attempt.")
     log.warning(message)
-    vae.to(torch.float32)
+    vae.to(retry)
     with torch.autocast(policy.device_type, enabled=False):
-        images = decode(latents.to(torch.float32))
+        images = decode(latents.to(retry))
     if has_nans(images):
         raise NansError("vae", "A tensor with NaNs was produced in the VAE even in 32-bit float: the latents or the "
                         "VAE weights contain NaN/inf (check the checkpoint or VAE file).")

@@ -77,6 +77,10 @@ class DevicePolicy:
     """False only with --disable-safe-unpickle."""
     channels_last: bool = False
     """``--opt-channelslast``: the UNet's 4-D weights in ``torch.channels_last`` (A1111 ``sd_models``)."""
+    share_file_memory: bool = True
+    """False with ``--disable-model-loading-ram-optimization``: every weight gets memory of its own after the load
+    instead of possibly still referencing the checkpoint file's mapped pages (A1111's flag turns off its RAM-saving
+    load path the same way: more RAM, nothing tied to the file)."""
     mmap_safetensors: Callable[[], bool] = lambda: True
     """Asked at each load: False while the ``disable_mmap_load_safetensors`` setting is on."""
 
@@ -91,6 +95,13 @@ class Builders:
 
 
 DEFAULT_BUILDERS = Builders()
+
+
+def _own_memory(module: nn.Module) -> None:
+    """Give every parameter and buffer its own storage (no view of a memory-mapped file)."""
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
 
 
 def _wrap_build_errors(info: CheckpointInfo, what: str, build: Callable[[], object | None]) -> object | None:
@@ -180,6 +191,12 @@ def load_checkpoint(
         text_encoders = _wrap_build_errors(
             info, "text encoder", lambda: builders.text_encoders(match, state, dtypes.text_encoder, target))
     state.clear()  # drop tensors no network took (EMA copies, optimizer leftovers)
+    if not policy.share_file_memory:
+        with timings.stage("copy weights out of the file mapping"):
+            for module in (unet, vae_module, getattr(text_encoders, "clip_l", None),
+                           getattr(text_encoders, "open_clip", None)):
+                if isinstance(module, nn.Module):
+                    _own_memory(module)
     model = StableDiffusionModel(
         checkpoint=info, architecture=match, unet=unet, vae=vae_module, text_encoders=text_encoders, dtypes=dtypes,
         device=policy.device, vae_resolution=resolution, timings=timings,

@@ -68,11 +68,16 @@ def preview_latents(settings: Mapping[str, Any], combined: torch.Tensor, cond: t
 
 
 def live_preview(latents: torch.Tensor, settings: Mapping[str, Any], *, sdxl: bool = False,
-                 decode: Callable[[torch.Tensor], list[Image.Image]] | None = None) -> Image.Image:
-    """The preview image of a batch of latents under the live-preview settings (see module docstring)."""
+                 decode: Callable[[torch.Tensor], list[Image.Image]] | None = None,
+                 low_memory: bool = False) -> Image.Image:
+    """The preview image of a batch of latents under the live-preview settings (see module docstring). With
+    `--medvram`/`--lowvram` (`low_memory`) a "Full" preview would move the VAE onto the device at every preview, so
+    it uses "Approx cheap" unless `live_preview_allow_lowvram_full` is on (A1111 1.10)."""
     if not bool(_setting(settings, "show_progress_grid", True)):
         latents = latents[:1]
     method = str(_setting(settings, "show_progress_type", "Approx NN"))
+    if method == "Full" and low_memory and not bool(_setting(settings, "live_preview_allow_lowvram_full", False)):
+        method = "Approx cheap"
     if method == "Full" and decode is not None:
         images = decode(latents)
     else:

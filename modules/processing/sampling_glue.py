@@ -247,8 +247,10 @@ class SamplingRun:
                 latents = preview_latents(self.settings, info["denoised"],
                                           None if cfg is None else cfg.last_cond_denoised,
                                           None if cfg is None else cfg.last_uncond_denoised)
+                offloader = getattr(model, "offloader", None)
                 state.set_preview(live_preview(latents, self.settings, sdxl=sdxl,
-                                               decode=decode if model is not None else None))
+                                               decode=decode if model is not None else None,
+                                               low_memory=bool(offloader is not None and offloader.policy.exclusive)))
 
         return on_step
 

@@ -51,9 +51,10 @@ def decode_latents(model: Any, latents: Tensor, settings: Any) -> tuple[list[Ima
     """Scaled latents → RGB images; returns the fp32-retry notice when the half-precision decode gave NaN."""
     scale = float(model.architecture.latent_scale_factor)
     auto = bool(settings.get("auto_vae_precision", True)) if hasattr(settings, "get") else True
+    bf16 = bool(settings.get("auto_vae_precision_bfloat16", False)) if hasattr(settings, "get") else False
     with torch.no_grad():
         result = decode_with_nan_retry(model.vae.decode, latents / scale, model.vae, model.dtypes,
-                                       auto_vae_precision=auto)
+                                       auto_vae_precision=auto, auto_vae_precision_bfloat16=bf16)
     return tensor_to_pil(result.images.float()), result.message
 
 

@@ -130,3 +130,34 @@ def test_channels_last_and_precision_flags_reach_the_model(webui_app: WebUIFacto
         assert np.abs(full_pixels - base).max() > 0
     else:
         assert np.array_equal(full_pixels, base)
+
+
+def _zero_tensor_bytes_in_place(path: Path) -> None:
+    """Overwrite the tensor data of a safetensors file with zeros without replacing the file (same inode)."""
+    import struct
+
+    with open(path, "r+b") as fh:
+        header = struct.unpack("<Q", fh.read(8))[0]
+        fh.seek(8 + header)
+        remaining = path.stat().st_size - 8 - header
+        while remaining > 0:
+            chunk = min(remaining, 1 << 20)
+            fh.write(b"\0" * chunk)
+            remaining -= chunk
+
+
+def test_disable_model_loading_ram_optimization_copies_weights_out_of_the_file(webui_app: WebUIFactory) -> None:
+    """By default fp32 weights are views of the memory-mapped checkpoint (no copy); with the A1111 flag every weight
+    has memory of its own, so changing the file on disk after the load does not change the loaded model."""
+    shared = webui_app(["--api", "--no-half", "--precision", "full"])
+    before = _pixels(shared)
+    _zero_tensor_bytes_in_place(shared.data_dir / "models" / "Stable-diffusion" / "sd1.safetensors")
+    after = shared.client.post("/sdapi/v1/txt2img", json={"prompt": "a cat", "width": 64, "height": 64, "steps": 2,
+                                                          "seed": 1, "sampler_name": "Euler"})
+    changed = after.status_code != 200 or not np.array_equal(
+        np.asarray(decode_png(after.json()["images"][0]).convert("RGB"), dtype=np.int16), before)
+    assert changed, "the default load shares the file's pages (zeroed weights: NaN or another image)"
+    own = webui_app(["--api", "--no-half", "--precision", "full", "--disable-model-loading-ram-optimization"])
+    first = _pixels(own)
+    _zero_tensor_bytes_in_place(own.data_dir / "models" / "Stable-diffusion" / "sd1.safetensors")
+    assert np.array_equal(_pixels(own), first)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from PIL import Image
 
 from modules.processing.hires import LATENT_UPSCALE_MODES, hires_target, upscale_latent
 from modules.processing.preview import cheap_preview
@@ -51,3 +52,24 @@ def test_cheap_preview_shape_and_colour_direction() -> None:
     assert img.size == (10, 6) and min(img.getpixel((0, 0))) > 127
     # 255 * 0.5 = 127.5 truncates to 127 (A1111 `single_sample_to_image`)
     assert cheap_preview(torch.zeros(1, 4, 2, 2), sdxl=True).getpixel((0, 0)) == (127, 127, 127)
+
+
+def test_full_live_preview_falls_back_under_medvram_unless_allowed() -> None:
+    """A1111 1.10 `live_preview_allow_lowvram_full`: with --medvram/--lowvram a "Full" preview would shuttle the VAE
+    to the device at every preview, so "Approx cheap" is used unless the setting allows Full."""
+    from modules.processing.preview import live_preview
+
+    calls: list[int] = []
+
+    def decode(latents: torch.Tensor) -> list[Image.Image]:
+        calls.append(1)
+        return [Image.new("RGB", (8, 8), "red")]
+
+    latents = torch.zeros(1, 4, 4, 4)
+    settings = {"show_progress_type": "Full", "show_progress_grid": True}
+    live_preview(latents, settings, decode=decode)
+    assert calls == [1]
+    live_preview(latents, settings, decode=decode, low_memory=True)
+    assert calls == [1]
+    live_preview(latents, {**settings, "live_preview_allow_lowvram_full": True}, decode=decode, low_memory=True)
+    assert calls == [1, 1]

@@ -121,3 +121,15 @@ def test_vae_nans_without_auto_precision_raise() -> None:
     vae = _OverflowingDecoder().to(torch.float16)
     with pytest.raises(NansError, match="--no-half-vae"):
         decode_with_nan_retry(vae, torch.full((1, 2), 300.0), vae, policy, auto_vae_precision=False)
+
+
+def test_vae_nans_retry_in_bfloat16_when_the_setting_says_so() -> None:
+    """A1111 1.10 `auto_vae_precision_bfloat16`: the retry converts the VAE to bf16 (fp32's range) instead of fp32,
+    and it acts even with `auto_vae_precision` off (it overrides it)."""
+    policy = resolve_dtype_policy("cpu", PrecisionFlags(precision="half"))
+    vae = _OverflowingDecoder().to(torch.float16)
+    latents = torch.full((1, 2), 300.0)
+    result = decode_with_nan_retry(vae, latents, vae, policy, auto_vae_precision=False,
+                                   auto_vae_precision_bfloat16=True)
+    assert "bfloat16" in (result.message or "") and vae.proj.weight.dtype == torch.bfloat16
+    assert torch.isfinite(result.images).all()
