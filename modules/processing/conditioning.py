@@ -141,18 +141,27 @@ def _schedules(encoder: PromptEncoder, texts: Sequence[str], steps: int, hires_s
 
 
 def build_conds(encoder: PromptEncoder, prompts: Sequence[str], negative_prompts: Sequence[str], steps: int,
-                hires_steps: int | None = None) -> tuple[MultiCond, list[CondSchedule]]:
+                hires_steps: int | None = None, *, switch_networks: bool = True
+                ) -> tuple[MultiCond, list[CondSchedule]]:
     """(cond, uncond) of a batch: `AND` parts become weighted schedules (A1111 `get_multicond_learned_conditioning`),
     negative prompts plain schedules (A1111 `get_learned_conditioning`). `steps` counts model evaluations.
-    Active extra networks switch to those of `prompts` first (cached conds are dropped when the weights change)."""
-    networks = active_networks(encoder.model)
-    if networks is not None and networks.use(list(prompts)):
-        encoder.cache.clear()
+    Active extra networks switch to those of `prompts` first (cached conds are dropped when the weights change);
+    `switch_networks=False` encodes with the networks active now (`hires_fix_use_firstpass_conds`)."""
+    if switch_networks:
+        use_networks(encoder, prompts)
     indexes, flat = get_multicond_prompt_list(list(prompts))
     schedules = _schedules(encoder, flat, steps, hires_steps, negative=False)
     cond = MultiCond(tuple(tuple(WeightedCond(schedules[i], w) for i, w in parts) for parts in indexes))
     uncond = _schedules(encoder, list(negative_prompts), steps, hires_steps, negative=True)
     return cond, uncond
+
+
+def use_networks(encoder: PromptEncoder, prompts: Sequence[str]) -> None:
+    """Switch the job's active extra networks on the encoder's model to those of `prompts` (A1111
+    `extra_networks.activate`); the encoder's cached conds are dropped when the weights changed."""
+    networks = active_networks(encoder.model)
+    if networks is not None and networks.use(list(prompts)):
+        encoder.cache.clear()
 
 
 def empty_chunk_cond(encoder: PromptEncoder) -> torch.Tensor:

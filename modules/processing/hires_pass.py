@@ -8,6 +8,9 @@
 * New noise from the same seeds at the new size; exactly `hr steps or steps` steps (fix-steps branch) with the
   hires sampler/scheduler and hires prompts; `img2img_extra_noise` adds `noise · extra` ("Extra noise").
 * `save_images_before_highres_fix` saves each decoded first-pass image as a "-before-highres-fix" sample copy.
+* `hires_fix_use_firstpass_conds` (A1111 `setup_conds`): without a hires checkpoint, the hires prompts are encoded
+  with the first pass's extra networks (their text-encoder weights); the hires prompt's networks still patch the
+  UNet of the second pass.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from modules.processing.conditioning import opt
+from modules.processing.conditioning import opt, use_networks
 from modules.processing.hires import LATENT_UPSCALE_MODES, crop_latent, hires_target, upscale_latent
 from modules.processing.hooks import ExtraNoiseParams
 from modules.processing.image_ops import resize_image
@@ -89,7 +92,13 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
     # the generation; A1111 1.10 strips only the main prompts, Forge strips the hires ones too)
     prompts = [run.without_comments(p.hr_prompt)] * len(run.prompts) if p.hr_prompt else None
     negatives = [run.without_comments(p.hr_negative_prompt)] * len(run.prompts) if p.hr_negative_prompt else None
-    stage, pad = run.conds(second, spec, p.steps, index, final_w, final_h, prompts, negatives, hires_steps=hr_steps)
+    # A1111 `setup_conds`: with `hires_fix_use_firstpass_conds` (and no hires checkpoint) the hires prompts are
+    # encoded while the first pass's extra networks are active; the hires networks then act on the UNet only
+    firstpass_conds = second is model and bool(opt(run.settings, "hires_fix_use_firstpass_conds", False))
+    stage, pad = run.conds(second, spec, p.steps, index, final_w, final_h, prompts, negatives, hires_steps=hr_steps,
+                           switch_networks=not firstpass_conds)
+    if firstpass_conds:
+        use_networks(run.encoder(second, final_w, final_h), (prompts or run.prompts)[index])
     stage.image_cond = txt2img_image_conditioning(second, batch, final_w, final_h)
     total, t_enc = img2img_steps(hr_steps, p.denoising_strength, fix_steps=True)
     denoiser = make_denoiser(second, spec, model_schedule(second))

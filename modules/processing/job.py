@@ -132,12 +132,15 @@ class Job:
 
     def conds(self, model: Any, spec: Any, steps: int, index: slice, width: int, height: int,
               prompts: list[str] | None = None, negatives: list[str] | None = None,
-              hires_steps: int | None = None) -> tuple[Pass, torch.Tensor]:
+              hires_steps: int | None = None, switch_networks: bool = True) -> tuple[Pass, torch.Tensor]:
+        """(conds of the pass, the empty-prompt chunk for padding); `switch_networks=False` encodes with the
+        extra networks active now instead of those of `prompts` (see `build_conds`)."""
         encoder = self.encoder(model, width, height)
         multiplier = 2 if spec.second_order else 1
         cond, uncond = build_conds(encoder, (prompts or self.prompts)[index],
                                    (negatives or self.negative_prompts)[index], steps * multiplier,
-                                   None if hires_steps is None else hires_steps * multiplier)
+                                   None if hires_steps is None else hires_steps * multiplier,
+                                   switch_networks=switch_networks)
         return Pass(model, cond, uncond), empty_chunk_cond(encoder)
 
     # -- stage 4: sampling -----------------------------------------------------------------------------------------
