@@ -126,7 +126,7 @@ def _pinned_address(url: str, field: str, check: bool, resolve: Callable[[str], 
     if not addresses:
         raise _bad(field, f"cannot resolve the host of {url!r}")
     if check and not all(allowed(address) for address in addresses):
-        raise _bad(field, f"URL {url!r} points to a local or private address; the setting "
+        raise _bad(field, f"URL {url!r} points to a local address (loopback, private or link-local); the setting "
                           "api_forbid_local_requests refuses those")
     return addresses[0]
 

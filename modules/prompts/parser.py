@@ -169,7 +169,9 @@ def parse_prompt_attention(text: str) -> list[WeightedText]:
     merged.append(WeightedText("".join(run), run_weight))
 
     for item in merged:
-        if not math.isfinite(item.weight) or abs(item.weight) > MAX_EMPHASIS_WEIGHT:
+        if not math.isfinite(item.weight):
+            raise PromptError(f"emphasis weight of {item.text[:40]!r} is not a finite number ({item.weight})")
+        if abs(item.weight) > MAX_EMPHASIS_WEIGHT:
             raise PromptError(f"emphasis weight of {item.text[:40]!r} is {item.weight:.3g}, beyond the "
                               f"±{MAX_EMPHASIS_WEIGHT:g} that the text encoder can represent (too deeply nested "
                               "brackets?)")
