@@ -3,6 +3,26 @@ docs/extensions.md)."""
 
 from __future__ import annotations
 
-from modules.compat.infotext import image_from_url_text, parse_generation_parameters, quote, unquote
+from typing import Any
 
-__all__ = ["image_from_url_text", "parse_generation_parameters", "quote", "unquote"]
+from modules.compat import infotext as _compat
+from modules.compat.infotext import (
+    add_paste_fields,
+    bind_buttons,
+    connect_paste_params_buttons,
+    create_buttons,
+    image_from_url_text,
+    parse_generation_parameters,
+    quote,
+    register_paste_params_button,
+    unquote,
+)
+
+
+def __getattr__(name: str) -> Any:
+    """`ParamBinding`, `paste_fields`, `registered_param_bindings` (views over the app's page)."""
+    return _compat.__getattr__(name)
+
+
+__all__ = ["add_paste_fields", "bind_buttons", "connect_paste_params_buttons", "create_buttons",
+           "image_from_url_text", "parse_generation_parameters", "quote", "register_paste_params_button", "unquote"]

@@ -47,6 +47,10 @@ def __getattr__(name: str) -> Any:
         return HOST.current().scripts.postprocessing
     if name == "scripts_current":
         return None
+    if name == "ScriptFile":  # A1111 namedtuple(basedir, filename, path), what `Extension.list_files` returns
+        from modules.compat.extensions import ScriptFile
+
+        return ScriptFile
     raise AttributeError(f"module 'modules.scripts' has no attribute {name!r} in this web UI")
 
 

@@ -136,6 +136,11 @@ class NetworkLibrary:
     _displayed: tuple[list[str], list[str]] | None = None
     described: set[str] = field(default_factory=set)
     """Hypernetworks whose details were logged (`print_hypernet_extra`)."""
+    handlers: dict[str, Any] = field(default_factory=dict)
+    """Extra networks extensions registered (A1111 `extra_networks.extra_network_registry`): tag name → object with
+    `activate(p, params_list)` / `deactivate(p)` (`modules.extra_networks.register_extra_network`)."""
+    handler_aliases: dict[str, Any] = field(default_factory=dict)
+    """Other tag names of registered extra networks (A1111 `extra_network_aliases`)."""
 
     @classmethod
     def from_paths(cls, paths: Any, *, hash_cache: HashCache | None = None, safe_unpickle: bool = True,
@@ -439,3 +444,42 @@ def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
             activation.release()
         finally:
             _ACTIVE.pop(unet, None)
+
+
+# ------------------------------------------------------------------------------- extra networks of extensions
+def _call_handler(handler: Any, method: str, *args: Any) -> None:
+    try:
+        getattr(handler, method)(*args)
+    except Exception:  # A1111 `errors.display`: report, go on with the job
+        log.exception("%s of extra network %s failed", method, getattr(handler, "name", handler))
+
+
+def activate_extension_networks(library: NetworkLibrary, p: Any, data: Mapping[str, Sequence[Any]]) -> None:
+    """A1111 `extra_networks.activate(p, extra_network_data)` for the networks extensions registered: each tag
+    name of the batch's first prompt (`data`, `{name: [ExtraNetworkParams]}`, in prompt order) calls its network's
+    `activate(p, params_list)`, then every other registered network gets `activate(p, [])`. Unknown names (other
+    than the app's own `lora`/`lyco`/`hypernet`) are skipped with a log line; a raising network is logged."""
+    activated: list[Any] = []
+    for name, params_list in data.items():
+        handler = library.handlers.get(name) or library.handler_aliases.get(name)
+        if handler is None:
+            if name not in (*LORA_TAGS, "hypernet"):
+                log.info("Skipping unknown extra network: %s", name)
+            continue
+        _call_handler(handler, "activate", p, list(params_list))
+        activated.append(handler)
+    for handler in library.handlers.values():
+        if not any(handler is done for done in activated):
+            _call_handler(handler, "activate", p, [])
+
+
+def deactivate_extension_networks(library: NetworkLibrary, p: Any) -> None:
+    """A1111 `extra_networks.deactivate(p, extra_network_data)` once the job's batches are done: `deactivate(p)`
+    of the networks named in `p.extra_network_data`, then of every other registered network (also when the job
+    failed or was interrupted, so no network stays active)."""
+    data = getattr(p, "extra_network_data", None) or {}
+    named = [library.handlers.get(n) or library.handler_aliases.get(n) for n in data]
+    handlers = [h for h in named if h is not None]
+    handlers += [h for h in library.handlers.values() if not any(h is done for done in handlers)]
+    for handler in handlers:
+        _call_handler(handler, "deactivate", p)

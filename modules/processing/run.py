@@ -36,7 +36,12 @@ from PIL import Image
 
 from modules.processing.conditioning import opt
 from modules.processing.context import AppContext, GenerationResult
-from modules.processing.extra_networks import activate_networks
+from modules.processing.extra_networks import (
+    activate_extension_networks,
+    activate_networks,
+    deactivate_extension_networks,
+    library_of,
+)
 from modules.processing.hires_pass import hires_pass
 from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
 from modules.processing.img2img_init import txt2img_image_conditioning
@@ -48,6 +53,7 @@ from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
 from modules.processing.save_outputs import data_dir
 from modules.processing.vae_io import circular_padding, decode_latents
+from modules.prompts.extra_network_tags import parse_prompts
 from modules.runtime.job_state import Skipped
 from modules.sampling import initial_noise_scale
 
@@ -146,6 +152,8 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
             images, done = _run_batches(run, one_batch)
     finally:
         run.close_console()  # the "Total progress" bar (multiple_tqdm)
+        if getattr(p, "extra_network_data", None) is not None:  # A1111 `extra_networks.deactivate` after the loop
+            deactivate_extension_networks(library_of(ctx), p)
     result = run.finish(images, done, spec, schedule, started)
     hooks.script("postprocess", p, result)
     return result
@@ -285,8 +293,15 @@ def post_sample(run: Job, samples: torch.Tensor) -> torch.Tensor:
 
 
 def _after_networks(run: Job, index: slice) -> None:
-    """`after_extra_networks_activate(p, batch_number=, prompts=, seeds=, subseeds=, extra_network_data=)`."""
+    """The batch's extra-network tags (A1111 `p.parse_extra_network_prompts()`: those of its first prompt, as
+    `p.extra_network_data`), the networks extensions registered activated for them (A1111
+    `extra_networks.activate`), then `after_extra_networks_activate(p, batch_number=, prompts=, seeds=,
+    subseeds=, extra_network_data=)`."""
     p: Any = run.params
+    if not p.disable_extra_networks:
+        run.extra_network_data = dict(parse_prompts(run.prompts[index])[1])
+        p.extra_network_data = run.extra_network_data
+        activate_extension_networks(library_of(run.ctx), p, run.extra_network_data)
     run.hooks.script("after_extra_networks_activate", p, batch_number=index.start // p.batch_size,
                      prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
                      extra_network_data=run.extra_network_data)

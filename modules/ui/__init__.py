@@ -15,3 +15,11 @@ def build_ui(ctx: AppContext) -> Any:
 
 
 create_ui = build_ui
+
+
+def __getattr__(name: str) -> Any:
+    """A1111 `modules.ui` names extensions import (`create_refresh_button`, `gr_show`, the tool-button symbols,
+    …; `modules.compat.ui`)."""
+    from modules.compat.ui import attribute
+
+    return attribute(name)

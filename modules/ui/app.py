@@ -28,6 +28,8 @@ from modules.ui.localization import load_localization
 from modules.ui.merger_tab import build_merger
 from modules.ui.paste import updates_from_infotext
 from modules.ui.pnginfo import build_pnginfo
+from modules.ui.send_to import Destination
+from modules.ui.send_to import begin as begin_send_to
 from modules.ui.settings_tab import build_settings, make_component, ui_value
 from modules.ui.train_tab import build_train
 from modules.ui.txt2img import GenerationTab, build_txt2img
@@ -197,6 +199,22 @@ def wire_send_to(ctx: AppContext, source_image: Any, source_text: Any, button: g
     button.click(send, inputs, outputs, queue=False)
 
 
+def send_to_destinations(txt2img: GenerationTab, img2img: GenerationTab, extras: dict[str, Any]
+                         ) -> dict[str, Destination]:
+    """The tabs extensions' send-to buttons reach (A1111 `paste_fields`): what the app's own buttons fill."""
+    images, sub_tabs, mode = img2img.extra["images"], img2img.extra["mode_tabs"], img2img.extra["mode"]
+
+    def to_img2img(slot: str, sub_id: str, mode_index: int) -> Destination:
+        return Destination("img2img", images[slot], dict(img2img.fields), sub_tabs=sub_tabs, sub_id=sub_id,
+                           mode=mode, mode_index=mode_index)
+
+    return {"txt2img": Destination("txt2img", None, dict(txt2img.fields)),
+            "img2img": to_img2img("init_img", "img2img_tab", 0), "sketch": to_img2img("sketch", "sketch_tab", 1),
+            "inpaint": to_img2img("inpaint", "inpaint_tab", 2),
+            "inpaint_sketch": to_img2img("inpaint_sketch", "inpaint_sketch_tab", 3),
+            "extras": Destination("extras", extras["image"])}
+
+
 def build_ui(ctx: AppContext) -> gr.Blocks:
     """The complete UI for `ctx`; generation goes through `ctx.jobs` (shared FIFO with the API)."""
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
@@ -215,6 +233,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                 build_merger(ctx, cast(gr.Dropdown, top_bar) if top_bar is not None else None)
             with gr.Tab("Train", id="train", elem_id="tab_train"):
                 build_train(ctx, [txt2img.fields[k] for k in PREVIEW_FIELDS if k in txt2img.fields])
+            send_to = begin_send_to(ctx, tabs, send_to_destinations(txt2img, img2img, extras))
             build_extension_tabs(ctx)  # A1111 ui_tabs: extension tabs after the built-in ones
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 build_settings(ctx, settings_tab)
@@ -244,6 +263,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         to_img2img(png.image, png.parameters, png.send_to_inpaint, "inpaint", "inpaint_tab", 2)
         wire_send_to(ctx, png.image, png.parameters, png.send_to_extras, None, extras["image"], tabs, "extras")
 
+        send_to.connect()  # A1111 `connect_paste_params_buttons()`: extensions' send-to buttons
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
         all_keys, all_components = quick_keys, quick_components
         fire_component_hooks(ctx, demo, {"txt2img": txt2img_tab, "img2img": img2img_tab})
