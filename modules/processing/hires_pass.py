@@ -11,6 +11,9 @@
 * `hires_fix_use_firstpass_conds` (A1111 `setup_conds`): without a hires checkpoint, the hires prompts are encoded
   with the first pass's extra networks (their text-encoder weights); the hires prompt's networks still patch the
   UNet of the second pass.
+* A refiner takes over at "Switch at" in the passes `hires_fix_refiner_pass` names ("second pass" by default; see
+  `Job.refiner_factory`), with the hires prompts; the job's model is loaded back for the hires pass (A1111 reloads
+  the selected checkpoint before `sample_hr_pass`).
 """
 
 from __future__ import annotations
@@ -112,9 +115,14 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
         params = ExtraNoiseParams(noise, latent, x)
         run.hooks.fire("extra_noise", params)
         x = x + params.noise * extra
+    refiner, switch_at = run.refiner_factory(spec, p.steps, index, final_w, final_h, second_pass=True,
+                                             prompts=prompts, negatives=negatives, hires_steps=hr_steps)
+    if refiner is not None:
+        run.extra_fields["Refiner switch at"] = switch_at
     run.before_sampling(x, noise, stage)
-    out = run.runner(spec, rng, index, pad).sample(stage, x, sigmas)
-    return decode(run, second, post_sample(run, out))
+    out = run.runner(spec, rng, index, pad).sample(stage, x, sigmas, refiner, switch_at)
+    decoder = (run.ctx.models.current or second) if refiner is not None else second  # the refiner once it took over
+    return decode(run, decoder, post_sample(run, out))
 
 
 def _firstpass_image(run: Any, image: Any) -> Image.Image:

@@ -167,16 +167,30 @@ class Job:
         self.hooks.script("process_before_every_sampling", self.params, x=x, noise=noise, c=stage.cond,
                           uc=stage.uncond)
 
-    def refiner_factory(self, spec: Any, steps: int, index: slice, width: int, height: int
+    def refiner_factory(self, spec: Any, steps: int, index: slice, width: int, height: int, *,
+                        second_pass: bool = False, prompts: list[str] | None = None,
+                        negatives: list[str] | None = None, hires_steps: int | None = None
                         ) -> tuple[Callable[[], Pass] | None, float]:
+        """(loader of the refiner pass, switch point), or (None, 1.0) when this pass has no refiner.
+
+        With hires fix, `hires_fix_refiner_pass` picks the passes the refiner takes part in (A1111 `apply_refiner`):
+        "second pass" (default) only the hires pass (`second_pass=True`, with the hires `prompts`/`negatives` and
+        `hires_steps`), "first pass" only the first, "both passes" both; any other choice than "second pass" is
+        written to the infotext as "Hires refiner" when the refiner takes over."""
         p = self.params
         if not p.refiner_checkpoint or p.refiner_checkpoint == "None" or (p.refiner_switch_at or 1.0) >= 1.0:
+            return None, 1.0
+        hires = bool(getattr(p, "enable_hr", False)) or getattr(p, "firstpass_image", None) is not None
+        passes = str(opt(self.settings, "hires_fix_refiner_pass", "second pass")) if hires else "first pass"
+        if passes == ("first pass" if second_pass else "second pass"):
             return None, 1.0
 
         def load() -> Pass:
             refiner = self.ctx.models.load(p.refiner_checkpoint, options=self.settings)
             self.extra_fields["Refiner"] = refiner.checkpoint.short_title
-            stage, _ = self.conds(refiner, spec, steps, index, width, height)
+            if hires and passes != "second pass":
+                self.extra_fields["Hires refiner"] = passes
+            stage, _ = self.conds(refiner, spec, steps, index, width, height, prompts, negatives, hires_steps)
             stage.image_cond = txt2img_image_conditioning(refiner, index.stop - index.start, width, height)
             return stage
 

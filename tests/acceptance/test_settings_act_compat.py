@@ -9,6 +9,7 @@ One app for the module; every test sets what it needs per request (`override_set
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,17 @@ import numpy as np
 import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
+from tests.conftest import TinyCheckpointFactory
 from tests.integration.test_extra_networks_pipeline import write_lora
 
 
 @pytest.fixture(scope="module")
-def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
+def app(webui_app: WebUIFactory, tiny_checkpoint: TinyCheckpointFactory) -> Iterator[RunningApp]:
     def prepare(data: Path) -> None:
         (data / "models" / "Lora").mkdir(parents=True, exist_ok=True)
         write_lora(data / "models" / "Lora" / "tinylora.safetensors")
+        # a refiner with other weights than sd1, so a pass it takes part in changes the pixels
+        shutil.copyfile(tiny_checkpoint("sd1", seed=1), data / "models" / "Stable-diffusion" / "refiner.safetensors")
 
     yield webui_app(["--api"], checkpoints={"sd1.safetensors": "sd1", "other.safetensors": "sd1"}, prepare=prepare)
 
@@ -50,3 +54,21 @@ def test_hires_pass_can_use_the_first_pass_conds(app: RunningApp) -> None:
     assert not np.array_equal(own, firstpass)
     assert np.array_equal(firstpass, with_lora)  # the hires prompt encoded with the first pass's networks
     assert "Hires prompt: a cat" in info
+
+
+def test_hires_fix_refiner_pass_picks_the_passes_the_refiner_refines(app: RunningApp) -> None:
+    request = {**HIRES, "steps": 4, "hr_second_pass_steps": 3, "refiner_checkpoint": "refiner",
+               "refiner_switch_at": 0.8}
+    base, _ = generate(app, **{**HIRES, "steps": 4, "hr_second_pass_steps": 3})
+    results: dict[str, np.ndarray] = {}
+    for passes in ("second pass", "first pass", "both passes"):
+        results[passes], info = generate(app, **request, override_settings={"hires_fix_refiner_pass": passes})
+        assert "Refiner: refiner" in info and "Refiner switch at: 0.8" in info
+        # A1111 writes the choice only when it is not the default
+        assert ("Hires refiner" in info) == (passes != "second pass")
+        if passes != "second pass":
+            assert f"Hires refiner: {passes}" in info
+    default, _ = generate(app, **request)
+    assert np.array_equal(default, results["second pass"])
+    pixels = [base, *results.values()]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(pixels) for b in pixels[i + 1:])

@@ -93,7 +93,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
     "samples_log_stdout": UI,
-    "hires_fix_refiner_pass": THIS_ISSUE,
     "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE,
     "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
     "use_old_emphasis_implementation": THIS_ISSUE,
