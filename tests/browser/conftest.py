@@ -1,5 +1,6 @@
-"""Browser fixtures: a real server (modules.server via the integration live-server helper) with the UI from
-`modules.ui.build_ui`, and a Playwright page on Debian's Chromium (skipped only when /usr/bin/chromium is missing)."""
+"""Browser fixtures: the real app built through its composition root (`webui.create_app`, with the API on so tests
+can read settings back over HTTP) and a Playwright page on Debian's Chromium (skipped only when /usr/bin/chromium
+is missing)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def start_ui_server(data_dir: Path, args: list[str] | None = None) -> Any:
-    """Start the full app with the UI on a free loopback port; the UI is built on the server's `ctx`."""
-    from modules.ui import build_ui
-    from tests.integration.conftest import start_live_server
+    """The app as `./webui.sh` builds it (`webui.create_app` through the acceptance harness) with `args` and
+    `data_dir`, served on a free loopback port; `.url`, `.client`, `.stop()`."""
+    from tests.acceptance.conftest import serve
 
-    return start_live_server(data_dir, args or [], ui_factory=build_ui)
+    return serve([*(args or []), "--api", "--no-download-sd-model"], data_dir)
 
 
 @pytest.fixture(scope="module")

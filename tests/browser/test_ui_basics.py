@@ -74,7 +74,7 @@ def test_zh_cn_through_settings_tab_survives_restart(tmp_path: Path, browser) ->
         page.click("#settings_submit")
         page.wait_for_function("(document.querySelector('#settings_result')?.innerText || '').includes('localization')",
                                timeout=20000)
-        assert srv.ctx.settings.get("localization") == "zh_CN"  # the UI runs on the server's own ctx
+        assert srv.client.get("/sdapi/v1/options").json()["localization"] == "zh_CN"  # the UI's own settings
         page.click("#settings_restart_gradio")
         page.wait_for_function("(document.querySelector('#txt2img_generate')?.innerText || '').trim() === '生成'",
                                timeout=30000)
@@ -83,7 +83,7 @@ def test_zh_cn_through_settings_tab_survives_restart(tmp_path: Path, browser) ->
     assert json.loads((tmp_path / "config.json").read_text())["localization"] == "zh_CN"
     srv = start_ui_server(tmp_path)
     try:
-        assert srv.ctx.settings.get("localization") == "zh_CN"
+        assert srv.client.get("/sdapi/v1/options").json()["localization"] == "zh_CN"
     finally:
         srv.stop()
 
