@@ -92,16 +92,16 @@ def test_image_browser_send_to_buttons(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1000)
     page.click("#tab_mini_browser-button")
     page.click("#mini_browser_refresh")
-    page.wait_for_function("document.querySelector('#mini_browser_info textarea').value.includes('Seed: 4242')",
+    page.wait_for_function("document.querySelector('#mini_browser_info textarea')?.value.includes('Seed: 4242')",
                            timeout=30000)
     page.locator("#tab_mini_browser #txt2img_tab").click()
-    page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value === 'a red lighthouse'",
+    page.wait_for_function("document.querySelector('#txt2img_prompt textarea')?.value === 'a red lighthouse'",
                            timeout=30000)
     assert page.locator("#tab_txt2img").is_visible()
     assert page.input_value("#txt2img_steps input[type=number]") == "3"
     page.click("#tab_mini_browser-button")
     page.locator("#tab_mini_browser #img2img_tab").click()
-    page.wait_for_function("document.querySelector('#img2img_prompt textarea').value === 'a red lighthouse'",
+    page.wait_for_function("document.querySelector('#img2img_prompt textarea')?.value === 'a red lighthouse'",
                            timeout=30000)
     page.wait_for_selector("#img2img_image img", state="visible", timeout=30000)
     assert page.locator("#tab_img2img").is_visible()
