@@ -6,6 +6,10 @@ x_type, x_values, x_values_dropdown, y_type, y_values, y_values_dropdown, z_type
 draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds, vary_seeds_x, vary_seeds_y, vary_seeds_z,
 margin_size, csv_mode.  Axis types may be given by label or by index in the tab's axis list.
 
+The grid's infotext carries `Script: X/Y/Z plot`, each used axis' "X Type" / "X Values" (and "Fixed X Values",
+the seeds actually used, for seed axes unless "Keep -1 for seeds") as A1111 writes them into the grid's extra
+generation params; `infotext_fields` paste them back into the controls.
+
 Difference: A1111 refuses a grid above `img_max_size_mp`; here the grid is split into pages within the limit
 (`modules.images.build_grid_pages`), so every cell is still shown.
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 from modules.extensions import xyz
 from modules.extensions.api import Script, ScriptArg, copy_params, process_images
-from modules.images import build_grid_pages, image_grid
+from modules.images import build_grid_pages, image_grid, quote, split_infotext
 
 
 def _sampler_check(values: Sequence[Any]) -> None:
@@ -69,6 +73,7 @@ class AxisPlan:
 
     axis: xyz.Axis
     values: list[Any]
+    text: str = ""
 
     @property
     def labels(self) -> list[str]:
@@ -80,7 +85,7 @@ def build_axis(axes: Sequence[xyz.Axis], type_: Any, text: str, dropdown: Sequen
     """Parse one axis (dropdown values are used when given and not in CSV mode) and check its values."""
     axis = xyz.find_axis(type_, axes)
     if axis.kind == "none":
-        return AxisPlan(axis, [None])
+        return AxisPlan(axis, [None], "")
     if dropdown and not csv_mode:
         text = ",".join(f'"{v}"' if "," in str(v) else str(v) for v in dropdown)
     try:
@@ -90,7 +95,32 @@ def build_axis(axes: Sequence[xyz.Axis], type_: Any, text: str, dropdown: Sequen
     if axis.is_seed:
         values = xyz.fix_seeds(values, keep_random=keep_random_seeds)
     xyz.check_values(axis, values, p)
-    return AxisPlan(axis, values)
+    return AxisPlan(axis, values, text or "")
+
+
+def plot_fields(title: str, plans: Sequence[AxisPlan], *, fixed_seeds: bool) -> dict[str, str]:
+    """The grid's extra infotext fields (A1111: "Script", "X Type", "X Values", "Fixed X Values", … per used
+    axis)."""
+    out = {"Script": title}
+    for name, plan in zip("XYZ", plans, strict=True):
+        if plan.axis.kind == "none":
+            continue
+        out[f"{name} Type"] = plan.axis.label
+        out[f"{name} Values"] = plan.text
+        if plan.axis.is_seed and fixed_seeds:
+            out[f"Fixed {name} Values"] = ", ".join(str(v) for v in plan.values)
+    return out
+
+
+def with_fields(infotext: str, fields: dict[str, str]) -> str:
+    """`infotext` with `fields` appended to its parameters line (values quoted as A1111 `quote` does)."""
+    if not infotext:
+        return infotext
+    extra = ", ".join(f"{key}: {quote(value)}" for key, value in fields.items())
+    _prompt, _negative, existing = split_infotext(infotext)
+    if not existing:
+        return f"{infotext}\n{extra}"
+    return f"{infotext.rstrip()}, {extra}"
 
 
 def cell_image(result: Any) -> Any:
@@ -125,9 +155,11 @@ def assemble(results: dict[tuple[int, int, int], Any], x: AxisPlan, y: AxisPlan,
 
 
 def merge_results(first: Any, grids: list[Any], sub_grids: list[Any], cell_results: list[Any],
-                  *, include_lone_images: bool) -> Any:
-    """One result: grid pages first, then the Z sub-grids and lone images when asked (A1111 order)."""
+                  *, include_lone_images: bool, grid_fields: dict[str, str] | None = None) -> Any:
+    """One result: grid pages first, then the Z sub-grids and lone images when asked (A1111 order); the grid
+    pages' infotext is the first cell's plus `grid_fields`."""
     grid_info = first.infotexts[0] if getattr(first, "infotexts", None) else ""
+    grid_info = with_fields(grid_info, grid_fields or {})
     images = [*grids, *sub_grids]
     infotexts = [grid_info] * len(images)
     if include_lone_images:
@@ -150,6 +182,8 @@ class XYZPlot(Script):
 
     def ui(self, is_img2img: bool) -> list[Any]:
         labels = [a.label for a in tab_axes(is_img2img)]
+        self.infotext_fields = [(f"{axis}_{part}", f"{axis.upper()} {part.title()}") for axis in "xyz"
+                                for part in ("type", "values")]  # pasting the grid's infotext restores the plot
         out: list[Any] = []
         for axis, default in (("x", "Seed"), ("y", "Nothing"), ("z", "Nothing")):
             out += [ScriptArg(f"{axis}_type", f"{axis.upper()} type", default, kind="dropdown", choices=labels),
@@ -190,4 +224,5 @@ class XYZPlot(Script):
         grids, sub_grids = assemble(results, x, y, z, draw_legend=draw_legend, margin=int(margin_size),
                                     settings=getattr(p, "settings", None))
         return merge_results(ordered[0], grids, sub_grids if include_sub_grids else [], ordered,
-                             include_lone_images=include_lone_images)
+                             include_lone_images=include_lone_images,
+                             grid_fields=plot_fields(self.title(), plans, fixed_seeds=not no_fixed_seeds))

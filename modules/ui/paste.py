@@ -10,7 +10,7 @@ whether seed and size are copied).
 current one; the checkpoint (`Model hash`) only when `disable_weights_auto_swap` is off. Index radios (Mask mode,
 Masked content, Inpaint area, Resize mode) receive their label, not the index. Scripts' `infotext_fields`
 ((argument name or component, infotext label) pairs, e.g. Soft inpainting's) are pasted into their controls,
-registered in the tab's fields as `infotext:<label>`.
+registered in the tab's fields as `infotext:<label>`; a "Script" field selects that script in the Script dropdown.
 """
 
 from __future__ import annotations
@@ -151,6 +151,11 @@ def updates_from_infotext(ctx: AppContext, text: str, fields: dict[str, gr.compo
             value = script_field_value(component, parsed[label])
             if value is not None:
                 updates[component] = gr.update(value=value)
+    script = fields.get("script_name")
+    if isinstance(script, gr.Dropdown) and parsed.get("Script"):  # A1111 pastes "Script" into the dropdown
+        titles = [c[1] if isinstance(c, tuple | list) else c for c in script.choices or []]
+        if parsed["Script"] in titles:
+            updates[script] = gr.update(value=parsed["Script"])
     if "override_settings" in fields:
         choices = override_choices(ctx, parsed)
         updates[fields["override_settings"]] = gr.update(choices=choices, value=choices, visible=bool(choices))

@@ -24,6 +24,11 @@ class ScriptControls:
     dropdown: gr.Dropdown
     selectable: dict[str, list[tuple[str, gr.components.Component]]] = field(default_factory=dict)
     alwayson: dict[str, list[tuple[str, gr.components.Component]]] = field(default_factory=dict)
+    groups: list[tuple[str, gr.Group]] = field(default_factory=list)
+
+    def show_selected(self, title: str) -> list[Any]:
+        """Visibility updates of the selectable scripts' groups: only `title`'s is shown (A1111 `select_script`)."""
+        return [gr.update(visible=t == title) for t, _g in self.groups]
 
     def components(self) -> list[gr.components.Component]:
         """Every script argument component (inputs of the generate event)."""
@@ -97,28 +102,25 @@ def build_script_controls(ctx: AppContext, tab: str) -> ScriptControls:
     runner = ctx.scripts.for_kind(tab)
     selectable = list(runner.selectable_scripts)
     alwayson = list(runner.alwayson_scripts)
-    controls = ScriptControls(gr.Dropdown(["None"], value="None", label="Script", elem_id=f"{tab}_script_dropdown"))
+    # choices given to the constructor: Gradio rebuilds a component from its constructor arguments once an event
+    # updated it, so choices assigned later would be lost (a pasted "Script" would then be refused)
+    choices = [("None", "None"), *[(s.title(), s.title()) for s in selectable]]
+    controls = ScriptControls(gr.Dropdown(choices, value="None", label="Script", elem_id=f"{tab}_script_dropdown"))
     for script in alwayson:
         with gr.Group(elem_id=f"{tab}_script_group_{_slug(script.title())}") as group:
             controls.alwayson[script.title()] = script_ui(runner, tab, script, accordion=True)
         script.group = group
     groups: list[tuple[str, gr.Group]] = []
-    titles = []
     for script in selectable:
         title = script.title()
         with gr.Group(visible=False, elem_id=f"{tab}_script_{_slug(title)}") as group:
             controls.selectable[title] = script_ui(runner, tab, script, accordion=False)
         script.group = group
         groups.append((title, group))
-        titles.append(title)
-    controls.dropdown.choices = [("None", "None"), *[(t, t) for t in titles]]
 
-    def select(title: str) -> list[Any]:
-        """Show only the selected script's controls (A1111 `select_script`)."""
-        return [gr.update(visible=t == title) for t, _g in groups]
-
+    controls.groups = groups
     if groups:
-        controls.dropdown.change(select, controls.dropdown, [g for _t, g in groups], queue=False,
+        controls.dropdown.change(controls.show_selected, controls.dropdown, [g for _t, g in groups], queue=False,
                                  show_progress="hidden")
     return controls
 

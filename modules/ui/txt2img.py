@@ -168,7 +168,11 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
             raise gr.Error("Nothing to paste: the prompt box has no generation parameters and params.txt is empty")
         return updates_from_infotext(ctx, text, named_with_prompts(tab))
 
-    row.paste.click(paste, [row.prompt], list(dict.fromkeys(paste_targets)), queue=False)
+    pasted = row.paste.click(paste, [row.prompt], list(dict.fromkeys(paste_targets)), queue=False)
+    scripts = tab.extra.get("scripts")
+    if scripts is not None and scripts.groups:  # a pasted "Script" shows that script's controls
+        pasted.then(scripts.show_selected, scripts.dropdown, [g for _t, g in scripts.groups], queue=False,
+                    show_progress="hidden")
 
     def reuse_seed(info: str, index: int) -> int:
         """♻️: the seed of the selected image of the last generation (A1111 `connect_reuse_seed`)."""
