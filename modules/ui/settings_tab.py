@@ -17,6 +17,7 @@ from modules.processing.context import AppContext
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
 from modules.ui.common import checkpoint_titles, error_html, vae_choices
 from modules.ui.localization import list_localizations
+from modules.ui.settings_pages import build_actions_page, build_sysinfo_page
 
 
 def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
@@ -148,6 +149,10 @@ def _layout(ctx: AppContext) -> tuple[list[str], list[gr.components.Component], 
                             keys.append(info.key)
                             section_keys.append(info.key)
                     accordions.append((acc, section_keys))
+        with gr.Tab("Actions", elem_id="settings_tab_actions"):
+            build_actions_page(ctx)
+        with gr.Tab("Sysinfo", elem_id="settings_tab_sysinfo"):
+            build_sysinfo_page(ctx)
     return keys, components, accordions
 
 
