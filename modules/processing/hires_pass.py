@@ -58,6 +58,9 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
     """Upscale `samples` (or `firstpass_image` when `samples` is None) and run the second pass; returns images."""
     p = run.params
     assert isinstance(p, Txt2ImgParams)
+    if samples is not None and run.job.state.interrupted:
+        # A1111 `sample_hr_pass`: interrupted during the first pass → its (incomplete) latent is the result
+        return decode(run, model, post_sample(run, samples))
     upscaler = p.hr_upscaler or "Latent"
     batch = index.stop - index.start
     second = hires_model(run, model)

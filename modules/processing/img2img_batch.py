@@ -112,7 +112,10 @@ def run_img2img_batch(ctx: AppContext, params: Img2ImgParams, spec: Img2ImgBatch
             outcome.notices.append(f"{path.name}: {exc}")
             continue
         outcome.results[str(path)] = result
-        if out_dir is not None:
+        # an interrupted file's images are incomplete: written only with `save_incomplete_images` (A1111 `save_samples`)
+        incomplete = job.state.interrupted and not params.override_settings.get(
+            "save_incomplete_images", ctx.settings.get("save_incomplete_images"))
+        if out_dir is not None and not incomplete:
             first = result.index_of_first_image
             for n, (out, info) in enumerate(zip(result.images[first:], result.infotexts[first:], strict=True)):
                 target = out_dir / (path.stem + (f"-{n}" if n else "") + path.suffix)

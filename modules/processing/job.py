@@ -64,6 +64,9 @@ class Job:
     returned_extras: dict[int, list[Image.Image]] = field(default_factory=dict)
     """Image index → images returned right after it but not saved as samples (`return_mask`,
     `return_mask_composite`)."""
+    incomplete: set[int] = field(default_factory=set)
+    """Indices of the images of a batch an interrupt cut short: returned, saved only with `save_incomplete_images`
+    (A1111 `p.save_samples()`)."""
     checked_hash: tuple[str | None] | None = None
     total_progress: TotalProgress | None = None
     """The console's "Total progress" bar of the job (`multiple_tqdm`); closed by `close_console`."""
@@ -245,7 +248,17 @@ class Job:
                                      if unet_in_channels(self.model) == 9 else None),
             image_cfg_scale=image_cfg, extra=dict(self.extra_fields))
         fields = generation_fields(p, image_ctx, width=self.width, height=self.height, hires_info=self.hires_info)
+        user = getattr(self.job, "user", None)  # the authenticated login that submitted the job (A1111 `p.user`)
+        if user and opt(s, "add_user_name_to_info", False):
+            fields["User"] = user
         return build_infotext(self.prompts[i], self.negative_prompts[i], fields)
+
+    def unsaved_positions(self, done: list[int]) -> frozenset[int]:
+        """Positions in the job's images that are not written: the incomplete ones, unless `save_incomplete_images`
+        (A1111 `save_samples()`: `opts.save_incomplete_images or not state.interrupted and not state.skipped`)."""
+        if bool(opt(self.settings, "save_incomplete_images", False)):
+            return frozenset()
+        return frozenset(k for k, i in enumerate(done) if i in self.incomplete)
 
     def close_console(self) -> None:
         """Close the job's "Total progress" bar (end of the job, also after an error or interrupt)."""
@@ -274,7 +287,8 @@ class Job:
             model_name=info.model_name, model_hash=self.model_hash(), batch_size=p.batch_size,
             n_iter=p.n_iter, all_seeds=tuple(self.seeds), job_timestamp=self.job.state.job_timestamp)
         request = SaveRequest(self.kind, images, infotexts, seeds, prompts, negatives, p.batch_size, p.n_iter,
-                              p.do_not_save_samples, p.do_not_save_grid, filename_job, params=p)
+                              p.do_not_save_samples, p.do_not_save_grid, filename_job, params=p,
+                              unsaved=self.unsaved_positions(done))
         saved = save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks, notices=self.notices) if images else []
         out_images, out_infos, first = with_returned_extras(images, infotexts, done, self.returned_extras)
         if grid is not None and opt(self.settings, "return_grid", True):

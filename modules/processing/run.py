@@ -18,8 +18,9 @@ job (`ScriptRunner.run`, scripts call `process_images(p)` back), else the pipeli
    inpainting composite), `postprocess_image_after_composite`;
 7. infotexts, saving (samples, grid, params.txt) and the `GenerationResult`; `postprocess(p, result)`.
 
-An interrupt raises `Interrupted` out of the sampler callback before anything is saved; a skip drops the current
-batch and continues with the next (A1111 "Skip"). Tiling applies circular padding for this job only.
+An interrupt ends sampling with the last prediction (A1111 `last_latent`): that batch is decoded, postprocessed and
+returned as incomplete images, saved only with `save_incomplete_images`, and no further batch starts; interrupted
+before any image, the job has no result. A skip drops the current batch and continues with the next (A1111 "Skip"). Tiling applies circular padding for this job only.
 """
 
 from __future__ import annotations
@@ -211,10 +212,13 @@ def _run_batches(run: Job, one_batch: Callable[[slice], tuple[list[Image.Image],
             out, indices = _postprocess_batch(run, n, index, batch, composite)
             images.extend(out)
             done.extend(indices)
+            if state.interrupted:  # A1111 `save_samples()` reads `state.interrupted` when the batch is saved
+                run.incomplete.update(indices)
         except Skipped:
             pass
         state.next_job()
-    state.check()
+    if not images:
+        state.check()  # interrupted before any image was made: the job has no result
     return images, done
 
 

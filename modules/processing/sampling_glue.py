@@ -10,7 +10,9 @@ A1111 behaviour kept (`sd_samplers_kdiffusion`, `sd_samplers_common`):
   preview every `show_progress_every_n_steps` steps (`modules.processing.preview`);
 * the refiner takes over once `1 - t/999` exceeds "Switch at" (fraction of model timesteps, A1111 1.9+), or with
   `refiner_switch_by_sample_steps` once that fraction of the steps is done: the rest of the sigmas run with the
-  refiner model and its own conds.
+  refiner model and its own conds;
+* an interrupt (not a skip) ends sampling early with the last x0 prediction of the prompt (A1111 `last_latent`),
+  which the job decodes as an incomplete image (`save_incomplete_images`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from modules.processing.console_progress import TotalProgress
 from modules.processing.preview import live_preview, preview_latents
 from modules.processing.rng import ImageRNG
 from modules.processing.vae_io import decode_latents
+from modules.runtime.job_state import Interrupted, Skipped
 from modules.sampling import (
     BrownianTreeNoiseSampler,
     CFGDenoiser,
@@ -225,6 +228,8 @@ class SamplingRun:
     """The sampler's step bar in the console (off with `--disable-console-progressbars`)."""
     total_bar: TotalProgress | None = None
     """The job's "Total progress" bar (`multiple_tqdm`), stepped with every sampling step."""
+    interrupted: bool = False
+    """An interrupt stopped the sampling: `sample` returned the last prediction (A1111 `last_latent`)."""
 
     def callback(self, sdxl: bool, cfg: CFGDenoiser | None = None, model: Any = None
                  ) -> Callable[[dict[str, Any]], None]:
@@ -279,10 +284,18 @@ class SamplingRun:
                                                          per_image_trees=per_image)
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
-        out = self.spec.function(model, x, sigmas, extra_args=extra,
-                                 callback=self.callback(stage.model.is_sdxl, cfg, stage.model),
-                                 disable=not self.console_bars,
-                                 **options)
+        try:
+            out = self.spec.function(model, x, sigmas, extra_args=extra,
+                                     callback=self.callback(stage.model.is_sdxl, cfg, stage.model),
+                                     disable=not self.console_bars,
+                                     **options)
+        except Skipped:
+            raise
+        except Interrupted:
+            # A1111 `launch_sampling`: an interrupt ends sampling with the prompt's last x0 prediction (the noisy
+            # start before the first model call), which the job decodes and returns as an incomplete image
+            self.interrupted = True
+            return x if cfg.last_cond_denoised is None else cfg.last_cond_denoised
         check_for_nans(out, "unet", stage.model.dtypes)
         self._record_infotext(cfg, policy)
         return out
@@ -324,7 +337,7 @@ class SamplingRun:
             after = (completed > switch_at).nonzero()
             split = int(after[0]) if len(after) else total
         x = self._segment(base, x, sigmas[: split + 1], total) if split > 0 else x
-        if refiner is not None and split < total:
+        if refiner is not None and split < total and not self.interrupted:
             self.step_offset += split
             x = self._segment(refiner(), x, sigmas[split:], total)
-        return x * final_latent_scale(self.spec, sigmas[-1])
+        return x if self.interrupted else x * final_latent_scale(self.spec, sigmas[-1])

@@ -5,7 +5,9 @@
   the first image's infotext. Every file is written atomically by `modules.images.save_image`.
 * `params.txt` in the data folder gets the first image's infotext (A1111, unless `--no-prompt-history`).
 * File names follow `--filenames-max-length` and `--unix-filenames-sanitization` (A1111 `FilenameGenerator`).
-* Nothing is written for a job that was interrupted: the caller saves only after every image is done.
+* Images an interrupt left incomplete are returned but written only with `save_incomplete_images` (A1111
+  `p.save_samples()`); a grid holding such unwritten images is not written either (A1111 writes it; here no file of
+  an interrupted job shows images the setting keeps off the disk).
 * Callbacks (A1111 `script_callbacks`): `image_grid(ImageGridLoopParams)` before a grid is built (callbacks may
   change the images and the layout), `before_image_saved(ImageSaveParams)` before each file (callbacks may replace
   the image and the `parameters` text; `filename` is the target folder, the final name is chosen while writing)
@@ -48,6 +50,8 @@ class SaveRequest:
     do_not_save_grid: bool
     filename_job: FilenameJob
     params: Any = None
+    unsaved: frozenset[int] = frozenset()
+    """Positions in `images` not to write: images an interrupt left incomplete (`save_incomplete_images` off)."""
 
 
 def data_dir(ctx: AppContext) -> Path:
@@ -128,6 +132,8 @@ def save_outputs(ctx: AppContext, settings: Mapping[str, Any], request: SaveRequ
     if opt(settings, "samples_save", True) and not request.do_not_save_samples:
         folder = output_dir(request.kind, settings, base_dir=base)
         for index, image in enumerate(request.images):
+            if index in request.unsaved:
+                continue
             def save(im: Image.Image, info: str, index: int = index, folder: Path = folder) -> Any:
                 return save_image(im, folder, "", settings=settings, seed=request.seeds[index],
                                   prompt=request.prompts[index], info=info, job=_job_for(request, index))
@@ -138,7 +144,8 @@ def save_outputs(ctx: AppContext, settings: Mapping[str, Any], request: SaveRequ
                 notices.append(_unsaved_notice("image", folder, exc))
                 continue
             written.append(str(saved.path))
-    if grid is not None and opt(settings, "grid_save", True) and not request.do_not_save_grid:
+    if grid is not None and opt(settings, "grid_save", True) and not request.do_not_save_grid \
+            and not request.unsaved:
         folder = output_dir(request.kind, settings, grid=True, base_dir=base)
         def save_g(im: Image.Image, info: str, folder: Path = folder) -> Any:
             return save_grid(im, folder, settings=settings, seed=request.seeds[0], prompt=request.prompts[0],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,37 @@ def test_hires_fix_refiner_pass_picks_the_passes_the_refiner_refines(app: Runnin
     assert np.array_equal(default, results["second pass"])
     pixels = [base, *results.values()]
     assert all(not np.array_equal(a, b) for i, a in enumerate(pixels) for b in pixels[i + 1:])
+
+
+def interrupted_txt2img(app: RunningApp, **payload: Any) -> dict[str, Any]:
+    """A txt2img request interrupted (POST /sdapi/v1/interrupt) once its sampling passed step 3; the answer."""
+    result: dict[str, Any] = {}
+    job = threading.Thread(target=lambda: result.update(app.txt2img(**payload)))
+    job.start()
+    try:
+        app.wait_for("sampling step 3", lambda: app.client.get("/sdapi/v1/progress").json()["state"][
+            "sampling_step"] >= 3)
+        assert app.client.post("/sdapi/v1/interrupt").status_code == 200
+    finally:
+        job.join()
+    return result
+
+
+def saved_samples(app: RunningApp) -> set[Path]:
+    folder = app.data_dir / "outputs" / "txt2img-images"
+    return {p for p in folder.rglob("*.png")} if folder.exists() else set()
+
+
+def test_interrupted_images_are_returned_and_saved_only_with_save_incomplete_images(app: RunningApp) -> None:
+    before = saved_samples(app)
+    request = {"steps": 400, "n_iter": 2, "save_images": True, **HIRES, "hr_scale": 2}
+    data = interrupted_txt2img(app, **request)
+    # the first batch, decoded from its last prediction at the first-pass size (no hires pass, no second batch)
+    assert [decode_png(b).size for b in data["images"]] == [(64, 64)]
+    assert "Steps: 400" in json.loads(data["info"])["infotexts"][0]
+    assert saved_samples(app) == before  # A1111 default: an incomplete image is not saved
+    data = interrupted_txt2img(app, **request, override_settings={"save_incomplete_images": True})
+    assert len(data["images"]) == 1
+    assert len(saved_samples(app) - before) == 1
+    complete = app.txt2img(save_images=True)  # the next job is not interrupted
+    assert len(complete["images"]) == 1 and len(saved_samples(app) - before) == 2

@@ -162,8 +162,12 @@ def test_interrupt_saves_nothing_and_next_job_runs(ctx: AppContext) -> None:
         original(info)
 
     job.state.sampler_callback = interrupt_on_second_step  # type: ignore[method-assign]
-    with pytest.raises(Interrupted):
-        run_txt2img(ctx, t2i("sd1", steps=3, n_iter=2), job)
-    assert outputs(ctx) == before
+    interrupted = run_txt2img(ctx, t2i("sd1", steps=3, n_iter=2), job)
+    assert len(interrupted.images) == 1  # the interrupted batch, incomplete (A1111); no second batch
+    assert outputs(ctx) == before  # save_incomplete_images is off
+    early = new_job()
+    early.state.interrupt()
+    with pytest.raises(Interrupted):  # interrupted before any image: no result
+        run_txt2img(ctx, t2i("sd1", steps=3), early)
     result = run_txt2img(ctx, t2i("sd1"), new_job())
     assert len(result.saved_paths) == 1

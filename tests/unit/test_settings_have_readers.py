@@ -52,6 +52,7 @@ TOME_HYPERTILE = "token merging / Hypertile (issue 16)"
 EXTENSIONS = "extensions compatibility (issue 13)"
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
+EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
 THIS_ISSUE = "settings that act (this issue): not built yet"
 
 ALLOWED_UNREAD: dict[str, str] = {
@@ -89,7 +90,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
     "gfpgan_model": FACE,
     # THIS_ISSUE
-    "save_incomplete_images": THIS_ISSUE, "realesrgan_enabled_models": THIS_ISSUE,
+    "realesrgan_enabled_models": THIS_ISSUE,
     "dat_enabled_models": THIS_ISSUE,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
     "samples_log_stdout": UI,
@@ -100,7 +101,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "lora_bundled_ti_to_infotext": THIS_ISSUE,
     "live_previews_image_format": UI,
     "postprocessing_existing_caption_action": THIS_ISSUE,
-    "skip_version_check": SECURITY,
+
     # TRAINING
     "training_image_repeats_per_epoch": TRAINING, "training_xattention_optimizations": TRAINING,
     "unload_models_when_training": TRAINING, "pin_memory": TRAINING,
@@ -108,7 +109,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
     "training_tensorboard_flush_every": TRAINING,
     # EXTENSIONS
-    "sd_unet": EXTENSIONS, "restore_config_state_file": EXTENSIONS, "sd_checkpoint_hash": EXTENSIONS,
+    "sd_unet": EXTENSIONS, "restore_config_state_file": EXTENSIONS,
     # TOME_HYPERTILE
     "token_merging_ratio": TOME_HYPERTILE, "token_merging_ratio_img2img": TOME_HYPERTILE,
     "token_merging_ratio_hr": TOME_HYPERTILE, "hypertile_enable_unet": TOME_HYPERTILE,
@@ -124,7 +125,7 @@ ALLOWED_UNREAD: dict[str, str] = {
     "deepbooru_sort_alpha": INTERROGATE, "deepbooru_use_spaces": INTERROGATE, "deepbooru_escape": INTERROGATE,
     "deepbooru_filter_tags": INTERROGATE, "do_not_download_clip": INTERROGATE,
     # SECURITY
-    "add_user_name_to_info": SECURITY, "disable_tls_verify": SECURITY, "administrator": SECURITY,
+    "administrator": EXTENSION_ONLY,
 }
 """Registered settings and flags (by key / dest) that no production code reads yet → the open issue that builds
 them. Shrinks only."""
