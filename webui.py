@@ -199,7 +199,8 @@ def _print_startup_facts(ctx: AppContext) -> None:
     flags, policy = ctx.flags, ctx.models.policy
     xformers = importlib.util.find_spec("xformers") is not None
     warnings = ctx.startup_warnings + flag_warnings(flags, torch.cuda.is_available(), xformers)
-    for message in warnings + outdated_dependencies():
+    # --skip-version-check: A1111 skips its torch/xformers version warnings; here the dependency-floor check
+    for message in warnings + ([] if flags.skip_version_check else outdated_dependencies()):
         _print(f"Warning: {message}")
     _print(startup_diagnostics(str(policy.device), str(policy.dtypes.unet).removeprefix("torch."),
                                ctx.models.attention.current().name,

@@ -212,7 +212,7 @@ def build_app(ctx: AppContext, ui: Any = None, *, server_action: Callable[[str],
     app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url=None, openapi_url=None)
     if flags.api or flags.nowebui:
         services = ApiServices(ctx, allow_server_stop=bool(flags.api_server_stop), server_action=server_action,
-                               restartable=bool(env.get("SD_WEBUI_RESTART")))
+                               restartable=bool(env.get("SD_WEBUI_RESTART")), logins_required=api_guard.enabled)
         mount_api(app, services, api_guard, api_log=bool(flags.api_log))
         _add_docs(app, api_guard)
     if with_ui:

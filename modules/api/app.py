@@ -36,6 +36,8 @@ class ApiServices:
     allow_server_stop: bool = False
     server_action: ServerAction | None = None
     restartable: bool = False
+    logins_required: bool = False
+    """True when the API checks logins (`--api-auth`/`--gradio-auth`): then the login names the job's user."""
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A global setting's current value, `default` for keys the store does not know."""

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from modules.api.app import ApiServices
+from modules.api.auth import parse_basic_header
 from modules.api.errors import ApiError
 from modules.api.images_b64 import decode_image, encode_image
 from modules.api.schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
@@ -210,11 +211,17 @@ def build_params(services: ApiServices, req: BaseModel, params_type: type[Genera
     return params
 
 
-def submit_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None) -> Job:
-    """Queue the pipeline function for `kind` (409 for a duplicate `force_task_id`, 429 when the queue is full)."""
+def submit_job(services: ApiServices, kind: str, params: GenerationParams, task_id: str | None,
+               request: Request | None = None) -> Job:
+    """Queue the pipeline function for `kind` (409 for a duplicate `force_task_id`, 429 when the queue is full).
+    With API logins required, the job records the login (infotext `User:` with `add_user_name_to_info`)."""
     fn = run_txt2img if kind == "txt2img" else run_img2img
+    user = None
+    if request is not None and services.logins_required:
+        pair = parse_basic_header(request.headers.get("authorization"))
+        user = pair[0] if pair is not None else None
     try:
-        return services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id)
+        return services.ctx.jobs.submit(fn, services.ctx, params, kind=kind, job_id=task_id, user=user)
     except QueueFullError as exc:
         raise ApiError(429, str(exc)) from None
     except ValueError as exc:
@@ -275,7 +282,7 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
     async def txt2img_route(req: Txt2ImgRequest, request: Request) -> GenerationResponse:
         """Generate images from a prompt (A1111 `text2imgapi`)."""
         params = await run_in_threadpool(build_params, services, req, Txt2ImgParams)
-        job = submit_job(services, "txt2img", params, req.force_task_id)
+        job = submit_job(services, "txt2img", params, req.force_task_id, request)
         await wait_for_job(job, request)
         result = job_result("txt2img", job)
         return await run_in_threadpool(respond, services, req, result, req.model_dump())
@@ -285,7 +292,7 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
         if not req.init_images:
             raise ApiError(404, "Init image not found", field="init_images")
         params = await run_in_threadpool(build_params, services, req, Img2ImgParams)
-        job = submit_job(services, "img2img", params, req.force_task_id)
+        job = submit_job(services, "img2img", params, req.force_task_id, request)
         await wait_for_job(job, request)
         result = job_result("img2img", job)
         echo = req.model_dump()

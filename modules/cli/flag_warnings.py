@@ -81,6 +81,10 @@ def _server_warnings(flags: Any) -> list[str]:
                    "arbitrary code through the Extensions tab")
     if flags.allow_code and is_exposed(flags):
         out.append("--allow-code on an exposed server lets remote users run arbitrary Python code")
+    if flags.disable_tls_verify is False:  # store_false: passing the flag makes it False
+        out.append("--disable-tls-verify has no effect here: A1111 needs it so Gradio's start-up request to its own "
+                   "HTTPS address accepts a self-signed certificate; this server makes no such request, so "
+                   "self-signed certificates work without it")
     if bool(flags.tls_keyfile) != bool(flags.tls_certfile):
         given, missing = (("--tls-keyfile", "--tls-certfile") if flags.tls_keyfile
                           else ("--tls-certfile", "--tls-keyfile"))

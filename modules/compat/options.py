@@ -161,6 +161,9 @@ class Options:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if name == "sd_checkpoint_hash":  # A1111 stores the loaded checkpoint's sha256 there; read it live instead
+            model = HOST.current().models.current
+            return (model.checkpoint.sha256 or "") if model is not None else ""
         settings = _settings()
         if name in settings:
             return settings.get(name)

@@ -114,6 +114,8 @@ class Job:
         self._finished = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Job], None]] = []
+        self.user: str | None = None
+        """The authenticated login that submitted the job, when logins are required (A1111 `p.user`)."""
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, kind={self.kind!r}, status={self._status.value})"
@@ -240,7 +242,7 @@ class JobQueue:
     # -- submitting and looking up --------------------------------------------------------------------------------
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, kind: str = "task", job_id: str | None = None,
-               **kwargs: Any) -> Job:
+               user: str | None = None, **kwargs: Any) -> Job:
         """Queue ``fn(*args, job=<the Job>, **kwargs)`` and return its :class:`Job` at once.
 
         ``job_id`` lets a client choose the id (A1111's ``force_task_id``); otherwise one is made with
@@ -260,6 +262,7 @@ class JobQueue:
                 raise QueueFullError(f"{len(self._waiting)} jobs are already waiting (--max-queued-jobs "
                                      f"{self.max_queued}); try again when some have finished")
             job = Job(job_id, kind, fn, args, kwargs, self._clock)
+            job.user = user
             self._waiting.append(job)
             self._ensure_worker()
             self._cond.notify_all()

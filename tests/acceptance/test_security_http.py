@@ -4,6 +4,7 @@ class of attack is refused at its root: DNS-rebinding Host names, leaked secrets
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import httpx
 
@@ -190,3 +191,47 @@ def test_cross_site_posts_are_refused_same_site_and_scripts_are_not(webui_app: W
     assert app.client.post("/sdapi/v1/interrupt", headers={"Origin": "http://trusted.example"}).status_code == 200
     assert app.client.post("/sdapi/v1/interrupt").status_code == 200  # a script: no Origin
     assert app.client.get("/sdapi/v1/samplers", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+def test_user_name_in_the_infotext_only_for_authenticated_jobs(webui_app: WebUIFactory) -> None:
+    import json as json_module
+
+    app = webui_app(["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}"])
+    body = {"prompt": "a", "steps": 1, "width": 64, "height": 64}
+    plain = app.client.post("/sdapi/v1/txt2img", json=body, auth=AUTH).json()
+    assert "User:" not in json_module.loads(plain["info"])["infotexts"][0]
+    assert app.client.post("/sdapi/v1/options", json={"add_user_name_to_info": True}, auth=AUTH).status_code == 200
+    named = app.client.post("/sdapi/v1/txt2img", json=body, auth=AUTH).json()
+    assert json_module.loads(named["info"])["infotexts"][0].endswith(f"User: {AUTH[0]}")
+    open_app = webui_app(["--api"])
+    assert open_app.client.post("/sdapi/v1/options", json={"add_user_name_to_info": True}).status_code == 200
+    spoofed = open_app.client.post("/sdapi/v1/txt2img", json=body, auth=("mallory", "x")).json()
+    assert "User:" not in json_module.loads(spoofed["info"])["infotexts"][0]  # no login checked: no user claimed
+
+
+HASH_EXTENSION = '''
+from modules import script_callbacks, shared
+
+
+def routes(demo, app):
+    @app.get("/hash-probe")
+    def probe():
+        return {"sd_checkpoint_hash": shared.opts.sd_checkpoint_hash}
+
+
+script_callbacks.on_app_started(routes)
+'''
+
+
+def test_extensions_read_the_loaded_checkpoint_hash(webui_app: WebUIFactory) -> None:
+    import hashlib
+
+    def prepare(data: Path) -> None:
+        scripts = data / "extensions" / "hash-probe" / "scripts"
+        scripts.mkdir(parents=True)
+        (scripts / "probe.py").write_text(HASH_EXTENSION, encoding="utf-8")
+
+    app = webui_app(["--api"], prepare=prepare)
+    expected = hashlib.sha256((app.data_dir / "models" / "Stable-diffusion" / "sd1.safetensors").read_bytes()
+                              ).hexdigest()
+    app.wait_for("the hash", lambda: app.client.get("/hash-probe").json()["sd_checkpoint_hash"] == expected)

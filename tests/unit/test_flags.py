@@ -437,3 +437,10 @@ def test_server_name_port_and_credentials(tmp_path):
     assert ui_credentials(flags) == [("a", "1"), ("b", "pa:ss"), ("c", "3"), ("d", "4:x"), ("e", "5")]
     with pytest.raises(AuthFormatError, match="'nopassword'"):
         ui_credentials(_parse("--gradio-auth", "nopassword"))
+
+
+def test_disable_tls_verify_says_it_has_no_effect():
+    warnings = flag_warnings(_parse("--disable-tls-verify"), cuda_available=True, xformers_available=True)
+    assert any("--disable-tls-verify has no effect" in w for w in warnings)
+    assert not any("disable-tls-verify" in w for w in flag_warnings(_parse(), cuda_available=True,
+                                                                     xformers_available=True))
