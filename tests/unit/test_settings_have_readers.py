@@ -49,7 +49,9 @@ TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
 FACE = "face restoration (issue 14)"
 TOME_HYPERTILE = "token merging / Hypertile (issue 16)"
-EXTENSIONS = "extensions compatibility (issue 13)"
+UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
+                     "reaches into model internals and is not supported (docs/extensions.md); with no such "
+                     "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
@@ -108,8 +110,8 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_training_settings_to_txt": TRAINING,
     "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
     "training_tensorboard_flush_every": TRAINING,
-    # EXTENSIONS
-    "sd_unet": EXTENSIONS, "restore_config_state_file": EXTENSIONS,
+    # UNet replacements
+    "sd_unet": UNET_REPLACEMENTS, "restore_config_state_file": UI,
     # TOME_HYPERTILE
     "token_merging_ratio": TOME_HYPERTILE, "token_merging_ratio_img2img": TOME_HYPERTILE,
     "token_merging_ratio_hr": TOME_HYPERTILE, "hypertile_enable_unet": TOME_HYPERTILE,
