@@ -4,7 +4,9 @@
 ``transformer_blocks.N``).
 
 Attention kernels come from the backend registry in :mod:`modules.memory.attention`; each attention layer keeps
-the chosen function in ``attention_fn`` (PyTorch SDPA unless told otherwise).
+the chosen function in ``attention_fn`` (PyTorch SDPA unless told otherwise). The self-attention (``attn1``) also
+has the ``spatial_wrap`` wrap point of :mod:`.spatial_attention` (token merging, Hypertile); ``SpatialTransformer``
+passes the feature map's size down to it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from modules.memory.attention import AttentionFn, sdp_attention
 
 from .blocks import GROUPS
+from .spatial_attention import HW, SpatialWrap
 
 
 class CrossAttention(nn.Module):
@@ -31,11 +34,19 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Identity())
         self.attention_fn: AttentionFn = sdp_attention
+        self.spatial_wrap: SpatialWrap | None = None
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, hw: HW | None = None) -> Tensor:
+        """Attention of ``x`` over ``context`` (self-attention without); with ``hw`` (the map ``x`` covers) and a
+        ``spatial_wrap`` set, self-attention goes through the wrap."""
+        if context is None and hw is not None and self.spatial_wrap is not None:
+            return self.spatial_wrap(self._self_attend, x, hw)
         source = x if context is None else context
         out = self.attention_fn(self.to_q(x), self.to_k(source), self.to_v(source), self.heads)
         return self.to_out[0](out)
+
+    def _self_attend(self, x: Tensor, _hw: HW) -> Tensor:
+        return self.to_out[0](self.attention_fn(self.to_q(x), self.to_k(x), self.to_v(x), self.heads))
 
 
 class GEGLU(nn.Module):
@@ -73,8 +84,8 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
-        x = self.attn1(self.norm1(x)) + x
+    def forward(self, x: Tensor, context: Tensor, hw: HW | None = None) -> Tensor:
+        x = self.attn1(self.norm1(x), hw=hw) + x
         x = self.attn2(self.norm2(x), context) + x
         return self.ff(self.norm3(x)) + x
 
@@ -107,7 +118,7 @@ class SpatialTransformer(nn.Module):
         if self.use_linear:
             h = self.proj_in(h)
         for block in self.transformer_blocks:
-            h = block(h, context)
+            h = block(h, context, (height, width))
         if self.use_linear:
             h = self.proj_out(h)
         h = h.reshape(b, height, width, h.shape[-1]).permute(0, 3, 1, 2)

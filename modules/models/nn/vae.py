@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from modules.memory.attention import AttentionFn, sdp_attention
 
+from .spatial_attention import HW, SpatialWrap
 from .unet import load_into_meta_module, strip_prefix
 
 VAE_PREFIX = "first_stage_model."
@@ -99,6 +100,8 @@ class AttnBlock(nn.Module):
         self.v = nn.Conv2d(channels, channels, 1)
         self.proj_out = nn.Conv2d(channels, channels, 1)
         self.attention_fn: AttentionFn = sdp_attention
+        self.spatial_wrap: SpatialWrap | None = None
+        """Wrap point of :mod:`.spatial_attention` (Hypertile VAE); None = plain attention."""
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, height, width = x.shape
@@ -107,9 +110,21 @@ class AttnBlock(nn.Module):
         def tokens(t: Tensor) -> Tensor:
             return t.reshape(b, c, height * width).transpose(1, 2)
 
-        out = self.attention_fn(tokens(self.q(h)), tokens(self.k(h)), tokens(self.v(h)), 1)
+        if self.spatial_wrap is not None:
+            out = self.spatial_wrap(self._attend_tokens, tokens(h), (height, width))
+        else:
+            out = self.attention_fn(tokens(self.q(h)), tokens(self.k(h)), tokens(self.v(h)), 1)
         out = out.transpose(1, 2).reshape(b, c, height, width)
         return x + self.proj_out(out)
+
+    def _attend_tokens(self, seq: Tensor, _hw: HW) -> Tensor:
+        """The attention over a (B, n, C) token sequence (the 1x1 projections applied as convs on (B, C, n, 1))."""
+        grid = seq.transpose(1, 2).unsqueeze(-1)
+
+        def project(conv: nn.Module) -> Tensor:
+            return conv(grid).squeeze(-1).transpose(1, 2)
+
+        return self.attention_fn(project(self.q), project(self.k), project(self.v), 1)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         for name in ("q", "k", "v", "proj_out"):
