@@ -15,7 +15,10 @@ Behaviour follows A1111 (a1111-features.md §5, §4.2, §11.4–11.6; A1111 ``mo
   and restored when the job ends, fails or is interrupted, so base weights are bit-identical afterwards.
 * Textual inversion: the :class:`EmbeddingDatabase` is kept in step with the loaded text encoders (expected width
   768 SD1, 1024 SD2, 768+1280 SDXL, 1280 refiner) and its lookup is passed to the text encoders' TI splice hook.
-  Embeddings made for another width are skipped; naming one in the prompt gives a notice.
+  Embeddings made for another width are skipped; naming one in the prompt gives a notice. Embeddings bundled in a
+  LoRA file (A1111 1.7 ``bundle_emb.*``) are usable while that LoRA is active (a folder embedding of the same name
+  wins); their ``TI hashes`` entry is the network's name, left out with ``lora_bundled_ti_to_infotext`` off
+  (A1111 ``BundledTIHash``).
 * Infotext: ``Lora hashes: "name: hash12, …"`` (the name as written in the prompt) and ``TI hashes: "name: hash12"``,
   each behind its setting (``lora_add_hashes_to_infotext``, ``textual_inversion_add_hashes_to_infotext``).
   On paste, :meth:`NetworkLibrary.rewrite_pasted_prompt` maps ``<lora:alias:`` back to local files by hash.
@@ -50,7 +53,7 @@ from modules.models.networks.hypernetworks import (
     parse_hypernet_args,
     with_default_hypernetwork,
 )
-from modules.models.networks.lora import LoadedLora, LoraRegistry, LoraRequest, add_loras
+from modules.models.networks.lora import LoadedLora, LoraRegistry, LoraRequest, add_loras, bundled_embeddings
 from modules.models.networks.names import ModuleNameIndex
 from modules.models.patcher import ModelPatcher
 from modules.prompts import parse_prompt
@@ -271,6 +274,8 @@ class NetworkActivation:
     _current: tuple[Any, ...] = ()
     lora_hashes: dict[str, str] = field(default_factory=dict)
     ti_hashes: dict[str, str] = field(default_factory=dict)
+    bundled: dict[str, str] = field(default_factory=dict)
+    """Embeddings bundled in the active LoRA files, registered while they are active: name → network name."""
 
     def embedding_lookup(self) -> Any:
         """The TI lookup for the text encoders' splice hook."""
@@ -356,9 +361,30 @@ class NetworkActivation:
         for lora, request in loaded:
             if lora.name in report.skipped:
                 self.lora_hashes.pop(request.name, None)
+            else:
+                self._register_bundled(lora, request.name)
         value = format_hashes(self.lora_hashes.items())
         if value and _setting(self.settings, "lora_add_hashes_to_infotext", True):
             self.extra_fields["Lora hashes"] = value
+
+    def _register_bundled(self, lora: LoadedLora, network: str) -> None:
+        """A1111 1.7 `bundle_emb.*`: the network's embeddings are usable in the prompt while it is active; one of
+        the same name from the embeddings folder wins (A1111 "Skip bundle embedding"), one made for another text
+        encoder width is reported."""
+        db = self.library.embeddings
+        found, errors = bundled_embeddings(lora)
+        for message in errors:
+            self._note(message)
+        for embedding in found:
+            if embedding.name in db.word_embeddings and embedding.name not in self.bundled:
+                log.warning('Skip bundle embedding: "%s" as it has already been loaded from embeddings folders',
+                            embedding.name)
+            elif db.expected_shape is not None and embedding.shape != db.expected_shape:
+                self._note(f"Network {network}: bundled embedding {embedding.name} was skipped: its vectors have "
+                           f"size {embedding.shape}, this model uses {db.expected_shape}")
+            else:
+                db.register(embedding)
+                self.bundled[embedding.name] = network
 
     def _add_hypernetworks(self, patcher: ModelPatcher, requests: Sequence[tuple[str, float]]) -> None:
         chain: list[tuple[Hypernetwork, float]] = []
@@ -394,6 +420,11 @@ class NetworkActivation:
             embedding: Embedding | None = db.get(name)
             if embedding is None or name in self.ti_hashes:
                 continue
+            if name in self.bundled:
+                # A1111 `BundledTIHash`: the network's name stands for the hash, left out with the setting off
+                if _setting(self.settings, "lora_bundled_ti_to_infotext", True):
+                    self.ti_hashes[name] = self.bundled[name]
+                continue
             self.ti_hashes[name] = shorthash(db.ensure_hash(embedding))
         value = format_hashes(self.ti_hashes.items())
         if value and _setting(self.settings, "textual_inversion_add_hashes_to_infotext", True):
@@ -404,6 +435,9 @@ class NetworkActivation:
         if self.patcher is not None:
             self.patcher.restore()
             self.patcher = None
+        for name in self.bundled:
+            self.library.embeddings.unregister(name)
+        self.bundled.clear()
         self._current = ()
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png
 from tests.conftest import TinyCheckpointFactory
@@ -28,6 +30,10 @@ def app(webui_app: WebUIFactory, tiny_checkpoint: TinyCheckpointFactory) -> Iter
     def prepare(data: Path) -> None:
         (data / "models" / "Lora").mkdir(parents=True, exist_ok=True)
         write_lora(data / "models" / "Lora" / "tinylora.safetensors")
+        bundle = write_lora(data / "models" / "Lora" / "bundlelora.safetensors", seed=2)
+        tensors = load_file(str(bundle))  # + an embedding bundled the way A1111 1.7 reads it (`bundle_emb.*`)
+        tensors["bundle_emb.xyzemb.string_to_param.*"] = torch.randn(2, 128, generator=torch.Generator().manual_seed(4))
+        save_file(tensors, str(bundle), metadata={"ss_output_name": "bundlelora"})
         # a refiner with other weights than sd1, so a pass it takes part in changes the pixels
         shutil.copyfile(tiny_checkpoint("sd1", seed=1), data / "models" / "Stable-diffusion" / "refiner.safetensors")
 
@@ -107,3 +113,13 @@ def test_interrupted_images_are_returned_and_saved_only_with_save_incomplete_ima
     assert len(saved_samples(app) - before) == 1
     complete = app.txt2img(save_images=True)  # the next job is not interrupted
     assert len(complete["images"]) == 1 and len(saved_samples(app) - before) == 2
+
+
+def test_embeddings_bundled_in_a_lora_are_used_and_named_in_ti_hashes(app: RunningApp) -> None:
+    prompt = "a xyzemb cat <lora:bundlelora:1>"
+    with_name, info = generate(app, prompt=prompt)
+    assert "xyzemb: bundlelora" in info  # A1111: the network's name stands for the embedding's hash
+    without_name, info = generate(app, prompt=prompt, override_settings={"lora_bundled_ti_to_infotext": False})
+    assert "TI hashes" not in info and np.array_equal(with_name, without_name)
+    _, info = generate(app, prompt="a xyzemb cat")  # only while its network is active
+    assert "TI hashes" not in info

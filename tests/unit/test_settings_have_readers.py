@@ -100,7 +100,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
     "use_old_emphasis_implementation": THIS_ISSUE,
     "lora_functional": THIS_ISSUE,
-    "lora_bundled_ti_to_infotext": THIS_ISSUE,
     "live_previews_image_format": UI,
     "postprocessing_existing_caption_action": THIS_ISSUE,
 
