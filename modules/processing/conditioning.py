@@ -86,7 +86,9 @@ class PromptEncoder:
                 "clip_skip": int(opt(self.settings, "CLIP_stop_at_last_layers", 1)),
                 "comma_padding_backtrack": int(opt(self.settings, "comma_padding_backtrack", 20)),
                 "embedding_lookup": networks.embedding_lookup() if networks is not None else None,
-                "sdxl_clip_l_skip": bool(opt(self.settings, "sdxl_clip_l_skip", False))}
+                "sdxl_clip_l_skip": bool(opt(self.settings, "sdxl_clip_l_skip", False)),
+                # A1111 `forward_old`: pre-1.0 tokenization and bracket weights (modules.prompts.old_emphasis)
+                "old_emphasis": bool(opt(self.settings, "use_old_emphasis_implementation", False))}
 
     def _note_embeddings(self, used: Mapping[str, Any]) -> None:
         networks = active_networks(self.model)

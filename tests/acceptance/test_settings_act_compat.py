@@ -123,3 +123,17 @@ def test_embeddings_bundled_in_a_lora_are_used_and_named_in_ti_hashes(app: Runni
     assert "TI hashes" not in info and np.array_equal(with_name, without_name)
     _, info = generate(app, prompt="a xyzemb cat")  # only while its network is active
     assert "TI hashes" not in info
+
+
+def test_old_emphasis_implementation_weights_brackets_the_pre_1_0_way(app: RunningApp) -> None:
+    old = {"use_old_emphasis_implementation": True}
+    plain, _ = generate(app, prompt="a photo of a cat")
+    plain_old, _ = generate(app, prompt="a photo of a cat", override_settings=old)
+    assert np.array_equal(plain, plain_old)  # nothing to weight: both tokenize alike
+    weighted, _ = generate(app, prompt="a photo of a (cat:1.5)")
+    weighted_old, _ = generate(app, prompt="a photo of a (cat:1.5)", override_settings=old)
+    # the old way reads `:1.5` as text and weights `cat` by 1.1 (the bracket tokens)
+    assert not np.array_equal(weighted, weighted_old)
+    bracketed_old, _ = generate(app, prompt="a photo of a (cat)", override_settings=old)
+    as_new, _ = generate(app, prompt="a photo of a (cat:1.1)")  # the same weight, written the 1.0+ way
+    assert np.abs(bracketed_old - as_new).max() <= 1

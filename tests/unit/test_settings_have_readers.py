@@ -48,7 +48,6 @@ FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
 FACE = "face restoration (issue 14)"
-TOME_HYPERTILE = "token merging / Hypertile (issue 16)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
                      "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
@@ -98,7 +97,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "samples_log_stdout": UI,
     "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE,
     "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
-    "use_old_emphasis_implementation": THIS_ISSUE,
     "lora_functional": THIS_ISSUE,
     "live_previews_image_format": UI,
     "postprocessing_existing_caption_action": THIS_ISSUE,
@@ -111,13 +109,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "training_tensorboard_flush_every": TRAINING,
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS, "restore_config_state_file": UI,
-    # TOME_HYPERTILE
-    "token_merging_ratio": TOME_HYPERTILE, "token_merging_ratio_img2img": TOME_HYPERTILE,
-    "token_merging_ratio_hr": TOME_HYPERTILE, "hypertile_enable_unet": TOME_HYPERTILE,
-    "hypertile_enable_unet_secondpass": TOME_HYPERTILE, "hypertile_max_depth_unet": TOME_HYPERTILE,
-    "hypertile_max_tile_unet": TOME_HYPERTILE, "hypertile_swap_size_unet": TOME_HYPERTILE,
-    "hypertile_enable_vae": TOME_HYPERTILE, "hypertile_max_depth_vae": TOME_HYPERTILE,
-    "hypertile_max_tile_vae": TOME_HYPERTILE, "hypertile_swap_size_vae": TOME_HYPERTILE,
     # INTERROGATE
     "interrogate_keep_models_in_memory": INTERROGATE, "interrogate_return_ranks": INTERROGATE,
     "interrogate_clip_num_beams": INTERROGATE, "interrogate_clip_min_length": INTERROGATE,

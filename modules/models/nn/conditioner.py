@@ -154,6 +154,7 @@ class SDXLConditioner:
         comma_padding_backtrack: int = 20,
         embedding_lookup: EmbeddingLookup | None = None,
         force_zero_embeddings: bool | None = None,
+        old_emphasis: bool = False,
     ) -> SDXLConditioning:
         """Encode prompts (already free of schedules, AND and extra-network tags) as A1111 does for SDXL.
 
@@ -164,7 +165,7 @@ class SDXLConditioner:
         def encode(encoder: ClipTextEncoder | OpenClipTextEncoder) -> TextConditioning:
             return encode_prompts(encoder, prompts, emphasis=emphasis, clip_skip=clip_skip,
                                   comma_padding_backtrack=comma_padding_backtrack, embedding_lookup=embedding_lookup,
-                                  sdxl_clip_l_skip=sdxl_clip_l_skip)
+                                  sdxl_clip_l_skip=sdxl_clip_l_skip, old_emphasis=old_emphasis)
 
         big = encode(self.clip_g)
         crossattn = big.cond

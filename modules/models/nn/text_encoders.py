@@ -35,6 +35,7 @@ from modules.prompts.chunking import (
     pad_after_first_eos,
     tokenize_prompts,
 )
+from modules.prompts.old_emphasis import tokenize_prompts_old
 from modules.prompts.tokenizer import BOS_ID, EOS_ID, ClipTokenizer, get_tokenizer
 
 HEAD_WIDTH = 64
@@ -403,16 +404,22 @@ def encode_prompts(
     embedding_lookup: EmbeddingLookup | None = None,
     sdxl_clip_l_skip: bool = False,
     tokenizer: ClipTokenizer | None = None,
+    old_emphasis: bool = False,
 ) -> TextConditioning:
-    """Prompts (already free of schedules, AND and extra-network tags) → conditioning with one encoder."""
+    """Prompts (already free of schedules, AND and extra-network tags) → conditioning with one encoder.
+    `old_emphasis`: A1111's pre-1.0 tokenization (`use_old_emphasis_implementation`, `modules.prompts.old_emphasis`)."""
     tokenizer = tokenizer or get_tokenizer(encoder.tokenizer_flavor)
-    batch_chunks, _count = tokenize_prompts(
-        prompts,
-        tokenizer,
-        emphasis=emphasis,
-        comma_padding_backtrack=comma_padding_backtrack,
-        embedding_lookup=embedding_lookup,
-    )
+    if old_emphasis:
+        batch_chunks, _count = tokenize_prompts_old(prompts, tokenizer, emphasis=emphasis,
+                                                    embedding_lookup=embedding_lookup)
+    else:
+        batch_chunks, _count = tokenize_prompts(
+            prompts,
+            tokenizer,
+            emphasis=emphasis,
+            comma_padding_backtrack=comma_padding_backtrack,
+            embedding_lookup=embedding_lookup,
+        )
     return encode_chunks(
         encoder, batch_chunks, emphasis=emphasis, clip_skip=clip_skip, sdxl_clip_l_skip=sdxl_clip_l_skip
     )
