@@ -123,7 +123,7 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
     if refiner is not None:
         run.extra_fields["Refiner switch at"] = switch_at
     run.before_sampling(x, noise, stage)
-    out = run.runner(spec, rng, index, pad).sample(stage, x, sigmas, refiner, switch_at)
+    out = run.runner(spec, rng, index, pad, second_pass=True).sample(stage, x, sigmas, refiner, switch_at)
     decoder = (run.ctx.models.current or second) if refiner is not None else second  # the refiner once it took over
     return decode(run, decoder, post_sample(run, out))
 

@@ -28,6 +28,7 @@ from modules.processing.rng import ImageRNG
 from modules.processing.sampling_glue import Pass, SamplingRun
 from modules.processing.save_outputs import SaveRequest, make_grid, save_outputs, wants_grid
 from modules.processing.seeds import image_seeds, resolve_seed
+from modules.processing.speedups import pass_speedups
 from modules.processing.vae_io import latent_factor
 from modules.prompts import strip_comments
 from modules.sampling import display_schedule, resolve_sampler
@@ -156,14 +157,18 @@ class Job:
                         source=str(opt(self.settings, "randn_source", "GPU")), device=model.device,
                         eta_noise_seed_delta=int(opt(self.settings, "eta_noise_seed_delta", 0)), downscale=f)
 
-    def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor, **kwargs: Any) -> SamplingRun:
-        """A sampling call with the console bars (`--disable-console-progressbars`, `multiple_tqdm`)."""
+    def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor, *, second_pass: bool = False,
+               **kwargs: Any) -> SamplingRun:
+        """A sampling call with the console bars (`--disable-console-progressbars`, `multiple_tqdm`) and the pass's
+        token merging / Hypertile (`second_pass`: the hires pass's ratio and switch)."""
         if self.total_progress is None:
             self.total_progress = total_progress_for(self.settings, self.ctx.flags)
+        tome, tile = pass_speedups(self.params, self.settings, self.kind, self.seeds[0] if self.seeds else 0,
+                                   second_pass=second_pass)
         return SamplingRun(spec, self.params, self.settings, self.job, rng, self.seeds[index],
                            self.params.cfg_scale, pad_with=pad_with, hooks=self.hooks.cfg_hooks(),
                            console_bars=console_bars_enabled(self.ctx.flags), total_bar=self.total_progress,
-                           **kwargs)
+                           token_merging=tome, hypertile=tile, **kwargs)
 
     def before_sampling(self, x: torch.Tensor, noise: torch.Tensor, stage: Pass) -> None:
         """`process_before_every_sampling(p, x=, noise=, c=, uc=)` (A1111 1.10), before each sampling call."""

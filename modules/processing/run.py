@@ -53,6 +53,7 @@ from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgPa
 from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
 from modules.processing.save_outputs import data_dir
+from modules.processing.speedups import job_speedups
 from modules.processing.vae_io import circular_padding, decode_latents
 from modules.prompts.extra_network_tags import parse_prompts
 from modules.runtime.job_state import Skipped
@@ -326,7 +327,7 @@ def _txt2img_stages(run: Job, p: Txt2ImgParams) -> tuple[Callable[[slice], Any],
         model = run.base_model()
         # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
         # and restore them after the `with` block (sampling and hires are done inside it).
-        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
+        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling), job_speedups(run, model):
             _after_networks(run, index)
             return _txt2img_batch(run, model, index, spec, schedule, hr), None
 
@@ -374,7 +375,7 @@ def _img2img_stages(run: Job, p: Img2ImgParams) -> tuple[Callable[[slice], Any],
         model = run.base_model()
         # extra networks: activate the batch's networks here (the model is resolved, prompts are not encoded yet)
         # and restore them after the `with` block (sampling is done inside it).
-        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling):
+        with activate_networks(run), circular_padding([model.unet, model.vae], run.tiling), job_speedups(run, model):
             _after_networks(run, index)
             return img2img_batch(run, model, index, spec, schedule, multiplier, decode=decode,
                                  post_sample=post_sample)

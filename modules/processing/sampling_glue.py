@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from modules.memory.precision import check_for_nans
+from modules.models.speedups import HypertileConfig, TokenMergeConfig, unet_speedups
 from modules.processing.conditioning import opt
 from modules.processing.console_progress import TotalProgress
 from modules.processing.preview import live_preview, preview_latents
@@ -228,6 +229,10 @@ class SamplingRun:
     """The sampler's step bar in the console (off with `--disable-console-progressbars`)."""
     total_bar: TotalProgress | None = None
     """The job's "Total progress" bar (`multiple_tqdm`), stepped with every sampling step."""
+    token_merging: TokenMergeConfig | None = None
+    """ToMe on the UNet's self-attention while sampling (`modules.processing.speedups.pass_speedups`)."""
+    hypertile: HypertileConfig | None = None
+    """Hypertile on the UNet's self-attention while sampling."""
     interrupted: bool = False
     """An interrupt stopped the sampling: `sample` returned the last prediction (A1111 `last_latent`)."""
 
@@ -285,10 +290,11 @@ class SamplingRun:
         extra = {"cond": stage.cond, "uncond": stage.uncond, "cond_scale": self.cfg_scale,
                  "image_cond": stage.image_cond}
         try:
-            out = self.spec.function(model, x, sigmas, extra_args=extra,
-                                     callback=self.callback(stage.model.is_sdxl, cfg, stage.model),
-                                     disable=not self.console_bars,
-                                     **options)
+            with unet_speedups(stage.model.unet, self.token_merging, self.hypertile):
+                out = self.spec.function(model, x, sigmas, extra_args=extra,
+                                         callback=self.callback(stage.model.is_sdxl, cfg, stage.model),
+                                         disable=not self.console_bars,
+                                         **options)
         except Skipped:
             raise
         except Interrupted:
