@@ -281,6 +281,16 @@ def default_axes() -> list[Axis]:
         Axis("RNG source", "str", set_override("randn_source")),
         Axis("FP8 mode", "str", set_override("fp8_storage"), cost=0.9),
         Axis("Size", "str", apply_size, labelled=False),
+        # added by A1111's built-in Hypertile extension, after the core axes
+        Axis("[Hypertile] Unet First pass Enabled", "bool", set_override("hypertile_enable_unet")),
+        Axis("[Hypertile] Unet Second pass Enabled", "bool", set_override("hypertile_enable_unet_secondpass")),
+        Axis("[Hypertile] Unet Max Depth", "int", set_override("hypertile_max_depth_unet")),
+        Axis("[Hypertile] Unet Max Tile Size", "int", set_override("hypertile_max_tile_unet")),
+        Axis("[Hypertile] Unet Swap Size", "int", set_override("hypertile_swap_size_unet")),
+        Axis("[Hypertile] VAE Enabled", "bool", set_override("hypertile_enable_vae")),
+        Axis("[Hypertile] VAE Max Depth", "int", set_override("hypertile_max_depth_vae")),
+        Axis("[Hypertile] VAE Max Tile Size", "int", set_override("hypertile_max_tile_vae")),
+        Axis("[Hypertile] VAE Swap Size", "int", set_override("hypertile_swap_size_vae")),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -210,3 +211,18 @@ def test_wrap_receives_the_map_size() -> None:
     layer(torch.randn(1, 12, 32), hw=(3, 4))
     layer(torch.randn(1, 12, 32), context=torch.randn(1, 5, 32), hw=(3, 4))  # cross-attention is never wrapped
     assert seen == [(3, 4)]
+
+
+def test_xyz_axes_set_the_settings() -> None:
+    from modules.extensions import xyz
+    from modules.processing.params import Txt2ImgParams
+
+    axes = xyz.default_axes()
+    p = Txt2ImgParams(prompt="a cat")
+    for label, text, key, value in (("Token merging ratio", "0.5", "token_merging_ratio", 0.5),
+                                    ("[Hypertile] Unet First pass Enabled", "True", "hypertile_enable_unet", True),
+                                    ("[Hypertile] VAE Max Tile Size", "64", "hypertile_max_tile_vae", 64)):
+        axis = xyz.find_axis(label, axes)
+        values = axis.parse(text)
+        cell = xyz.apply_cell(p, [(axis, values[0], values)], copy=copy.deepcopy)
+        assert cell.override_settings[key] == value
