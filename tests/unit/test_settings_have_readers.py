@@ -54,7 +54,10 @@ UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `module
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
-THIS_ISSUE = "settings that act (this issue): not built yet"
+UPSCALERS = "A1111's built-in model upscaler list, downloaded on first use (issue 14, model upscalers)"
+TAESD = "TAESD encode/decode needs the TAESD networks, built with the live-preview methods (issue 16)"
+SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 16)"
+LORA_VARIANTS = "functional LoRA application, built with the LoRA variants (issue 14)"
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
@@ -90,16 +93,15 @@ ALLOWED_UNREAD: dict[str, str] = {
     # FACE
     "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
     "gfpgan_model": FACE,
-    # THIS_ISSUE
-    "realesrgan_enabled_models": THIS_ISSUE,
-    "dat_enabled_models": THIS_ISSUE,
+    # moved to the open issues that build what they need
+    "realesrgan_enabled_models": UPSCALERS, "dat_enabled_models": UPSCALERS,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
     "samples_log_stdout": UI,
-    "sd_vae_encode_method": THIS_ISSUE, "sd_vae_decode_method": THIS_ISSUE,
-    "persistent_cond_cache": THIS_ISSUE, "fp8_storage": THIS_ISSUE, "cache_fp16_weight": THIS_ISSUE,
-    "lora_functional": THIS_ISSUE,
+    "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
+    "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
+    "lora_functional": LORA_VARIANTS,
     "live_previews_image_format": UI,
-    "postprocessing_existing_caption_action": THIS_ISSUE,
+    "postprocessing_existing_caption_action": INTERROGATE,
 
     # TRAINING
     "training_image_repeats_per_epoch": TRAINING, "training_xattention_optimizations": TRAINING,
