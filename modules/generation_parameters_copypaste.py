@@ -1,12 +1,12 @@
-"""Compatibility: A1111 `modules.generation_parameters_copypaste` for extensions (re-exports of `modules.compat.infotext`;
-docs/extensions.md)."""
+"""Compatibility: A1111 `modules.generation_parameters_copypaste`, the pre-1.7 name of `modules.infotext_utils`
+(A1111 keeps it as an alias module); everything is `modules.infotext_utils` (docs/extensions.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from modules.compat import infotext as _compat
-from modules.compat.infotext import (
+from modules import infotext_utils as _infotext_utils
+from modules.infotext_utils import (
     add_paste_fields,
     bind_buttons,
     connect_paste_params_buttons,
@@ -20,8 +20,8 @@ from modules.compat.infotext import (
 
 
 def __getattr__(name: str) -> Any:
-    """`ParamBinding`, `paste_fields`, `registered_param_bindings` (views over the app's page)."""
-    return _compat.__getattr__(name)
+    """The lazily resolved names of `modules.infotext_utils` (`ParamBinding`, `paste_fields`, …)."""
+    return _infotext_utils.__getattr__(name)
 
 
 __all__ = ["add_paste_fields", "bind_buttons", "connect_paste_params_buttons", "create_buttons",
