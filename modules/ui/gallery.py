@@ -210,7 +210,11 @@ def selected_image(gallery_value: Any, index: int | float | None) -> Any:
         return None
     items = list(gallery_value)
     idx = int(index or 0)
-    item = items[idx if 0 <= idx < len(items) else 0]
+    return gallery_item(items[idx if 0 <= idx < len(items) else 0])
+
+
+def gallery_item(item: Any) -> Any:
+    """The image or file path of one gallery entry: Gradio gives (image, caption) pairs or file dicts."""
     if isinstance(item, (tuple, list)):
         item = item[0]
     if isinstance(item, dict):

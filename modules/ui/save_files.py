@@ -32,7 +32,7 @@ from modules.images import FilenameGenerator, FilenameJob, save_image, split_inf
 from modules.images.saving import confined_name
 from modules.processing.context import AppContext
 from modules.prompts.styles import csv_escape
-from modules.ui.gallery import OutputPanel
+from modules.ui.gallery import OutputPanel, gallery_item
 
 LOG_FIELDS = ("prompt", "seed", "width", "height", "sampler", "cfgs", "steps", "filename", "negative_prompt",
               "sd_model_name", "sd_model_hash")
@@ -57,17 +57,8 @@ class SavedFiles:
 
 def gallery_paths(gallery_value: Any) -> list[str]:
     """File paths of the gallery's entries (Gradio gives (path, caption) pairs or file dicts)."""
-    out: list[str] = []
-    for item in list(gallery_value or []):
-        if isinstance(item, (tuple, list)):
-            item = item[0]
-        if isinstance(item, dict):
-            item = item.get("image") or item.get("path") or item.get("name")
-            if isinstance(item, dict):
-                item = item.get("path")
-        if item is not None:
-            out.append(str(item))
-    return out
+    items = (gallery_item(entry) for entry in list(gallery_value or []))
+    return [str(item) for item in items if item is not None]
 
 
 def _settings(ctx: AppContext) -> dict[str, Any]:
