@@ -65,6 +65,22 @@ def median_seconds(fn: Callable[[], torch.Tensor], runs: int) -> tuple[float, to
     return statistics.median(times), out
 
 
+def layer_times(unet: UNetModel, x: torch.Tensor, context: torch.Tensor, runs: int) -> None:
+    """Median time of the first depth-0 SpatialTransformer (where both speed-ups act) per setting."""
+    with torch.inference_mode():
+        h = unet.input_blocks[0](x, torch.zeros(0), context)
+    layer = unet.input_blocks[1][1]
+    times = {}
+    for name, (tome, tile) in SETTINGS.items():
+        # one context per setting, as one sampling pass: Hypertile's seeded tile choices advance between calls
+        with torch.inference_mode(), unet_speedups(unet, tome, tile):
+            times[name] = median_seconds(lambda: layer(h, context), max(runs, 5))[0]
+    print(f"\n| setting | input_blocks.1.1 seconds ({tuple(h.shape)}) | off ÷ this |")
+    print("|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.3f} | {times['off'] / seconds:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (latent = size / 8)")
@@ -72,6 +88,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny UNet/VAE (smoke run)")
     parser.add_argument("--skip-pixels", action="store_true", help="no VAE decode")
+    parser.add_argument("--layer-only", action="store_true",
+                        help="only time the first depth-0 SpatialTransformer (input_blocks.1.1), not the whole step")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     unet, vae, width = build_networks(args.tiny, dtype)
@@ -88,14 +106,14 @@ def main() -> None:
     print(f"# load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.machine()}; UNet step {args.size}² "
           f"({side}² latent) batch 2, {args.dtype}, {'tiny' if args.tiny else 'full-size SD1.5'} random weights")
+    layer_times(unet, x, context, args.runs)
+    if args.layer_only:
+        return
     rows = []
     reference: tuple[float, torch.Tensor, torch.Tensor | None] | None = None
     for name, (tome, tile) in SETTINGS.items():
-        def step(tome: TokenMergeConfig | None = tome, tile: HypertileConfig | None = tile) -> torch.Tensor:
-            with torch.inference_mode(), unet_speedups(unet, tome, tile):
-                return unet(x, t, context).float()
-
-        seconds, eps = median_seconds(step, args.runs)
+        with torch.inference_mode(), unet_speedups(unet, tome, tile):  # one pass: tile choices advance per step
+            seconds, eps = median_seconds(lambda: unet(x, t, context).float(), args.runs)
         pixels = None
         if not args.skip_pixels:
             with torch.inference_mode():
