@@ -30,5 +30,8 @@ REGISTRY = OptionRegistry(
 )
 """Every built-in option by key. The only module-level mutable state in `modules.settings` (a registry)."""
 
+BUILTIN_KEYS = frozenset(REGISTRY)
+"""The keys this app declares itself (extensions add theirs to `REGISTRY` at run time)."""
+
 RESTRICTED_KEYS = sections_saving.RESTRICTED_KEYS
 """Keys that `--hide-ui-dir-config` makes read-only (A1111 `restricted_opts`)."""

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import browser, open_ui, start_ui_server  # noqa: F401  (browser is a fixture)
+from tests.browser.conftest import browser, open_ui  # noqa: F401  (browser is a fixture)
+from tests.integration.conftest import start_live_server
 from tests.integration.test_extra_networks_pipeline import write_embedding, write_hypernetwork, write_lora
 
 
@@ -25,7 +26,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     write_hypernetwork(models / "hypernetworks" / "tinyhn.pt")
     (data / "embeddings").mkdir()
     write_embedding(data / "embeddings" / "tinyemb.pt")
-    live = start_ui_server(data, ["--api"])
+    from modules.ui import build_ui
+
+    live = start_live_server(data, ["--api", "--no-download-sd-model"], ui_factory=build_ui)  # .ctx for cards_html
     yield live
     live.stop()
 

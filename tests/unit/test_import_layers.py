@@ -56,12 +56,18 @@ def _module_files() -> list[Path]:
     return sorted(p for p in MODULES.rglob("*.py") if _package_of(p) in LAYER)
 
 
+A1111_NAME_SHIMS = {MODULES / "extensions" / "__init__.py", MODULES / "ui" / "__init__.py"}
+"""A1111's `modules.extensions` and `modules.ui` have the names of our own packages, so their A1111 attributes are
+served from the package `__init__` by a module `__getattr__` that imports `modules.compat` lazily (only when an
+extension asks); that one upward import is the documented exception (docs/architecture.md)."""
+
+
 @pytest.mark.parametrize("path", _module_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_point_down(path: Path) -> None:
     own = _package_of(path)
     assert own is not None
     for imported in _imported_packages(path):
-        if imported == own:
+        if imported == own or (imported == "compat" and path in A1111_NAME_SHIMS):
             continue
         pair = (own, imported)
         assert pair not in FORBIDDEN, f"{path}: {own} must not import {imported}"
