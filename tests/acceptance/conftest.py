@@ -55,6 +55,11 @@ class RunningApp:
         data: dict[str, Any] = response.json()
         return data
 
+    def wait_for_model(self, timeout: float = 60.0) -> None:
+        """Wait until the start-up load has made a checkpoint current (`sd_model_checkpoint` in /options)."""
+        self.wait_for("the checkpoint loaded",
+                      lambda: bool(self.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")), timeout)
+
     def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll `check()` until true (fails the test naming `what` after `timeout` seconds)."""
         deadline = time.monotonic() + timeout
@@ -62,6 +67,13 @@ class RunningApp:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.1)
+
+
+def set_number(page: Any, elem_id: str, value: Any) -> None:
+    """Type `value` into the number box of Gradio component `elem_id` and leave it (the change event fires)."""
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
 
 
 def decode_png(b64: str) -> Image.Image:

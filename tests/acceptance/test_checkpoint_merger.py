@@ -29,8 +29,7 @@ def app(webui_app: WebUIFactory, tiny_checkpoint: TinyCheckpointFactory) -> Runn
         shutil.copyfile(tiny_checkpoint("sd2"), models / "v2.safetensors")
 
     running = webui_app(["--api"], checkpoints={"a.safetensors": "sd1"}, prepare=more_models)
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 

@@ -17,8 +17,7 @@ from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
     running = webui_app(["--api"])
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 from tests.acceptance.test_extensions_compat import install_extensions, names
 
 pytestmark = pytest.mark.browser
@@ -22,11 +22,6 @@ def app(webui_app: WebUIFactory) -> RunningApp:
     running.wait_for("the checkpoint loaded", lambda: "model_loaded" in names(running))
     return running
 
-
-def set_number(page: Any, elem_id: str, value: Any) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def test_page_script_style_and_extension_tab(app: RunningApp, browser: Any) -> None:

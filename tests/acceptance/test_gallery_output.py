@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -24,15 +24,9 @@ def app(webui_app: WebUIFactory) -> RunningApp:
                                                       "live_preview_refresh_period": 100}))
 
     running = webui_app(["--api"], prepare=progress_every_step)
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
-
-def set_number(page: Any, elem_id: str, value: Any) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def start(page: Any, seed: int, steps: int = 2) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -16,15 +16,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
     running = webui_app(["--api"])
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
-
-def set_number(page: Any, elem_id: str, value: Any) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def enabled(page: Any) -> bool:

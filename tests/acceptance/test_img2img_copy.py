@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
-from tests.acceptance.test_img2img_tabs import set_number
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -18,8 +17,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
     running = webui_app(["--api"])
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -18,8 +18,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory, tmp_path_factory: pytest.TempPathFactory) -> RunningApp:
     running = webui_app(["--api"])
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 
@@ -27,11 +26,6 @@ def _image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (64
     Image.new("RGB", size, colour).save(path)
     return path
 
-
-def set_number(page: Any, elem_id: str, value: Any) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def open_img2img(browser: Any, app: RunningApp, sub_tab: str, seed: int) -> Any:

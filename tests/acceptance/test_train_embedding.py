@@ -25,8 +25,7 @@ def app(webui_app: WebUIFactory) -> RunningApp:
         Image.new("RGB", (64, 64), (30, 30, 200)).save(folder / "blue thing.png")
 
     running = webui_app(["--api"], prepare=dataset)
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 

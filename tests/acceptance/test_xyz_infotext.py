@@ -16,8 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
     running = webui_app(["--api"])
-    running.wait_for("the checkpoint loaded",
-                     lambda: bool(running.client.get("/sdapi/v1/options").json().get("sd_model_checkpoint")))
+    running.wait_for_model()
     return running
 
 
