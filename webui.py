@@ -74,8 +74,10 @@ def _vae_resolver(vaes: VaeRegistry, settings: Settings
         def read(key: str) -> Any:
             return options[key] if options is not None and key in options else settings.get(key)
 
-        vaes.refresh()
-        return vaes.resolve(info, str(read("sd_vae") or "Automatic"),
+        choice = str(read("sd_vae") or "Automatic")
+        if choice not in ("Automatic", "None") and vaes.find(choice) is None:
+            vaes.refresh()  # a file added since the last scan (A1111 rescans on its refresh button / refresh-vae)
+        return vaes.resolve(info, choice,
                             overrides_per_model_preferences=bool(read("sd_vae_overrides_per_model_preferences")))
 
     return resolve
