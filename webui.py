@@ -158,7 +158,7 @@ def load_first_loadable(ctx: AppContext) -> StableDiffusionModel | None:
     would by hand. The setting then names the checkpoint that did load (A1111 writes the loaded title there)."""
     registry = ctx.models.registry
     wanted = ctx.settings.get("sd_model_checkpoint") or None
-    first = ctx.models.resolve(wanted) if wanted and registry.get_closest(wanted) is not None else registry.default
+    first = (registry.get_closest(wanted) if wanted else None) or registry.default
     candidates = [first] + [info for info in registry if first is None or info.filename != first.filename]
     for info in candidates:
         if info is None:
