@@ -21,12 +21,12 @@ from fastapi import APIRouter
 
 from modules.api.app import ApiServices
 from modules.models.sd_model import StableDiffusionModel
-from modules.processing.extra_networks import NetworkLibrary, library_of
+from modules.processing.extra_networks import NetworkLibrary
 
 
 def network_library(services: ApiServices) -> NetworkLibrary:
     """The app's library (``ctx.networks``)."""
-    return library_of(services.ctx)
+    return services.ctx.networks
 
 
 def current_model(services: ApiServices) -> StableDiffusionModel | None:

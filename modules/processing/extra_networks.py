@@ -441,17 +441,11 @@ class NetworkActivation:
         self._current = ()
 
 
-def library_of(ctx: AppContext) -> NetworkLibrary:
-    """The app's :class:`NetworkLibrary` (``ctx.networks``)."""
-    library: NetworkLibrary = ctx.networks
-    return library
-
-
 @contextmanager
 def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
     """Extra networks for the job ``run`` on ``run.model``: registered for the prompt encoder while the block runs,
     always restored at the end (normal end, error or interrupt)."""
-    library = library_of(run.ctx)
+    library = run.ctx.networks
     model = run.model
     unet = getattr(model, "unet", None)
     if not isinstance(unet, nn.Module):

@@ -41,7 +41,6 @@ from modules.processing.extra_networks import (
     activate_extension_networks,
     activate_networks,
     deactivate_extension_networks,
-    library_of,
 )
 from modules.processing.hires_pass import hires_pass
 from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, PostprocessImageArgs, PostSampleArgs
@@ -155,7 +154,7 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
     finally:
         run.close_console()  # the "Total progress" bar (multiple_tqdm)
         if getattr(p, "extra_network_data", None) is not None:  # A1111 `extra_networks.deactivate` after the loop
-            deactivate_extension_networks(library_of(ctx), p)
+            deactivate_extension_networks(ctx.networks, p)
     result = run.finish(images, done, spec, schedule, started)
     hooks.script("postprocess", p, result)
     return result
@@ -306,7 +305,7 @@ def _after_networks(run: Job, index: slice) -> None:
     if not p.disable_extra_networks:
         run.extra_network_data = dict(parse_prompts(run.prompts[index])[1])
         p.extra_network_data = run.extra_network_data
-        activate_extension_networks(library_of(run.ctx), p, run.extra_network_data)
+        activate_extension_networks(run.ctx.networks, p, run.extra_network_data)
     run.hooks.script("after_extra_networks_activate", p, batch_number=index.start // p.batch_size,
                      prompts=run.prompts[index], seeds=run.seeds[index], subseeds=run.subseeds[index],
                      extra_network_data=run.extra_network_data)

@@ -28,7 +28,7 @@ from typing import Any
 import gradio as gr
 
 from modules.processing.context import AppContext
-from modules.processing.extra_networks import NetworkLibrary, library_of
+from modules.processing.extra_networks import NetworkLibrary
 from modules.ui.common import REFRESH_ICON, tool_button
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def page_cards(ctx: AppContext, page: str) -> list[Card]:
     """The cards of one page (``textual_inversion``, ``hypernetworks``, ``checkpoints``, ``lora``)."""
     if page == "checkpoints":
         return checkpoint_cards(ctx)
-    library = library_of(ctx)
+    library = ctx.networks
     builders = {"lora": lora_cards, "textual_inversion": embedding_cards, "hypernetworks": hypernetwork_cards}
     return builders[page](ctx, library)
 
@@ -190,7 +190,7 @@ def _page_dir(ctx: AppContext, page: str) -> str:
 
 def refresh_page(ctx: AppContext, tab: str, page: str) -> str:
     """🔄: rescan the page's folders and rebuild its cards."""
-    library = library_of(ctx)
+    library = ctx.networks
     if page == "lora":
         library.loras.refresh()
     elif page == "textual_inversion":
