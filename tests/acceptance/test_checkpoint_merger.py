@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from modules.models.state_dict_io import read_safetensors_metadata
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui
+from tests.browser.conftest import fill_text
 from tests.conftest import TinyCheckpointFactory
 
 pytestmark = pytest.mark.browser
@@ -52,7 +53,7 @@ def merge_in_ui(page: Any, a: str, b: str | None, *, method: str = "Weighted sum
     box = page.locator("#modelmerger_interp_amount input[type=number]").first
     box.fill(str(multiplier))
     box.press("Tab")
-    page.fill("#modelmerger_custom_name textarea, #modelmerger_custom_name input", name)
+    fill_text(page, "modelmerger_custom_name", name)
     notice = "() => document.querySelector('#modelmerger_result :is(.error, .merge-result)')?.innerText || ''"
     before = page.evaluate(notice)
     page.click("#modelmerger_merge")

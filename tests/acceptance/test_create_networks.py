@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui
+from tests.browser.conftest import fill_text
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_created_hypernetwork_is_listed_and_changes_the_image(app: RunningApp) -
 def test_train_tab_creates_both(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url)
     page.click("#tab_train-button")
-    page.fill("#train_new_embedding_name textarea, #train_new_embedding_name input", "from-ui")
+    fill_text(page, "train_new_embedding_name", "from-ui")
     page.click("#train_create_embedding")
     page.wait_for_function("() => /Created:|Error/.test(document.querySelector("
                            "'#train_create_embedding_outcome')?.innerText || '')", timeout=60000)
@@ -87,15 +88,13 @@ def test_train_tab_creates_both(app: RunningApp, browser: Any) -> None:
     assert "from-ui" in app.client.get("/sdapi/v1/embeddings").json()["loaded"]
 
     page.click("#train_create_hypernetwork_tab-button")
-    page.fill("#train_new_hypernetwork_name textarea, #train_new_hypernetwork_name input", "ui-hn")
-    page.fill("#train_new_hypernetwork_layer_structure textarea, #train_new_hypernetwork_layer_structure input",
-              "1, 3")
+    fill_text(page, "train_new_hypernetwork_name", "ui-hn")
+    fill_text(page, "train_new_hypernetwork_layer_structure", "1, 3")
     page.click("#train_create_hypernetwork")
     page.wait_for_function("() => /Created:|Error/.test(document.querySelector("
                            "'#train_create_hypernetwork_outcome')?.innerText || '')", timeout=60000)
     assert re.search("start and end with 1", page.inner_text("#train_create_hypernetwork_outcome"))
-    page.fill("#train_new_hypernetwork_layer_structure textarea, #train_new_hypernetwork_layer_structure input",
-              "1, 1.5, 1")
+    fill_text(page, "train_new_hypernetwork_layer_structure", "1, 1.5, 1")
     page.click("#train_create_hypernetwork")
     page.wait_for_function("() => /Created:/.test(document.querySelector("
                            "'#train_create_hypernetwork_outcome')?.innerText || '')", timeout=60000)

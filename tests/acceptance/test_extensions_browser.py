@@ -12,6 +12,7 @@ import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 from tests.acceptance.test_extensions_compat import install_extensions, names
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +45,7 @@ def test_page_script_style_and_extension_tab(app: RunningApp, browser: Any) -> N
 
 def test_opening_the_input_accordion_changes_the_generation(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1000)
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     app.wait_for("before_token_counter from the prompt's token counter",
                  lambda: "before_token_counter" in names(app), timeout=30)
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2),
@@ -52,14 +53,14 @@ def test_opening_the_input_accordion_changes_the_generation(app: RunningApp, bro
         set_number(page, elem_id, value)
     accordion = page.locator("#script_txt2img_test_prompts_enabled")
     accordion.locator("button, .label-wrap").first.click()
-    page.fill("#script_txt2img_test_prompts_suffix textarea", "sunset")
+    fill_text(page, "script_txt2img_test_prompts_suffix", "sunset")
     page.click("#txt2img_generate")
     page.wait_for_function("document.querySelector('#html_info_txt2img')?.innerText.includes('Seed: 7')",
                            timeout=120000)
     info = page.inner_text("#html_info_txt2img")
     assert "a cat, sunset" in info and 'Test prompts: "txt2img:sunsetx1"' in info, info
     accordion.locator("button, .label-wrap").first.click()  # closed: the script is off again
-    page.fill("#txt2img_prompt textarea", "a dog")
+    fill_text(page, "txt2img_prompt", "a dog")
     page.click("#txt2img_generate")
     page.wait_for_function("document.querySelector('#html_info_txt2img')?.innerText.startsWith('a dog')",
                            timeout=120000)

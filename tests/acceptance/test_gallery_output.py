@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,7 @@ def app(webui_app: WebUIFactory) -> RunningApp:
 
 
 def start(page: Any, seed: int, steps: int = 2) -> None:
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     set_number(page, "txt2img_width", 64)
     set_number(page, "txt2img_height", 64)
     set_number(page, "txt2img_steps", steps)

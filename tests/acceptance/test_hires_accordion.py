@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -26,8 +27,10 @@ def enabled(page: Any) -> bool:
 
 
 def final_resolution(page: Any, expected: str) -> None:
-    page.wait_for_function("(t) => (document.querySelector('#txtimg_hr_finalres')?.innerText || '')"
-                           ".replace(/\\s+/g, ' ').includes(t)", arg=expected, timeout=20000)
+    """Waits until the line reads `expected` (an empty `expected` waits for the line to be empty)."""
+    page.wait_for_function("(t) => { const s = (document.querySelector('#txtimg_hr_finalres')?.innerText || '')"
+                           ".replace(/\\s+/g, ' ').trim(); return t === '' ? s === '' : s.includes(t); }",
+                           arg=expected, timeout=20000)
 
 
 def generate(page: Any, seed: int) -> str:
@@ -40,7 +43,7 @@ def generate(page: Any, seed: int) -> str:
 
 def test_accordion_switches_hires_fix_and_shows_the_target_size(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1000)
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
         set_number(page, elem_id, value)
     assert not enabled(page)
@@ -66,7 +69,7 @@ def test_accordion_switches_hires_fix_and_shows_the_target_size(app: RunningApp,
 
 def test_pasted_hires_infotext_opens_the_accordion(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1000)
-    page.fill("#txt2img_prompt textarea", "a fox\nSteps: 2, Sampler: Euler, Seed: 83, Size: 64x64, "
+    fill_text(page, "txt2img_prompt", "a fox\nSteps: 2, Sampler: Euler, Seed: 83, Size: 64x64, "
                                           "Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent")
     page.click("#txt2img_paste")
     page.wait_for_function("document.querySelector('#txt2img_enable_hr input[type=checkbox]')?.checked",

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +33,7 @@ def test_copy_image_from_img2img_to_sketch_and_generate(app: RunningApp, browser
     page.click("#img2img_copy_img2img_to_sketch")
     page.wait_for_function("(e => e && e.offsetParent !== null && !e.innerText.includes('Upload an image'))"
                            "(document.getElementById('img2img_sketch'))", timeout=20000)
-    page.fill("#img2img_prompt textarea", "a cat")
+    fill_text(page, "img2img_prompt", "a cat")
     for elem_id, value in (("img2img_width", 64), ("img2img_height", 64), ("img2img_steps", 2),
                            ("img2img_seed", 61)):
         set_number(page, elem_id, value)

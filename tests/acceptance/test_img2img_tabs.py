@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +33,7 @@ def open_img2img(browser: Any, app: RunningApp, sub_tab: str, seed: int) -> Any:
     page = open_ui(browser, app.url, height=1000)
     page.click("#tab_img2img-button")
     page.click(f"#{sub_tab}-button")
-    page.fill("#img2img_prompt textarea", "a cat")
+    fill_text(page, "img2img_prompt", "a cat")
     set_number(page, "img2img_width", 64)
     set_number(page, "img2img_height", 64)
     set_number(page, "img2img_steps", 2)
@@ -133,8 +134,8 @@ def test_batch_tab_writes_one_image_per_input(app: RunningApp, browser: Any, tmp
     _image(inputs / "first.png", (200, 30, 30))
     _image(inputs / "second.png", (30, 30, 200), (64, 96))
     page = open_img2img(browser, app, "img2img_batch_tab", 16)
-    page.fill("#img2img_batch_input_dir textarea", str(inputs))
-    page.fill("#img2img_batch_output_dir textarea", str(outputs))
+    fill_text(page, "img2img_batch_input_dir", str(inputs))
+    fill_text(page, "img2img_batch_output_dir", str(outputs))
     generate(page, 16)
     written = sorted(p.name for p in outputs.iterdir())
     assert written == ["first.png", "second.png"]
@@ -146,6 +147,6 @@ def test_batch_tab_writes_one_image_per_input(app: RunningApp, browser: Any, tmp
 
 def test_batch_tab_missing_folder_is_a_notice(app: RunningApp, browser: Any, tmp_path: Path) -> None:
     page = open_img2img(browser, app, "img2img_batch_tab", 17)
-    page.fill("#img2img_batch_input_dir textarea", str(tmp_path / "nowhere"))
+    fill_text(page, "img2img_batch_input_dir", str(tmp_path / "nowhere"))
     page.click("#img2img_generate")
     page.wait_for_function("document.body.innerText.includes('does not exist')", timeout=30000)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui
+from tests.browser.conftest import fill_text
 from tests.conftest import TinyCheckpointFactory
 
 pytestmark = pytest.mark.browser
@@ -58,7 +59,7 @@ def wait_for_seed(page: Any, tab: str, seed: int) -> str:
 def test_paste_with_unknown_model_hash_keeps_the_checkpoint(app: RunningApp, browser: Any) -> None:
     before = loaded_checkpoint(app)
     page = open_ui(browser, app.url)
-    page.fill("#txt2img_prompt textarea", "a fox\nSteps: 2, Sampler: Euler, CFG scale: 5, Seed: 31, Size: 64x64, "
+    fill_text(page, "txt2img_prompt", "a fox\nSteps: 2, Sampler: Euler, CFG scale: 5, Seed: 31, Size: 64x64, "
                                           "Model hash: deadbeef00, Model: other")
     page.click("#txt2img_paste")
     page.wait_for_function("document.querySelector('#txt2img_prompt textarea')?.value === 'a fox'", timeout=20000)
@@ -76,13 +77,13 @@ def test_paste_switches_checkpoint_only_with_auto_swap_enabled(app: RunningApp, 
     text = f"a fox\nSteps: 2, Sampler: Euler, Seed: 32, Size: 64x64, Model hash: {beta_hash}, Model: beta"
     before = loaded_checkpoint(app)
     page = open_ui(browser, app.url)
-    page.fill("#txt2img_prompt textarea", text)
+    fill_text(page, "txt2img_prompt", text)
     page.click("#txt2img_paste")
     page.wait_for_function("document.querySelector('#txt2img_prompt textarea')?.value === 'a fox'", timeout=20000)
     assert override_entries(page, "txt2img") == []  # default: disable_weights_auto_swap on
     assert app.client.post("/sdapi/v1/options", json={"disable_weights_auto_swap": False}).status_code == 200
     try:
-        page.fill("#txt2img_prompt textarea", text)
+        fill_text(page, "txt2img_prompt", text)
         page.click("#txt2img_paste")
         page.wait_for_function("document.querySelector('#txt2img_override_settings .token')", timeout=20000)
         assert any(beta_hash in e for e in override_entries(page, "txt2img"))

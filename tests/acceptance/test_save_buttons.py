@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,7 @@ def app(webui_app: WebUIFactory) -> RunningApp:
 
 
 def generate(page: Any, prompt: str, seed: int, batch_size: int) -> None:
-    page.fill("#txt2img_prompt textarea", prompt)
+    fill_text(page, "txt2img_prompt", prompt)
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2),
                            ("txt2img_seed", seed), ("txt2img_batch_size", batch_size)):
         set_number(page, elem_id, value)

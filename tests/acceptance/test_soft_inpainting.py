@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui
+from tests.browser.conftest import fill_text
 
 SOFT_ARGS = [True, 1, 0.5, 4, 0, 0.5, 2]
 
@@ -72,7 +73,7 @@ def test_soft_inpainting_accordion_in_img2img(app: RunningApp, browser: Any) -> 
         page.wait_for_selector(f"#img2img_script_soft_inpainting :text('{label}')", timeout=10000)
     assert page.locator("#txt2img_script_soft_inpainting").count() == 0
     # ↙ paste of an infotext with soft inpainting fills the accordion (A1111 `infotext_fields`)
-    page.fill("#img2img_prompt textarea", "a fox\nSteps: 2, Seed: 3, Size: 64x64, Soft inpainting enabled: True, "
+    fill_text(page, "img2img_prompt", "a fox\nSteps: 2, Seed: 3, Size: 64x64, Soft inpainting enabled: True, "
                                           "Schedule bias: 2.5, Preservation strength: 0.5, Transition contrast "
                                           "boost: 6, Mask influence: 0, Difference threshold: 0.5, "
                                           "Difference contrast: 2")

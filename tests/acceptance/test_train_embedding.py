@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
+from tests.browser.conftest import fill_text
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_train_tab_trains(app: RunningApp, browser: Any) -> None:
     page.click("#train_refresh_embeddings")
     page.click("#train_embedding input")
     page.get_by_role("option", name="viaui", exact=True).click()
-    page.fill("#train_dataset_directory textarea, #train_dataset_directory input", str(app.data_dir / "train-images"))
+    fill_text(page, "train_dataset_directory", str(app.data_dir / "train-images"))
     page.click("#train_template_file input")
     page.get_by_role("option", name="style.txt", exact=True).click()
     for elem_id, value in (("train_training_width", 64), ("train_training_height", 64), ("train_steps", 2),

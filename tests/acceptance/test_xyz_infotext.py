@@ -9,6 +9,7 @@ import pytest
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui
 from tests.acceptance.test_hires_accordion import set_number
+from tests.browser.conftest import fill_text
 
 pytestmark = pytest.mark.browser
 
@@ -27,14 +28,14 @@ def choose(page: Any, elem_id: str, option: str) -> None:
 
 def test_grid_infotext_pastes_back_into_the_plot(app: RunningApp, browser: Any) -> None:
     page = open_ui(browser, app.url, height=1200)
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 1),
                            ("txt2img_seed", 91)):
         set_number(page, elem_id, value)
     choose(page, "txt2img_script_dropdown", "X/Y/Z plot")
     page.wait_for_selector("#script_txt2img_x_y_z_plot_x_values textarea", timeout=20000)
     choose(page, "script_txt2img_x_y_z_plot_x_type", "Steps")
-    page.fill("#script_txt2img_x_y_z_plot_x_values textarea", "1,2")
+    fill_text(page, "script_txt2img_x_y_z_plot_x_values", "1,2")
     page.click("#txt2img_generate")
     page.wait_for_function("document.querySelector('#html_info_txt2img')?.innerText.includes('X/Y/Z plot')",
                            timeout=180000)
@@ -43,7 +44,7 @@ def test_grid_infotext_pastes_back_into_the_plot(app: RunningApp, browser: Any) 
 
     page = open_ui(browser, app.url, height=1200)  # a fresh page: no script selected
     assert not page.is_visible("#script_txt2img_x_y_z_plot_x_values")
-    page.fill("#txt2img_prompt textarea", info.strip().replace("\n\n", "\n"))
+    fill_text(page, "txt2img_prompt", info.strip().replace("\n\n", "\n"))
     page.click("#txt2img_paste")
     page.wait_for_selector("#script_txt2img_x_y_z_plot_x_values textarea", state="visible", timeout=20000)
     page.wait_for_function(

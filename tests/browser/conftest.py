@@ -42,3 +42,16 @@ def open_ui(browser: Any, url: str, width: int = 1280, height: int = 800) -> Any
     page.goto(url + "/")
     page.wait_for_selector("body[data-sd-ready='1']", timeout=60000)
     return page
+
+
+def fill_text(page: Any, elem_id: str, value: str, attempts: int = 5) -> None:
+    """Type `value` into the text box of Gradio component `elem_id` and make sure it stays there: a box inside a
+    tab that was just opened can be mounted after the first fill and reset to its initial value on a slow machine."""
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    for _ in range(attempts):
+        box.fill(value)
+        box.press("Tab")
+        page.wait_for_timeout(200)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"#{elem_id} does not keep the typed value {value!r}: {box.input_value()!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import open_ui, start_ui_server
+from tests.browser.conftest import fill_text, open_ui, start_ui_server
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +28,13 @@ def test_install_refused_when_listening_and_index_loads(tmp_path: Path, browser)
         assert "my-ext" in page.inner_text("#extensions_table")
         page.wait_for_selector("#extensions_disabled_notice", timeout=5000)
         page.click("#extensions_install_tab-button")
-        page.fill("#extensions_install_url textarea, #extensions_install_url input", "https://example.invalid/x.git")
+        fill_text(page, "extensions_install_url", "https://example.invalid/x.git")
         page.click("#extensions_install_button")
         page.wait_for_function("document.querySelector('#extensions_install_result')?.innerText"
                                ".includes('--enable-insecure-extension-access')", timeout=20000)
         assert not (tmp_path / "extensions" / "x").exists()
         page.click("#extensions_available_tab-button")
-        page.fill("#extensions_index_url textarea, #extensions_index_url input", index.as_uri())
+        fill_text(page, "extensions_index_url", index.as_uri())
         page.click("#extensions_index_load")
         page.wait_for_function("document.querySelector('#extensions_available')?.innerText"
                                ".includes('does cool things')", timeout=20000)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.browser.conftest import open_ui, start_ui_server
+from tests.browser.conftest import fill_text, open_ui, start_ui_server
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ def set_number(page: Any, elem_id: str, value: Any) -> None:
 
 
 def generate_small(page: Any, steps: int, seed: int = 1234) -> None:
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     set_number(page, "txt2img_width", 64)
     set_number(page, "txt2img_height", 64)
     set_number(page, "txt2img_steps", steps)
@@ -162,7 +162,7 @@ def test_settings_tab_apply_survives_restart(tmp_path: Path, browser) -> None:  
         page = open_ui(browser, srv.url)
         page.click("#tab_settings-button")
         page.wait_for_selector("#setting_jpeg_quality", state="attached", timeout=30000)
-        page.fill("#settings_search textarea, #settings_search input", "jpeg")
+        fill_text(page, "settings_search", "jpeg")
         box = page.locator("#setting_jpeg_quality input[type=number]")
         box.wait_for(timeout=30000)
         box.fill("55")
@@ -191,7 +191,7 @@ def test_xyz_plot_from_script_dropdown(server, browser) -> None:  # type: ignore
     page.wait_for_selector("#script_txt2img_x_y_z_plot_x_values textarea", timeout=20000)
     page.click("#script_txt2img_x_y_z_plot_x_type input")
     page.get_by_role("option", name="Steps", exact=True).click()
-    page.fill("#script_txt2img_x_y_z_plot_x_values textarea", "1,2")
+    fill_text(page, "script_txt2img_x_y_z_plot_x_values", "1,2")
     generate_small(page, steps=1, seed=3)
     wait_done(page, timeout=90000)
     assert page.locator("#txt2img_gallery img").count(), page.inner_text("#html_log_txt2img")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import open_ui, start_ui_server
+from tests.browser.conftest import fill_text, open_ui, start_ui_server
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 def test_token_counter_counts_prompt(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
-    page.fill("#txt2img_prompt textarea", "a photo of a cat")
+    fill_text(page, "txt2img_prompt", "a photo of a cat")
     page.wait_for_function("document.querySelector('#txt2img_token_counter').innerText.trim() === '5/75'",
                            timeout=20000)
 
@@ -39,7 +39,7 @@ def test_user_css_applies(server, browser) -> None:  # type: ignore[no-untyped-d
 
 def test_apply_style_writes_prompt(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
-    page.fill("#txt2img_prompt textarea", "a cat")
+    fill_text(page, "txt2img_prompt", "a cat")
     page.click("#txt2img_styles input")
     page.get_by_role("option", name="mystyle").click()
     page.click("#txt2img_style_apply")
@@ -50,7 +50,7 @@ def test_apply_style_writes_prompt(server, browser) -> None:  # type: ignore[no-
 
 def test_paste_parameters(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
-    page.fill("#txt2img_prompt textarea", "a dog\nNegative prompt: blurry\nSteps: 33, Sampler: Euler a, "
+    fill_text(page, "txt2img_prompt", "a dog\nNegative prompt: blurry\nSteps: 33, Sampler: Euler a, "
                                           "CFG scale: 5.5, Seed: 1234, Size: 640x448")
     page.click("#txt2img_paste")
     page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value === 'a dog'", timeout=20000)
@@ -127,9 +127,9 @@ def test_ctrl_up_weights_selected_word(server, browser) -> None:  # type: ignore
 def test_style_editor_saves_and_deletes(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
     page.click("#txt2img_styles_edit_button")
-    page.fill("#txt2img_edit_style_name input", "watercolor")
-    page.fill("#txt2img_edit_style_prompt textarea", "{prompt}, watercolor")
-    page.fill("#txt2img_edit_style_neg_prompt textarea", "photo")
+    fill_text(page, "txt2img_edit_style_name", "watercolor")
+    fill_text(page, "txt2img_edit_style_prompt", "{prompt}, watercolor")
+    fill_text(page, "txt2img_edit_style_neg_prompt", "photo")
     page.click("#txt2img_edit_style_save")
     styles = Path(server.data_dir) / "styles.csv"
     page.wait_for_function("true")
