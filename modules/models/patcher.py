@@ -16,6 +16,9 @@ Extra networks change a loaded model in two ways (A1111 ``extensions-builtin/Lor
   key (``model.diffusion_model.….attn2.to_k``) plus a function applied to its first input (forward pre-hook) or its
   output (forward hook). Hooks are registered by :meth:`~ModelPatcher.apply` and removed by
   :meth:`~ModelPatcher.restore`.
+* **Forward terms** (LoRA with the ``lora_functional`` setting, A1111 ``networks.network_forward``): a function
+  ``(input, output) -> new output`` on a module instance, so a network adds ``op(x, ΔW, Δb)`` to the layer's output
+  instead of being merged into its weight.
 
 A patcher addresses the model through *components*: ``{checkpoint prefix: nn.Module}`` such as
 ``{"model.diffusion_model.": unet, "cond_stage_model.transformer.text_model.": clip}``; a module whose
@@ -40,6 +43,9 @@ WeightDeltaFn = Callable[[Tensor], Tensor]
 
 TensorWrapFn = Callable[[Tensor], Tensor]
 """Applied to a module's first positional input (``"input"``) or to its output (``"output"``)."""
+
+ForwardTermFn = Callable[[Tensor, Tensor], Tensor]
+"""``(module's first positional input, its output) -> new output``."""
 
 _ACTIVE_PATCHERS: weakref.WeakKeyDictionary[nn.Module, ModelPatcher] = weakref.WeakKeyDictionary()
 """Registry: component module -> the patcher currently applied to it (guards against double patching)."""
@@ -68,6 +74,15 @@ class WrapPoint:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class ForwardTerm:
+    """A hook on one module instance that sees both its input and its output (see the module docstring)."""
+
+    module_key: str
+    fn: ForwardTermFn
+    source: str = ""
+
+
 class ModelPatcher:
     """Patches a model's weights and module inputs/outputs reversibly (see the module docstring)."""
 
@@ -82,6 +97,7 @@ class ModelPatcher:
         self.backup_device = backup_device
         self.weight_patches: dict[str, list[WeightPatch]] = {}
         self.wrap_points: list[WrapPoint] = []
+        self.forward_terms: list[ForwardTerm] = []
         self._backups: dict[str, Tensor] = {}
         self._handles: list[RemovableHandle] = []
         self._applied = False
@@ -129,6 +145,7 @@ class ModelPatcher:
         other = ModelPatcher(self.components, backup_device=self.backup_device)
         other.weight_patches = {key: list(patches) for key, patches in self.weight_patches.items()}
         other.wrap_points = list(self.wrap_points)
+        other.forward_terms = list(self.forward_terms)
         return other
 
     def _require_not_applied(self) -> None:
@@ -150,6 +167,13 @@ class ModelPatcher:
         """Transform the output of module ``module_key`` (forward hook on the instance)."""
         self._add_wrap(WrapPoint(module_key, "output", fn, source))
 
+    def add_forward_term(self, module_key: str, fn: ForwardTermFn, *, source: str = "") -> None:
+        """Replace the output ``y`` of module ``module_key`` by ``fn(x, y)`` (forward hook on the instance)."""
+        self._require_not_applied()
+        if self.module(module_key) is None:
+            raise PatcherError(f"{source or 'forward term'}: the model has no module {module_key!r}")
+        self.forward_terms.append(ForwardTerm(module_key, fn, source))
+
     def _add_wrap(self, point: WrapPoint) -> None:
         self._require_not_applied()
         if self.module(point.module_key) is None:
@@ -166,6 +190,7 @@ class ModelPatcher:
             else:
                 del self.weight_patches[key]
         self.wrap_points = [point for point in self.wrap_points if point.source != source]
+        self.forward_terms = [term for term in self.forward_terms if term.source != source]
 
     @property
     def is_applied(self) -> bool:
@@ -194,6 +219,8 @@ class ModelPatcher:
                     self._patch_parameter(key, patches)
             for point in self.wrap_points:
                 self._register(point)
+            for term in self.forward_terms:
+                self._register_term(term)
         except BaseException:
             self.restore()
             raise
@@ -235,6 +262,19 @@ class ModelPatcher:
                 return fn(output) if isinstance(output, Tensor) else output
 
             self._handles.append(module.register_forward_hook(hook))
+
+    def _register_term(self, term: ForwardTerm) -> None:
+        module = self.module(term.module_key)
+        if module is None:
+            raise PatcherError(f"{term.source}: the model has no module {term.module_key!r}")
+        fn = term.fn
+
+        def hook(_module: nn.Module, args: tuple[object, ...], output: object) -> object:
+            if not args or not isinstance(args[0], Tensor) or not isinstance(output, Tensor):
+                return output
+            return fn(args[0], output)
+
+        self._handles.append(module.register_forward_hook(hook))
 
     def restore(self) -> None:
         """Copy the original weights back (bit-identical) and remove every hook this patcher registered."""

@@ -355,7 +355,8 @@ class NetworkActivation:
                        console=bool(_setting(self.settings, "lora_not_found_warning_console", False)))
         if self._index is None:
             self._index = ModuleNameIndex.from_modules(patcher.iter_modules())
-        report = add_loras(patcher, loaded, self._index)
+        report = add_loras(patcher, loaded, self._index,
+                           functional=bool(_setting(self.settings, "lora_functional", False)))
         for message in report.messages:
             self._note(message)
         for lora, request in loaded:

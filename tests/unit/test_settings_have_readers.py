@@ -57,7 +57,6 @@ EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own c
 UPSCALERS = "A1111's built-in model upscaler list, downloaded on first use (issue 14, model upscalers)"
 TAESD = "TAESD encode/decode needs the TAESD networks, built with the live-preview methods (issue 16)"
 SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 16)"
-LORA_VARIANTS = "functional LoRA application, built with the LoRA variants (issue 14)"
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
@@ -99,7 +98,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "samples_log_stdout": UI,
     "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
-    "lora_functional": LORA_VARIANTS,
     "live_previews_image_format": UI,
     "postprocessing_existing_caption_action": INTERROGATE,
 

@@ -12,6 +12,11 @@ Behaviour follows A1111's built-in Lora extension (a1111-features.md §11.5):
   encoder modules take the te multiplier, UNet modules the unet multiplier); several networks add up. Keys that match
   no module are reported by name and skipped; a module whose delta cannot fit its weight makes the whole network
   be skipped with a message naming the file, and generation continues.
+* ``lora_functional`` ("use old method …", A1111 ``networks.network_forward``): instead of merging, each patched
+  ``Linear``/``Conv2d``/``LayerNorm``/``GroupNorm`` gets a forward term ``y + op(x, ΔW, Δb)`` with the same
+  ``op`` as the layer (``F.linear``, ``F.conv2d`` with its stride/padding, ``F.layer_norm``, ``F.group_norm``); the
+  ops are linear in the weight, so both paths give the same output up to float rounding. Fused q/k/v projections
+  (``MultiheadAttention``) have no forward term in A1111 either and stay merged.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from modules.models.checkpoints import natural_sort_key
 from modules.models.hashes import HashCache
@@ -40,7 +45,7 @@ from modules.models.networks.lora_formats import (
     parse_module,
 )
 from modules.models.networks.names import ModuleNameIndex, Target
-from modules.models.patcher import ModelPatcher
+from modules.models.patcher import ForwardTermFn, ModelPatcher
 from modules.models.state_dict_io import CheckpointLoadError, read_safetensors_metadata, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -346,9 +351,51 @@ def _bias_fn(parts: Mapping[int | None, Tensor], multiplier: float) -> Callable[
     return delta
 
 
+_FUNCTIONAL_TYPES = (nn.Linear, nn.Conv2d, nn.LayerNorm, nn.GroupNorm)
+
+
+def _layer_op(module: nn.Module, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``module``'s own operation with another weight/bias (A1111 ``NetworkModule.ops`` + ``extra_kwargs``)."""
+    if isinstance(module, nn.Conv2d):
+        return F.conv2d(x, weight, bias, module.stride, module.padding, module.dilation, module.groups)
+    if isinstance(module, nn.LayerNorm):
+        return F.layer_norm(x, module.normalized_shape, weight, bias, module.eps)
+    if isinstance(module, nn.GroupNorm):
+        return F.group_norm(x, module.num_groups, weight, bias, module.eps)
+    return F.linear(x, weight, bias)
+
+
+def _forward_term(module: nn.Module, weight_fn: Callable[[Tensor], Tensor],
+                  bias_fn: Callable[[Tensor], Tensor] | None) -> ForwardTermFn:
+    """``(x, y) -> y + op(x, ΔW, Δb)``; the deltas are computed from the layer's weights on first use."""
+    cache: dict[str, Tensor | None] = {}
+
+    def term(x: Tensor, y: Tensor) -> Tensor:
+        if "weight" not in cache:
+            weight = module.get_parameter("weight").detach().float()
+            cache["weight"] = weight_fn(weight).reshape(weight.shape)
+            bias = getattr(module, "bias", None)
+            cache["bias"] = bias_fn(bias.detach().float()) if bias_fn is not None and bias is not None else None
+        delta_w, delta_b = cache["weight"], cache["bias"]
+        assert delta_w is not None
+        return y + _layer_op(module, x, delta_w.to(x.dtype), delta_b.to(x.dtype) if delta_b is not None else None)
+
+    return term
+
+
+def _functional_module(patcher: ModelPatcher, group: Mapping[int | None, _Planned]) -> nn.Module | None:
+    """The layer a forward term can serve (one whole weight, reshape fit, a supported layer type), else None."""
+    plan = group.get(None)
+    if plan is None or len(group) != 1 or plan.fit != "reshape":
+        return None
+    module = patcher.module(plan.target.module_key)
+    return module if isinstance(module, _FUNCTIONAL_TYPES) else None
+
+
 def add_loras(patcher: ModelPatcher, networks: Sequence[tuple[LoadedLora, LoraRequest]],
-              index: ModuleNameIndex | None = None) -> LoraApplyReport:
-    """Add weight patches for ``networks`` to ``patcher`` (call on a clone, then ``apply()``).
+              index: ModuleNameIndex | None = None, *, functional: bool = False) -> LoraApplyReport:
+    """Add weight patches for ``networks`` to ``patcher`` (call on a clone, then ``apply()``); with ``functional``
+    (the ``lora_functional`` setting) layers get forward terms instead where they can (see the module docstring).
 
     ``index`` may be reused across calls for the same model (building it walks all modules).
     """
@@ -382,8 +429,18 @@ def add_loras(patcher: ModelPatcher, networks: Sequence[tuple[LoadedLora, LoraRe
             multipliers[target.bias_key] = multiplier
             by_bias.setdefault(target.bias_key, {})[target.qkv_index] = bias
         for key, group in by_weight.items():
-            if multipliers[key] != 0:
+            if multipliers[key] == 0:
+                continue
+            layer = _functional_module(patcher, group) if functional else None
+            if layer is None:
                 patcher.add_weight_patch(key, _weight_fn(group, multipliers[key]), source=lora.name)
+                continue
+            bias_key = group[None].target.bias_key
+            bias_parts = by_bias.pop(bias_key, None) if bias_key is not None else None
+            bias_fn = _bias_fn(bias_parts, multipliers[bias_key]) if bias_parts and bias_key is not None else None
+            patcher.add_forward_term(group[None].target.module_key,
+                                     _forward_term(layer, _weight_fn(group, multipliers[key]), bias_fn),
+                                     source=lora.name)
         for key, parts in by_bias.items():
             if multipliers[key] != 0:
                 patcher.add_weight_patch(key, _bias_fn(parts, multipliers[key]), source=lora.name)

@@ -20,6 +20,14 @@ A1111's ``finalize_updown`` then returns ``updown * scale * multiplier`` and ``e
   ``on_input``), i.e. the patched weight is ``W * (1 + m·w)``.
 * **Full diff** (``diff``, optional ``diff_b``): ``updown = diff``, ``ex_bias = diff_b``.
 * **Norm** (``w_norm``, ``b_norm``): ``updown = w_norm``, ``ex_bias = b_norm`` (LayerNorm/GroupNorm affine params).
+* **GLoRA** (``a1.weight``, ``a2.weight``, ``b1.weight``, ``b2.weight``; ``network_glora.py``):
+  ``updown = b2 @ b1 + (W @ a2) @ a1`` with ``W`` the original weight; ``dim`` is never set, so the scale is the
+  stored ``scale`` or 1.
+* **OFT / BOFT** (kohya ``oft_blocks`` + ``alpha``, LyCORIS ``oft_diag``, LyCORIS BOFT ``oft_blocks`` of rank 4,
+  optional ``rescale``; ``network_oft.py``): see :mod:`.lora_oft`; ``updown = R·W − W``, scale 1.
+* **DoRA** (``dora_scale`` next to any of the above; ``network.py`` ``apply_weight_decompose``): after the scale,
+  ``updown' = m · (W + updown) / ‖W + updown‖ − W`` where the norm is taken per input column (over the output and
+  kernel axes) and ``m = dora_scale``; the multiplier is applied last, as in A1111's ``finalize_updown``.
 
 diffusers/PEFT spellings (``lora_A``/``lora_B``, ``.lora.down``/``.lora.up``, ``processor.to_q_lora``) and dotted
 ``unet.`` / ``text_encoder.`` / ``text_encoder_2.`` names are rewritten to the kohya form by :func:`group_keys`.
@@ -32,6 +40,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from modules.models.networks.lora_oft import oft_layout, oft_merge
 
 # Longest first so ".lora.down.weight" is not taken for ".down.weight" of something else.
 _SUFFIX_ALIASES: tuple[tuple[str, str], ...] = (
@@ -53,10 +63,8 @@ KNOWN_PARTS = frozenset({
     "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2",
     "lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2",
     "weight", "on_input", "diff", "diff_b", "w_norm", "b_norm",
+    "a1.weight", "a2.weight", "b1.weight", "b2.weight", "oft_blocks", "oft_diag", "rescale", "dora_scale",
 })
-UNSUPPORTED_PARTS = {
-    "oft_blocks": "OFT", "oft_diag": "OFT", "a1.weight": "GLoRA", "b1.weight": "GLoRA", "dora_scale": "DoRA",
-}
 _DOTTED_PREFIXES = (
     ("base_model.model.", ""), ("unet.", "lora_unet_"), ("text_encoder_2.", "lora_te2_"),
     ("text_encoder.", "lora_te_"), ("lora_unet.", "lora_unet_"), ("lora_te.", "lora_te_"),
@@ -89,7 +97,10 @@ def _kohya_name(module: str) -> str:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """``(module name, weight part)`` of one file key in any supported spelling."""
+    """``(module name, weight part)`` of one file key in any supported spelling (kohya OFT's ``oft_unet_`` prefix
+    names the same modules as ``lora_unet_``, A1111 ``networks.load_network``)."""
+    if key.startswith("oft_unet_"):
+        key = "lora_unet_" + key[len("oft_unet_"):]
     for suffix, part in _SUFFIX_ALIASES:
         if suffix in (".down.weight", ".up.weight") and "_lora." not in key:
             continue  # only the old diffusers attention-processor spelling "to_q_lora.down.weight"
@@ -143,6 +154,7 @@ class NetworkModule:
         self.alpha = float(alpha.float().item()) if alpha is not None else None
         self.stored_scale = float(scale.float().item()) if scale is not None else None
         self.dim: int | None = None
+        self.dora_scale = weights.parts.get("dora_scale")
 
     @property
     def scale(self) -> float:
@@ -162,8 +174,12 @@ class NetworkModule:
         raise NotImplementedError
 
     def weight_delta(self, base: Tensor) -> Tensor:
-        """``updown * scale`` (the caller multiplies by the te/unet multiplier)."""
-        return self.updown(base) * self.scale
+        """``updown * scale``, weight-decomposed when the module has ``dora_scale`` (the caller multiplies by the
+        te/unet multiplier)."""
+        delta = self.updown(base) * self.scale
+        if self.dora_scale is None:
+            return delta
+        return weight_decompose(delta, base, _f32(self.dora_scale, base.device), self.name)
 
     def bias_delta(self) -> Tensor | None:
         """``ex_bias`` (not scaled, only multiplied; A1111 ``finalize_updown``), or None."""
@@ -346,13 +362,88 @@ class NormModule(NetworkModule):
         return self.parts.get("b_norm")
 
 
+def weight_decompose(delta: Tensor, base: Tensor, magnitude: Tensor, name: str = "") -> Tensor:
+    """DoRA (Liu et al. 2024; A1111 ``NetworkModule.apply_weight_decompose``): ``m · (W+Δ)/‖W+Δ‖ − W``.
+
+    A1111 takes the norm of every input column (``transpose(0, 1)`` then the norm over all other axes) and kohya /
+    LyCORIS store ``dora_scale`` as ``[1, in, 1…]``. A LyCORIS ``wd_on_output`` file stores ``[out, 1, 1…]``
+    magnitudes instead; those are matched against per-output-row norms (A1111 would broadcast them wrongly).
+    """
+    if delta.numel() != base.numel():
+        raise LoraFormatError(f"{name}: DoRA needs a delta of the weight's size {tuple(base.shape)}")
+    merged = base + delta.reshape(base.shape)
+    out_dim, in_dim = int(base.shape[0]), int(base.shape[1]) if base.dim() > 1 else 1
+    ones = [1] * (base.dim() - 2)
+    per_row = magnitude.dim() > 1 and magnitude.shape[0] == out_dim and magnitude.shape[1] == 1 and out_dim > 1
+    if per_row:
+        norm = merged.reshape(out_dim, -1).norm(dim=1).reshape(out_dim, 1, *ones)
+        scale = magnitude.reshape(out_dim, 1, *ones)
+    elif magnitude.numel() == in_dim and base.dim() > 1:
+        norm = merged.transpose(0, 1).reshape(in_dim, -1).norm(dim=1).reshape(1, in_dim, *ones)
+        scale = magnitude.reshape(1, in_dim, *ones)
+    else:
+        raise LoraFormatError(f"{name}: dora_scale {tuple(magnitude.shape)} does not fit weight {tuple(base.shape)}")
+    return merged * (scale / norm) - base
+
+
+class GloraModule(NetworkModule):
+    """LyCORIS GLoRA: ``b2 @ b1 + (W @ a2) @ a1`` (linear layers; 1×1 convs through their 2-D view)."""
+
+    kind = "glora"
+
+    def __init__(self, weights: ModuleWeights) -> None:
+        super().__init__(weights)
+        p = weights.parts
+        self.a1, self.a2 = p["a1.weight"].flatten(1), p["a2.weight"].flatten(1)
+        self.b1, self.b2 = p["b1.weight"].flatten(1), p["b2.weight"].flatten(1)
+
+    def delta_shape(self, base_shape: torch.Size) -> tuple[int, ...]:
+        out_dim, in_dim = int(self.b2.shape[0]), int(self.b1.shape[1])
+        flat_in = 1
+        for s in base_shape[1:]:
+            flat_in *= int(s)
+        if len(base_shape) < 2 or base_shape[0] != out_dim or flat_in != in_dim or self.a2.shape[0] != in_dim:
+            raise LoraFormatError(f"{self.name}: GLoRA factors (out {out_dim}, in {in_dim}) do not fit weight "
+                                  f"{tuple(base_shape)}")
+        return tuple(int(s) for s in base_shape)
+
+    def updown(self, base: Tensor) -> Tensor:
+        d = base.device
+        w = base.reshape(base.shape[0], -1)
+        delta = _f32(self.b2, d) @ _f32(self.b1, d) + (w @ _f32(self.a2, d)) @ _f32(self.a1, d)
+        return delta.reshape(base.shape)
+
+
+class OftModule(NetworkModule):
+    """OFT / BOFT (:mod:`.lora_oft`): ``updown = R·W − W``; A1111 fixes the scale at 1 (``alpha`` is the COFT
+    norm constraint, not a LoRA scale)."""
+
+    kind = "oft"
+
+    def __init__(self, weights: ModuleWeights) -> None:
+        super().__init__(weights)
+        p = weights.parts
+        self.is_r = "oft_blocks" not in p
+        self.blocks = p["oft_diag"] if self.is_r else p["oft_blocks"]
+        self.rescale = p.get("rescale")
+        self.stored_scale = 1.0
+
+    def delta_shape(self, base_shape: torch.Size) -> tuple[int, ...]:
+        try:
+            oft_layout(self.blocks, int(base_shape[0]), is_r=self.is_r)
+        except ValueError as error:
+            raise LoraFormatError(f"{self.name}: {error} (weight {tuple(base_shape)})") from None
+        return tuple(int(s) for s in base_shape)
+
+    def updown(self, base: Tensor) -> Tensor:
+        alpha = None if self.is_r else self.alpha
+        return oft_merge(self.blocks, base, is_r=self.is_r, alpha=alpha, rescale=self.rescale) - base
+
+
 def parse_module(weights: ModuleWeights, dyn_dim: int | None = None) -> NetworkModule:
-    """Detect the type of one module (A1111's order: LoRA, LoHa, IA3, LoKr, full, norm) or raise
+    """Detect the type of one module (A1111's order: LoRA, LoHa, IA3, LoKr, full, norm, GLoRA, OFT) or raise
     :class:`LoraFormatError` naming the module and the parts it has."""
     p = weights.parts
-    for part, kind in UNSUPPORTED_PARTS.items():
-        if part in p:
-            raise LoraFormatError(f"{weights.name}: {kind} modules are not supported")
     if "lora_up.weight" in p and "lora_down.weight" in p:
         return LoraModule(weights, dyn_dim)
     if all(k in p for k in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")):
@@ -367,6 +458,10 @@ def parse_module(weights: ModuleWeights, dyn_dim: int | None = None) -> NetworkM
         return FullModule(weights)
     if "w_norm" in p and "b_norm" in p:
         return NormModule(weights)
+    if all(k in p for k in ("a1.weight", "a2.weight", "b1.weight", "b2.weight")):
+        return GloraModule(weights)
+    if "oft_blocks" in p or "oft_diag" in p:
+        return OftModule(weights)
     raise LoraFormatError(f"{weights.name}: unrecognised network module with parts {sorted(p)}")
 
 
