@@ -31,6 +31,7 @@ from modules.cli.flags import FlagError, FlagValues, flag_warnings
 from modules.cli.paths import Paths, resolve_paths
 from modules.cli.server import AuthFormatError
 from modules.compat import host as extension_host
+from modules.extensions import config_states
 from modules.extensions.callbacks import default_registry
 from modules.extensions.manager import Extension, discover_extensions
 from modules.extensions.preload import parse_command_line
@@ -116,6 +117,11 @@ def _extensions(flags: FlagValues, paths: Paths, settings: Settings) -> list[Ext
     """The extensions on disk with their enabled state (`disabled_extensions`, `--disable-all-extensions`, …)."""
     mode = "all" if flags.disable_all_extensions else "extra" if flags.disable_extra_extensions else \
         str(settings.get("disable_all_extensions") or "none")
+    # `restore_config_state_file` (Extensions > Backup/Restore): restore before the extensions are listed (A1111)
+    for line in config_states.restore_pending(settings, paths.config_states_dir, discover_extensions(
+            paths.extensions_dir, paths.extensions_builtin_dir, disabled=settings.get("disabled_extensions") or (),
+            disable_all=mode, with_git=False)):
+        log.info("%s", line)
     return discover_extensions(paths.extensions_dir, paths.extensions_builtin_dir,
                                disabled=settings.get("disabled_extensions") or (), disable_all=mode, with_git=False)
 

@@ -320,10 +320,14 @@ def may_change_extensions(flags: Any) -> tuple[bool, str]:
     A1111: refused when `--share`, `--listen`, `--ngrok` or `--server-name` expose the server, unless
     `--enable-insecure-extension-access`.  Pure: reads the flag attributes only (missing ones count as off).
     """
-    exposed = any(getattr(flags, name, None) for name in ("share", "listen", "ngrok", "server_name"))
-    if exposed and not getattr(flags, "enable_insecure_extension_access", False):
+    if server_exposed(flags) and not getattr(flags, "enable_insecure_extension_access", False):
         return False, INSECURE_ACCESS_MESSAGE
     return True, ""
+
+
+def server_exposed(flags: Any) -> bool:
+    """Whether `--share`, `--listen`, `--ngrok` or `--server-name` make the server reachable beyond this machine."""
+    return any(getattr(flags, name, None) for name in ("share", "listen", "ngrok", "server_name"))
 
 
 def check_url(url: str, *, allow_local: bool = False) -> str:
@@ -355,7 +359,8 @@ def folder_name_for(url: str, dirname: str | None = None) -> str:
     return name
 
 
-def _normalise_remote(url: str | None) -> str:
+def normalise_remote(url: str | None) -> str:
+    """A remote URL in the form installed remotes are compared in (no trailing `/` or `.git`, lower-case)."""
     return (url or "").strip().rstrip("/").removesuffix(".git").lower()
 
 
@@ -398,7 +403,7 @@ def install_extension(url: str, extensions_dir: str | Path, *, branch: str | Non
     if target.exists():
         raise ExtensionError(f"extension folder already exists: {target}")
     for ext in discover_extensions(extensions_dir):
-        if ext.git and _normalise_remote(ext.git.remote) == _normalise_remote(url):
+        if ext.git and normalise_remote(ext.git.remote) == normalise_remote(url):
             raise ExtensionError(f"extension {url} is already installed in {ext.path}")
     _git_environment(git_env)  # a refused git_env fails before anything is created
     extensions_dir.mkdir(parents=True, exist_ok=True)
@@ -476,6 +481,17 @@ def update_extension(ext: Extension, *, git_env: Mapping[str, str] | None = None
     return info
 
 
+def checkout_commit(ext: Extension, commit: str, *, git_env: Mapping[str, str] | None = None) -> None:
+    """`git checkout --force <commit>` in the extension's folder, fetching first when the commit is not present
+    (restoring a config state; A1111 `fetch_and_reset_hard(commit)`)."""
+    try:
+        _git(["cat-file", "-e", f"{commit}^{{commit}}"], ext.path)
+    except ExtensionError:
+        _git(["fetch", "--quiet", "origin"], ext.path, timeout=300, url=ext.git.remote if ext.git else None,
+             git_env=git_env)
+    _git(["checkout", "--quiet", "--force", commit], ext.path)
+
+
 @dataclass
 class ExtensionIndex:
     """The parsed extension index."""
@@ -523,9 +539,9 @@ def load_extension_index(url: str | None = None, *, fetch: Callable[[str], str] 
 
 def installed_urls(extensions: Iterable[Extension]) -> set[str]:
     """Normalised remotes of installed extensions (to mark index rows as Installed)."""
-    return {_normalise_remote(e.git.remote) for e in extensions if e.git and e.git.remote}
+    return {normalise_remote(e.git.remote) for e in extensions if e.git and e.git.remote}
 
 
 def is_installed(entry: dict[str, Any], extensions: Iterable[Extension]) -> bool:
     """Whether an index entry's URL is already installed."""
-    return _normalise_remote(entry.get("url")) in installed_urls(extensions)
+    return normalise_remote(entry.get("url")) in installed_urls(extensions)

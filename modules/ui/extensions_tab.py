@@ -1,6 +1,11 @@
 """Extensions tab (reference §3.9) over `modules.extensions.manager`: "Installed" (name, URL, branch, version,
-update status; enable/disable + "Apply and restart UI"; "Check for updates"), "Available" (load the extension index
-from a URL, mark installed entries) and "Install from URL".
+update status; enable/disable + "Apply and restart UI"; "Check for updates"; a notice when none is installed),
+"Available" (the extension index with A1111's tag filters, order and search, an Install button per row:
+`modules/ui/extensions_index.py`), "Install from URL" and "Backup/Restore" (`modules/ui/extensions_backup.py`).
+
+Install (from URL or from an index row) takes `https://` URLs; on a server that only listens on this machine a
+local folder or `file://` URL is accepted too (A1111 accepts whatever git can clone; an exposed server keeps to
+https). "Apply and restart UI" first saves a "Backup (pre-apply)" config state, so the previous set can be restored.
 
 Changing extensions is refused with the manager's notice when `may_change_extensions(flags)` says no (A1111:
 `--listen`/`--share` without `--enable-insecure-extension-access`). A1111 `modules/ui_extensions.py`.
@@ -16,9 +21,13 @@ import gradio as gr
 
 from modules.extensions import manager
 from modules.processing.context import AppContext
+from modules.ui import extensions_index
 from modules.ui.common import error_html
+from modules.ui.extensions_backup import build_backup_tab, save_current
 
 HEADERS = ["Extension", "URL", "Branch", "Version", "Date", "Update", ""]
+NO_EXTENSIONS = ("<p>No extensions are installed. Find one in the <b>Available</b> tab or install one with "
+                 "<b>Install from URL</b>; extensions live in {folder}.</p>")
 
 
 def discover(ctx: AppContext) -> list[manager.Extension]:
@@ -46,20 +55,23 @@ def _refused(ctx: AppContext) -> str | None:
     return None if allowed else reason
 
 
-def index_html(index: manager.ExtensionIndex, extensions: list[manager.Extension]) -> str:
-    """The Available table: name (link), description, tags, and "Installed" for entries already present."""
-    rows = []
-    for entry in index.extensions:
-        status = "Installed" if manager.is_installed(entry, extensions) else ""
-        rows.append(f"<tr><td><a href='{html.escape(entry['url'])}' target='_blank'>{html.escape(entry['name'])}"
-                    f"</a></td><td>{html.escape(str(entry.get('description', '')))}</td>"
-                    f"<td>{html.escape(', '.join(map(str, entry.get('tags') or [])))}</td><td>{status}</td></tr>")
-    return ("<table class='extensions-index'><thead><tr><th>Extension</th><th>Description</th><th>Tags</th>"
-            "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+def install(ctx: AppContext, address: str, branch_name: str | None = None, folder: str | None = None) -> str:
+    """Clone an extension into extensions/ and run its install.py (Install from URL and the index's Install
+    buttons); refused when extension access is not allowed. Returns the notice."""
+    reason = _refused(ctx)
+    if reason:
+        return error_html(reason)
+    try:
+        path = manager.install_extension(address, Path(ctx.paths.extensions_dir), branch=branch_name or None,
+                                         dirname=folder or None, allow_local=not manager.server_exposed(ctx.flags))
+    except (manager.ExtensionError, OSError) as exc:
+        return error_html(f"Install failed: {exc}")
+    return (f"<div>Installed into {html.escape(str(path))}. Use \"Apply and restart UI\" in the Installed "
+            "tab to load it.</div>")
 
 
 def build_extensions(ctx: AppContext) -> None:
-    """Lay out and wire the Installed / Available / Install from URL sub-tabs."""
+    """Lay out and wire the Installed / Available / Install from URL / Backup/Restore sub-tabs."""
     extensions = discover(ctx)
     names = [e.name for e in extensions]
     refused = _refused(ctx)
@@ -71,31 +83,48 @@ def build_extensions(ctx: AppContext) -> None:
                 apply = gr.Button("Apply and restart UI", variant="primary", elem_id="extensions_apply")
                 check = gr.Button("Check for updates", elem_id="extensions_check")
             enabled = gr.CheckboxGroup(names, value=[e.name for e in extensions if e.enabled], label="Enabled",
-                                       elem_id="extensions_enabled")
+                                       elem_id="extensions_enabled", visible=bool(names))
+            none_notice = gr.HTML(NO_EXTENSIONS.format(folder=html.escape(str(ctx.paths.extensions_dir))),
+                                  elem_id="extensions_none", visible=not extensions)
             table = gr.Dataframe(value=table_rows(extensions) or None, headers=HEADERS, interactive=False,
-                                 elem_id="extensions_table")
+                                 elem_id="extensions_table", visible=bool(extensions))
             result = gr.HTML(elem_id="extensions_result")
         with gr.Tab("Available", elem_id="extensions_available_tab"):
             with gr.Row():
                 index_url = gr.Textbox(label="Extension index URL", value=manager.DEFAULT_INDEX_URL,
                                        elem_id="extensions_index_url", scale=4)
                 load = gr.Button("Load from:", elem_id="extensions_index_load", scale=1)
+            with gr.Row():
+                hide_tags = gr.CheckboxGroup(extensions_index.tag_choices(None),
+                                             value=list(extensions_index.DEFAULT_HIDDEN),
+                                             label="Hide extensions with tags", elem_id="extensions_hide_tags")
+                order = gr.Radio(extensions_index.ORDERS, value=extensions_index.ORDERS[0], label="Order",
+                                 elem_id="extensions_order")
+            search = gr.Textbox(label="Search", placeholder="Search...", elem_id="extensions_search")
+            index_state = gr.State(None)
             available = gr.HTML(elem_id="extensions_available")
+            index_install_result = gr.HTML(elem_id="extensions_index_install_result")
+            index_install_url = gr.Textbox(visible="hidden", elem_id="extensions_index_install_url")
+            index_install = gr.Button(visible="hidden", elem_id=extensions_index.INSTALL_TRIGGER)
         with gr.Tab("Install from URL", elem_id="extensions_install_tab"):
             url = gr.Textbox(label="URL for extension's git repository", elem_id="extensions_install_url")
             branch = gr.Textbox(label="Specific branch name", placeholder="Leave empty for default main branch",
                                 elem_id="extensions_install_branch")
             dirname = gr.Textbox(label="Local directory name", placeholder="Leave empty for auto",
                                  elem_id="extensions_install_dirname")
-            install = gr.Button("Install", variant="primary", elem_id="extensions_install_button")
+            install_button = gr.Button("Install", variant="primary", elem_id="extensions_install_button")
             install_result = gr.HTML(elem_id="extensions_install_result")
+        with gr.Tab("Backup/Restore", elem_id="extensions_backup_tab"):
+            build_backup_tab(ctx)
 
     def apply_changes(on: list[str]) -> str:
-        """Store the unchecked extensions in `disabled_extensions`, save config.json and reload the page."""
+        """Save a "Backup (pre-apply)" config state, store the unchecked extensions in `disabled_extensions`, save
+        config.json and restart (or ask for a restart)."""
         reason = _refused(ctx)
         if reason:
             return error_html(reason)
         try:
+            save_current(ctx, "Backup (pre-apply)")
             ctx.settings.set("disabled_extensions", [n for n in names if n not in (on or [])])
             ctx.settings.save()
         except Exception as exc:
@@ -123,27 +152,44 @@ def build_extensions(ctx: AppContext) -> None:
 
     check.click(check_updates, None, [table, result])
 
-    def load_index(address: str) -> str:
-        """Download and show the extension index (A1111 "Load from:")."""
+    def load_index(address: str, hidden: list[str], ordering: str, text: str) -> tuple[Any, Any, str]:
+        """Download the extension index (A1111 "Load from:"), offer its tags and show it filtered."""
         try:
             index = manager.load_extension_index(address.strip() or None)
         except manager.ExtensionError as exc:
-            return error_html(str(exc))
-        return index_html(index, discover(ctx))
+            return None, gr.update(), error_html(str(exc))
+        choices = extensions_index.tag_choices(index)
+        return (index, gr.CheckboxGroup(choices=choices, value=[t for t in hidden or [] if t in choices]),
+                extensions_index.index_html(index, discover(ctx), hidden, ordering, text))
 
-    load.click(load_index, index_url, available)
+    load.click(load_index, [index_url, hide_tags, order, search], [index_state, hide_tags, available])
 
-    def install_from_url(address: str, branch_name: str, folder: str) -> str:
-        """Clone the repository into extensions/ and run its install.py; refused when not allowed."""
-        reason = _refused(ctx)
-        if reason:
-            return error_html(reason)
-        try:
-            path = manager.install_extension(address, Path(ctx.paths.extensions_dir), branch=branch_name or None,
-                                             dirname=folder or None)
-        except (manager.ExtensionError, OSError) as exc:
-            return error_html(f"Install failed: {exc}")
-        return (f"<div>Installed into {html.escape(str(path))}. Use \"Apply and restart UI\" in the Installed "
-                "tab to load it.</div>")
+    def show_index(index: manager.ExtensionIndex | None, hidden: list[str], ordering: str, text: str) -> Any:
+        """Re-filter / re-order the loaded index (no download)."""
+        if index is None:
+            return gr.update()
+        return extensions_index.index_html(index, discover(ctx), hidden, ordering, text)
 
-    install.click(install_from_url, [url, branch, dirname], install_result)
+    for control in (hide_tags, order, search):
+        control.change(show_index, [index_state, hide_tags, order, search], available, show_progress="hidden",
+                       trigger_mode="always_last")
+
+    def install_from_index(address: str, index: manager.ExtensionIndex | None, hidden: list[str], ordering: str,
+                           text: str) -> tuple[str, Any, Any, Any]:
+        """An index row's Install button: the same install as Install from URL, then the row says "Installed"."""
+        notice = install(ctx, address)
+        return (notice, show_index(index, hidden, ordering, text), gr.update(visible=not discover(ctx)),
+                gr.Dataframe(value=table_rows(discover(ctx)) or None, visible=bool(discover(ctx))))
+
+    index_install.click(install_from_index, [index_install_url, index_state, hide_tags, order, search],
+                        [index_install_result, available, none_notice, table],
+                        js="(url, ...rest) => [window.webuiIndexInstallUrl || url, ...rest]")
+
+    def install_from_url(address: str, branch_name: str, folder: str) -> tuple[str, Any, Any]:
+        """Install from URL: clone, run install.py, show the new extension in the Installed list."""
+        notice = install(ctx, address, branch_name, folder)
+        found = discover(ctx)
+        return notice, gr.update(visible=not found), gr.Dataframe(value=table_rows(found) or None,
+                                                                  visible=bool(found))
+
+    install_button.click(install_from_url, [url, branch, dirname], [install_result, none_notice, table])
