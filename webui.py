@@ -14,6 +14,7 @@ server still starts and says where to put one. A busy port is a one-line error (
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ from modules.extensions.manager import Extension, discover_extensions
 from modules.extensions.preload import parse_command_line
 from modules.extensions.runner import ScriptRunner
 from modules.extensions.scripts_postprocessing import PostprocessingScripts
+from modules.interrogate import InterrogatorPaths, Interrogators, WeightsSource
 from modules.memory.attention import AttentionSelector, configure_backends, preferred_backend_from_flags
 from modules.memory.devices import probe_devices
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
@@ -49,6 +51,7 @@ from modules.models.vae_files import VaeRegistry, VaeResolution
 from modules.postprocessing import build_registries
 from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
+from modules.processing.image_ops import resize_image
 from modules.prompts.styles import StyleDatabase
 from modules.runtime import startup
 from modules.runtime.dependency_floors import outdated_dependencies
@@ -135,6 +138,23 @@ def _load_scripts(ctx: AppContext) -> None:
         log.error("Script not loaded: %s", error)
 
 
+def _interrogators(flags: FlagValues, paths: Paths, settings: Settings, env: Mapping[str, str]) -> Interrogators:
+    """CLIP/DeepBooru interrogation on the `--use-cpu interrogate` device; weights in models/BLIP, the CLIP models
+    folder (`--clip-models-path`) and models/torch_deepdanbooru, downloaded on first use unless
+    `--do-not-download-clip` (docs/interrogate.md)."""
+    import torch
+
+    device = probe_devices(flags.device_id, flags.use_cpu or ()).device_for("interrogate")
+    dtype = torch.float32 if flags.no_half else torch.float16
+    folders = InterrogatorPaths(blip=paths.model_subdir("BLIP") / "blip-image-captioning-large",
+                                clip=(paths.clip_models_dir or paths.model_subdir("CLIP")) / "clip-vit-large-patch14",
+                                deepbooru=paths.model_subdir("torch_deepdanbooru"),
+                                categories=paths.script_dir / "interrogate")
+    return Interrogators(folders, settings, WeightsSource(env, allow_download=not flags.do_not_download_clip),
+                         device, dtype, functools.partial(resize_image, 2),
+                         safe_unpickle=not flags.disable_safe_unpickle)
+
+
 def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
     """The composition root: every collaborator of the app, created once and joined here."""
     paths = resolve_paths(flags, env)
@@ -152,7 +172,8 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
                             postprocessing=PostprocessingScripts())
     ctx = AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
                      styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
-                     face_restorers=face_restorers, scripts=scripts, callbacks=default_registry,
+                     face_restorers=face_restorers, interrogators=_interrogators(flags, paths, settings, env),
+                     scripts=scripts, callbacks=default_registry,
                      extensions=_extensions(flags, paths, settings), startup_warnings=list(loaded.warnings))
     _load_scripts(ctx)
     return ctx

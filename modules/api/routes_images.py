@@ -6,8 +6,8 @@ infotext (PNG `parameters` text chunk or JPEG/WebP EXIF UserComment), `items` th
 routes take A1111's extras fields (`resize_mode` 0, `upscaling_resize` 2, `upscaler_1`/`upscaler_2` "None", …)
 and answer `{image|images, html_info}`; `interrogate {image, model: "clip"|"deepdanbooru"}` → `{caption}`.
 The extras routes run the modules.postprocessing chain in the job queue (A1111 does not save API extras results;
-images come back as PNG with the original `parameters` chunk and the new `postprocessing` chunk). Interrogation is
-not built yet: after the request is validated (bad images are 422 naming the field) it answers 501.
+images come back as PNG with the original `parameters` chunk and the new `postprocessing` chunk). Interrogation
+runs `ctx.interrogators` in the job queue (bad images are 422 naming the field; an unknown model 404 as in A1111).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.api.app import ApiServices
-from modules.api.errors import ApiError, FeatureNotAvailableError
+from modules.api.errors import ApiError
 from modules.api.images_b64 import decode_image
 
 
@@ -163,6 +163,20 @@ def encode_extras_image(done: Any, settings: dict[str, Any]) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def run_interrogate(services: ApiServices, image: Any, model: str) -> str:
+    """Interrogate in the job queue (A1111 `interrogateapi` holds `queue_lock`); missing weights that cannot be
+    downloaded answer 503 naming the file and folder, unusable weights 500."""
+    from modules.runtime.jobs import JobFailedError
+
+    interrogators = services.ctx.interrogators
+    job = services.ctx.jobs.submit(lambda job: interrogators.interrogate(image, model), kind="interrogate")
+    try:
+        return str(job.result() or "")
+    except JobFailedError as exc:
+        status = 503 if exc.error.type == "ModelFilesMissing" else 500
+        raise ApiError(status, f"interrogate failed: {exc.error.message}") from None
+
+
 def add_routes(router: APIRouter, services: ApiServices) -> None:
     """png-info, extras and interrogate."""
 
@@ -193,8 +207,8 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
             raise ApiError(404, "Image not found", field="image")
         if req.model not in ("clip", "deepdanbooru"):
             raise ApiError(404, f"model: Model not found: {req.model!r} (clip or deepdanbooru)", field="model")
-        decode_image(req.image, "image", services.settings_view())
-        raise FeatureNotAvailableError(f"Interrogate ({req.model})")
+        image = decode_image(req.image, "image", services.settings_view())
+        return {"caption": run_interrogate(services, image.convert("RGB"), req.model)}
 
     router.add_api_route("/png-info", png_info_route, methods=["POST"], response_model=PNGInfoResponse)
     router.add_api_route("/extra-single-image", extra_single_image, methods=["POST"])

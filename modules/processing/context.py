@@ -20,6 +20,7 @@ from modules.extensions.callbacks import CallbackRegistry
 from modules.extensions.manager import Extension
 from modules.extensions.runner import ScriptRunner
 from modules.extensions.scripts_postprocessing import PostprocessingScripts
+from modules.interrogate import Interrogators
 from modules.models.manager import ModelManager
 from modules.models.vae_files import VaeRegistry
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
@@ -60,6 +61,8 @@ class AppContext:
     networks: NetworkLibrary
     upscalers: UpscalerRegistry
     face_restorers: FaceRestorerRegistry
+    interrogators: Interrogators
+    """CLIP and DeepBooru interrogation (A1111 `shared.interrogator`, `deepbooru.model`)."""
     scripts: ScriptRunners
     callbacks: CallbackRegistry
     extensions: list[Extension]

@@ -13,7 +13,7 @@ MODULES = ROOT / "modules"
 LAYER = {
     "settings": 0, "cli": 0, "memory": 0, "prompts": 0, "runtime": 0,
     "models": 1,
-    "sampling": 2, "images": 2, "postprocessing": 2,
+    "sampling": 2, "images": 2, "postprocessing": 2, "interrogate": 2,
     "processing": 3, "extensions": 2,
     "api": 4, "ui": 4, "training": 4,
     "compat": 5,

@@ -109,13 +109,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "training_tensorboard_flush_every": TRAINING,
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
-    # INTERROGATE
-    "interrogate_keep_models_in_memory": INTERROGATE, "interrogate_return_ranks": INTERROGATE,
-    "interrogate_clip_num_beams": INTERROGATE, "interrogate_clip_min_length": INTERROGATE,
-    "interrogate_clip_max_length": INTERROGATE, "interrogate_clip_dict_limit": INTERROGATE,
-    "interrogate_clip_skip_categories": INTERROGATE, "interrogate_deepbooru_score_threshold": INTERROGATE,
-    "deepbooru_sort_alpha": INTERROGATE, "deepbooru_use_spaces": INTERROGATE, "deepbooru_escape": INTERROGATE,
-    "deepbooru_filter_tags": INTERROGATE, "do_not_download_clip": INTERROGATE,
     # SECURITY
     "administrator": EXTENSION_ONLY,
 }
