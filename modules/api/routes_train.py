@@ -1,4 +1,5 @@
-"""Training endpoints: ``POST /sdapi/v1/create/embedding``, ``/create/hypernetwork`` and ``/train/embedding``.
+"""Training endpoints: ``POST /sdapi/v1/create/embedding``, ``/create/hypernetwork``, ``/train/embedding`` and
+``/train/hypernetwork``.
 
 Request fields and the ``{info}`` answers are A1111's (reference §12): ``create/embedding`` takes ``{name,
 num_vectors_per_token, overwrite_old, init_text}`` and answers ``{info: "create embedding filename: <path>"}``;
@@ -6,11 +7,14 @@ num_vectors_per_token, overwrite_old, init_text}`` and answers ``{info: "create 
 add_layer_norm, use_dropout, dropout_structure}`` and answers ``{info: "create hypernetwork filename: <path>"}``.
 ``train/embedding`` takes A1111's fields (``embedding_name, learn_rate, batch_size, gradient_step, data_root,
 log_directory, training_width, training_height, varsize, steps, clip_grad_mode, clip_grad_value, shuffle_tags,
-tag_drop_out, latent_sampling_method, use_weight, save_embedding_every, template_filename``; the preview fields are
-accepted and ignored), waits until training ends or is interrupted (``POST /interrupt``; progress on
+tag_drop_out, latent_sampling_method, use_weight, save_embedding_every, template_filename`` and the preview fields
+``create_image_every, preview_from_txt2img, preview_prompt, preview_negative_prompt, preview_steps,
+preview_sampler_name, preview_cfg_scale, preview_seed, preview_width, preview_height``; ``preview_sampler_index``
+is accepted as a sampler name too, ``save_image_with_stored_embedding`` is accepted and ignored), waits until training ends or is interrupted (``POST /interrupt``; progress on
 ``GET /progress``) and answers ``{info: "train embedding complete: filename: <path> error: None"}`` ("interrupted"
 instead of "complete" after an interrupt; the file then holds the step reached, and training the same embedding
-again resumes from it). A1111 answers bad input with status 200 and ``info: "create embedding error: …"``; here bad input is a 4xx with
+again resumes from it). ``train/hypernetwork`` takes the same fields with ``hypernetwork_name`` and
+``save_hypernetwork_every`` and answers ``{info: "train hypernetwork complete: filename: <path> error: None"}``. A1111 answers bad input with status 200 and ``info: "create embedding error: …"``; here bad input is a 4xx with
 the usual error JSON (400 invalid, 409 file exists without ``overwrite_old``), so clients can tell. Work runs on
 the shared job queue (429 when it is full).
 """
@@ -27,6 +31,7 @@ from modules.api.errors import ApiError
 from modules.api.routes_generation import wait_for_job
 from modules.runtime.jobs import Job, JobFailedError, JobStatus, QueueFullError
 from modules.training.create_networks import DEFAULT_HYPERNETWORK_SIZES, CreateError, clean_name
+from modules.training.hypernetwork_train import TrainHypernetworkOptions, train_hypernetwork_job
 from modules.training.tasks import (
     ERROR_STATUS,
     EmbeddingSpec,
@@ -35,6 +40,7 @@ from modules.training.tasks import (
     create_hypernetwork_job,
 )
 from modules.training.textual_inversion import TrainEmbeddingOptions, train_embedding_job
+from modules.training.train_common import PreviewOptions
 
 
 class CreateEmbeddingRequest(BaseModel):
@@ -60,10 +66,9 @@ class CreateHypernetworkRequest(BaseModel):
     dropout_structure: str | list[float] | None = None
 
 
-class TrainEmbeddingRequest(BaseModel):
-    """A1111 ``train_embedding`` arguments (preview and image-saving fields are accepted and ignored)."""
+class TrainingRequest(BaseModel):
+    """The fields both trainers take (A1111 names and defaults)."""
 
-    embedding_name: str
     learn_rate: str | float = "0.005"
     batch_size: int = 1
     gradient_step: int = 1
@@ -79,9 +84,48 @@ class TrainEmbeddingRequest(BaseModel):
     tag_drop_out: float = 0.0
     latent_sampling_method: str = "once"
     use_weight: bool = False
-    create_image_every: int = 500
-    save_embedding_every: int = 500
+    create_image_every: int = Field(500, ge=0)
     template_filename: str = "style_filewords.txt"
+    preview_from_txt2img: bool = False
+    preview_prompt: str = ""
+    preview_negative_prompt: str = ""
+    preview_steps: int = Field(20, ge=1, le=1000)
+    preview_sampler_name: str | None = None
+    preview_sampler_index: str | None = None
+    preview_cfg_scale: float = 7.0
+    preview_seed: int = -1
+    preview_width: int = Field(512, ge=64, le=8192)
+    preview_height: int = Field(512, ge=64, le=8192)
+
+    def preview(self) -> PreviewOptions:
+        """The preview options (A1111 sends the sampler as ``preview_sampler_name`` or ``preview_sampler_index``)."""
+        sampler = self.preview_sampler_name or self.preview_sampler_index or "Euler a"
+        return PreviewOptions(self.create_image_every, self.preview_from_txt2img, self.preview_prompt,
+                              self.preview_negative_prompt, self.preview_steps, sampler, self.preview_cfg_scale,
+                              self.preview_seed, self.preview_width, self.preview_height)
+
+    def options_for(self, cls: Any) -> Any:
+        """``cls`` (a trainer's options dataclass) from the request's fields."""
+        names = set(cls.__dataclass_fields__) - {"preview"}
+        data = self.model_dump()
+        data["learn_rate"], data["clip_grad_value"] = str(self.learn_rate), str(self.clip_grad_value)
+        return cls(**{k: v for k, v in data.items() if k in names}, preview=self.preview())
+
+
+class TrainEmbeddingRequest(TrainingRequest):
+    """A1111 ``train_embedding`` arguments (``save_image_with_stored_embedding`` is accepted and ignored)."""
+
+    embedding_name: str
+    save_embedding_every: int = Field(500, ge=0)
+    save_image_with_stored_embedding: bool = True
+
+
+class TrainHypernetworkRequest(TrainingRequest):
+    """A1111 ``train_hypernetwork`` arguments."""
+
+    hypernetwork_name: str
+    learn_rate: str | float = "0.00001"
+    save_hypernetwork_every: int = Field(500, ge=0)
 
 
 class InfoResponse(BaseModel):
@@ -124,7 +168,7 @@ def checked_name(name: str) -> None:
 
 
 def add_routes(router: APIRouter, services: ApiServices) -> None:
-    """create/embedding, create/hypernetwork, train/embedding."""
+    """create/embedding, create/hypernetwork, train/embedding, train/hypernetwork."""
 
     async def create_embedding(req: CreateEmbeddingRequest, request: Request) -> InfoResponse:
         """Create an empty textual-inversion embedding (A1111 ``create_embedding``)."""
@@ -147,15 +191,22 @@ def add_routes(router: APIRouter, services: ApiServices) -> None:
     async def train_embedding(req: TrainEmbeddingRequest) -> InfoResponse:
         """Train an embedding on the queue until it ends or is interrupted (A1111 ``train_embedding``); a client
         that goes away does not stop it (training saves its progress; Interrupt does)."""
-        names = set(TrainEmbeddingOptions.__dataclass_fields__)
-        data = req.model_dump()
-        data["learn_rate"], data["clip_grad_value"] = str(req.learn_rate), str(req.clip_grad_value)
-        options = TrainEmbeddingOptions(**{k: v for k, v in data.items() if k in names})
+        options = req.options_for(TrainEmbeddingOptions)
         job = submit(services, train_embedding_job, options, "train_embedding")
         await wait_for_job(job, None)
         result = finished_value_or_partial(job, "train embedding")
         return InfoResponse(info=result.info)
 
+    async def train_hypernetwork(req: TrainHypernetworkRequest) -> InfoResponse:
+        """Train a hypernetwork on the queue until it ends or is interrupted (A1111 ``train_hypernetwork``)."""
+        options = req.options_for(TrainHypernetworkOptions)
+        job = submit(services, train_hypernetwork_job, options, "train_hypernetwork")
+        await wait_for_job(job, None)
+        result = finished_value_or_partial(job, "train hypernetwork")
+        return InfoResponse(info=result.info)
+
+    router.add_api_route("/train/hypernetwork", train_hypernetwork, methods=["POST"], response_model=InfoResponse,
+                         summary="train/hypernetwork")
     router.add_api_route("/train/embedding", train_embedding, methods=["POST"], response_model=InfoResponse,
                          summary="train/embedding")
     router.add_api_route("/create/embedding", create_embedding, methods=["POST"], response_model=InfoResponse,

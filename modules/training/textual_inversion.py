@@ -18,7 +18,8 @@ A1111 behaviour implemented (reference §3.7; A1111 ``textual_inversion.train_em
   same vectors.
 * Progress (step of steps, loss) is the job's progress (``/sdapi/v1/progress``); Interrupt stops after the current
   batch. SDXL, inpainting and instruct-pix2pix models are refused (A1111 trains SD1/SD2 txt2img models).
-  Preview images (``create_image_every``) are not made here.
+  Previews (``create_image_every``), epochs, the settings file and the training-time model set-up:
+  :mod:`modules.training.train_common` (the preview prompt names the embedding, so it shows the current vectors).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import datetime
 import hashlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -57,6 +58,15 @@ from modules.training.ti_dataset import (
     rate_at,
     read_template,
 )
+from modules.training.train_common import (
+    PreviewOptions,
+    TrainingModelState,
+    epoch_text,
+    make_preview,
+    pinned,
+    save_settings_file,
+    steps_per_epoch,
+)
 
 LATENT_SAMPLING = ("once", "deterministic", "random")
 CLIP_GRAD_MODES = ("disabled", "value", "norm")
@@ -84,6 +94,7 @@ class TrainEmbeddingOptions:
     use_weight: bool = False
     save_embedding_every: int = 500
     template_filename: str = "style_filewords.txt"
+    preview: PreviewOptions = field(default_factory=PreviewOptions)
 
 
 @dataclass
@@ -96,6 +107,7 @@ class TrainResult:
     loss: float | None
     interrupted: bool
     log_dir: Path
+    previews: list[Path] = field(default_factory=list)
 
     @property
     def info(self) -> str:
@@ -183,10 +195,10 @@ def _check(ctx: AppContext, options: TrainEmbeddingOptions, model: StableDiffusi
     if template is None:
         raise TrainingError(f"Prompt template {options.template_filename!r} not found in "
                             f"{ctx.paths.textual_inversion_templates_dir}")
-    for field, value in (("batch_size", options.batch_size), ("gradient_step", options.gradient_step),
-                         ("steps", options.steps)):
+    for what, value in (("batch_size", options.batch_size), ("gradient_step", options.gradient_step),
+                        ("steps", options.steps)):
         if int(value) < 1:
-            raise TrainingError(f"{field} must be at least 1, got {value}")
+            raise TrainingError(f"{what} must be at least 1, got {value}")
     if options.latent_sampling_method not in LATENT_SAMPLING:
         raise TrainingError(f"latent_sampling_method must be one of {', '.join(LATENT_SAMPLING)}")
     if options.clip_grad_mode not in CLIP_GRAD_MODES:
@@ -195,6 +207,8 @@ def _check(ctx: AppContext, options: TrainEmbeddingOptions, model: StableDiffusi
         raise TrainingError("Do not resize images needs batch size 1 (images of different sizes cannot be batched)")
     if not 0 <= float(options.tag_drop_out) < 1:
         raise TrainingError("tag_drop_out must be in [0, 1)")
+    if int(options.preview.create_image_every) < 0 or int(options.save_embedding_every) < 0:
+        raise TrainingError("create_image_every and save_embedding_every must be 0 (off) or more")
     return embedding, template
 
 
@@ -232,11 +246,17 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
             optimizer.load_state_dict(saved["optimizer_state_dict"])
     log_dir = Path(ctx.paths.data_dir) / options.log_directory / datetime.date.today().isoformat() / name
     (log_dir / "embeddings").mkdir(parents=True, exist_ok=True)
+    save_settings_file(ctx, log_dir, {
+        **vars(options), **vars(options.preview), "model_name": model.checkpoint.model_name,
+        "model_hash": model.checkpoint.shorthash, "initial_step": start, "num_of_dataset_images": len(samples),
+        "template_file": str(template), "num_vectors_per_token": int(vec.shape[0])})
     csv_every = max(1, int(settings.get("training_write_csv_every") or 500))
+    per_epoch = steps_per_epoch(len(samples), int(settings.get("training_image_repeats_per_epoch") or 1),
+                                int(options.batch_size), int(options.gradient_step))
     rng = random.Random()
     generator = torch.Generator().manual_seed(rng.randrange(2 ** 63))
     clip_skip = int(settings.get("CLIP_stop_at_last_layers") or 1)
-    frozen = [(p, p.requires_grad) for part in (model.unet, model.vae) for p in part.parameters()]
+    frozen = [(p, p.requires_grad) for part in model.components().values() for p in part.parameters()]
     for parameter, _ in frozen:
         parameter.requires_grad_(False)
 
@@ -245,14 +265,17 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
         return encode_tensor(model, pixels, seed=rng.randrange(2 ** 31),
                              sample=options.latent_sampling_method != "deterministic")
 
-    cached = {id(s): latents_of(s) for s in samples} if options.latent_sampling_method != "random" else {}
+    random_latents = options.latent_sampling_method == "random"
+    cached = {id(s): pinned(latents_of(s).detach().cpu(), ctx) for s in samples} if not random_latents else {}
+    model_state = TrainingModelState(ctx, model, unload_vae=not random_latents, unload_text=False)
     order: list[Sample] = []
-    epoch = epoch_step = 0
     step, loss_value = start, None
     recent: list[float] = []
+    previews: list[Path] = []
     job.state.set_sampling_steps(options.steps - start)
     job.state.set_textinfo(f"Training embedding {name}")
     interrupted = False
+    model_state.enter()
     try:
         while step < options.steps:
             rate = rate_at(rates, step)
@@ -261,19 +284,19 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
             for group in optimizer.param_groups:
                 group["lr"] = rate
             total = 0.0
+            first_prompt = ""
             for _ in range(int(options.gradient_step)):
                 job.state.check()
                 batch = []
                 for _ in range(int(options.batch_size)):
                     if not order:
                         order = rng.sample(samples, len(samples))
-                        epoch, epoch_step = epoch + 1, 0
                     batch.append(order.pop())
-                    epoch_step += 1
                 prompts = [make_prompt(lines, name, s.words, rng, shuffle_tags=options.shuffle_tags,
                                        tag_drop_out=float(options.tag_drop_out)) for s in batch]
+                first_prompt = first_prompt or prompts[0]
                 context = encode_prompts(encoder, prompts, embedding_lookup=lookup, clip_skip=clip_skip).cond
-                latents = torch.cat([cached[id(s)] if cached else latents_of(s) for s in batch])
+                latents = torch.cat([cached[id(s)].to(device) if cached else latents_of(s) for s in batch])
                 weights = [s.weight for s in batch if s.weight is not None]
                 weight = nn.functional.interpolate(torch.stack(weights), size=latents.shape[-2:], mode="area") \
                     if options.use_weight and len(weights) == len(batch) else None
@@ -289,26 +312,42 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
             optimizer.zero_grad(set_to_none=True)
             step, loss_value = step + 1, total
             recent = [*recent[-31:], total]
+            mean_loss = sum(recent) / len(recent)
             job.state.step(step - start)
-            job.state.set_textinfo(f"[Epoch {epoch}: {epoch_step}/{len(samples)}] loss: {sum(recent) / len(recent):.7f}")
+            job.state.set_textinfo(f"Training embedding {epoch_text(step - start, per_epoch, mean_loss)}")
             if step % csv_every == 0 or step == options.steps:
-                _write_csv(log_dir / "textual_inversion_loss.csv", step, epoch, epoch_step,
-                           sum(recent) / len(recent), rate)
+                write_loss_csv(log_dir / "textual_inversion_loss.csv", step, (step - 1) // per_epoch,
+                               (step - 1) % per_epoch + 1, mean_loss, rate)
             if options.save_embedding_every > 0 and step % options.save_embedding_every == 0 \
                     and step < options.steps:
                 save_embedding(vec, name, step, model, log_dir / "embeddings" / f"{name}-{step}.pt")
                 save_embedding(vec, name, step, model, target, optimizer if keep_optimizer else None)
+            every = int(options.preview.create_image_every)
+            if every > 0 and step % every == 0:
+                save_embedding(vec, name, step, model, target, optimizer if keep_optimizer else None)
+                ctx.networks.embeddings.load(force=True)
+                with model_state.suspended():
+                    preview = make_preview(ctx, job, options.preview, name=name, step=step, prompt=first_prompt,
+                                           width=options.training_width, height=options.training_height,
+                                           images_dir=log_dir / "images")
+                if preview is not None:
+                    previews.append(preview)
+                job.state.set_sampling_steps(options.steps - start)
+                job.state.step(step - start)
     except Interrupted:
         interrupted = True
     finally:
+        if model_state.active:
+            model_state.leave()
         for parameter, flag in frozen:
             parameter.requires_grad_(flag)
     save_embedding(vec, name, step, model, target, optimizer if keep_optimizer else None)
     ctx.networks.embeddings.load(force=True)
-    return TrainResult(target, step, step - start, loss_value, interrupted, log_dir)
+    return TrainResult(target, step, step - start, loss_value, interrupted, log_dir, previews)
 
 
-def _write_csv(path: Path, step: int, epoch: int, epoch_step: int, loss: float, rate: float) -> None:
+def write_loss_csv(path: Path, step: int, epoch: int, epoch_step: int, loss: float, rate: float) -> None:
+    """Append a row to the loss CSV (A1111 ``write_loss``: step, epoch, epoch_step, loss, learn_rate)."""
     new = not path.exists()
     with open(path, "a", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

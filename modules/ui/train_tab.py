@@ -9,8 +9,11 @@ Overwrite Old Hypernetwork → ``models/hypernetworks/<name>.pt``. Both run as j
 learning rate (schedule syntax), gradient clipping, batch size, gradient accumulation, dataset directory, log
 directory, prompt template (``textual_inversion_templates/``), width/height, "Do not resize images", max steps,
 save-every, PNG alpha as loss weight, shuffle / drop out tags, latent sampling method, Train Embedding and Interrupt;
-the outcome line shows the epoch, step and loss while it runs (the hypernetwork trainer and preview images are not
-built).
+the outcome line shows the epoch, step and loss while it runs. As A1111, the same sub-tab trains a hypernetwork
+(Hypernetwork dropdown, "Hypernetwork Learning rate" 0.00001, Train Hypernetwork; the save-every number is shared)
+and makes previews: "Save an image to log directory every N steps, 0 to disable" (500) and "Read parameters
+(prompt, etc...) from txt2img tab when making previews" (the txt2img prompt, negative prompt, steps, sampler, CFG,
+seed and size; ``modules.training.train_common``). Preprocess images: :mod:`modules.ui.train_preprocess`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from modules.training.create_networks import (
     WEIGHT_INITS,
     activation_names,
 )
+from modules.training.hypernetwork_train import TrainHypernetworkOptions, train_hypernetwork_job
 from modules.training.tasks import EmbeddingSpec, HypernetworkSpec, create_embedding_job, create_hypernetwork_job
 from modules.training.textual_inversion import (
     CLIP_GRAD_MODES,
@@ -37,6 +41,7 @@ from modules.training.textual_inversion import (
     train_embedding_job,
 )
 from modules.training.ti_dataset import list_templates
+from modules.training.train_common import PreviewOptions
 from modules.ui.common import REFRESH_ICON, tool_button
 
 POLL_SECONDS = 0.5
@@ -128,14 +133,39 @@ def embedding_names(ctx: AppContext) -> list[str]:
     return sorted(ctx.networks.embeddings.word_embeddings)
 
 
-def build_train_embedding(ctx: AppContext) -> gr.Dropdown:
-    """The Train sub-tab (embedding training; A1111's main fields, reference §3.7); returns the embedding list."""
+def hypernetwork_names(ctx: AppContext) -> list[str]:
+    """The hypernetwork files (A1111 lists ``shared.hypernetworks``)."""
+    return sorted(ctx.networks.list_hypernetworks(), key=str.lower)
+
+
+def preview_options(every: float, from_txt2img: bool, values: tuple[Any, ...]) -> PreviewOptions:
+    """Preview options from the form and the txt2img fields (prompt, negative, steps, sampler, CFG, seed, w, h)."""
+    defaults = PreviewOptions()
+    names = ("preview_prompt", "preview_negative_prompt", "preview_steps", "preview_sampler_name",
+             "preview_cfg_scale", "preview_seed", "preview_width", "preview_height")
+    read = {name: value for name, value in zip(names, values, strict=False) if value is not None}
+    for key in ("preview_steps", "preview_seed", "preview_width", "preview_height"):
+        if key in read:
+            read[key] = int(read[key])
+    return PreviewOptions(**{**vars(defaults), **read, "create_image_every": int(every or 0),
+                             "preview_from_txt2img": bool(from_txt2img)})
+
+
+def build_train_embedding(ctx: AppContext, preview_params: list[Any] | None = None) -> gr.Dropdown:
+    """The Train sub-tab (embedding and hypernetwork training; A1111's fields, reference §3.7); returns the embedding
+    list."""
     with gr.Row():
         embedding = gr.Dropdown(embedding_names(ctx), label="Embedding", elem_id="train_embedding")
         refresh = tool_button(REFRESH_ICON, "train_refresh_embeddings")
     with gr.Row():
+        hypernetwork = gr.Dropdown(hypernetwork_names(ctx), label="Hypernetwork", elem_id="train_hypernetwork")
+        refresh_hypernetworks = tool_button(REFRESH_ICON, "train_refresh_hypernetworks")
+    with gr.Row():
         learn_rate = gr.Textbox("0.005", label="Embedding Learning rate", placeholder="0.005:100, 1e-3:1000, 1e-5",
                                 elem_id="train_embedding_learn_rate")
+        hypernetwork_rate = gr.Textbox("0.00001", label="Hypernetwork Learning rate",
+                                       placeholder="Hypernetwork Learning rate",
+                                       elem_id="train_hypernetwork_learn_rate")
     with gr.Row():
         clip_mode = gr.Dropdown(list(CLIP_GRAD_MODES), value="disabled", label="Gradient Clipping",
                                 elem_id="train_clip_grad_mode")
@@ -157,9 +187,14 @@ def build_train_embedding(ctx: AppContext) -> gr.Dropdown:
         height = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id="train_training_height")
     varsize = gr.Checkbox(False, label="Do not resize images", elem_id="train_varsize")
     steps = gr.Number(100000, label="Max steps", precision=0, minimum=1, elem_id="train_steps")
-    save_every = gr.Number(500, label="Save a copy of embedding to log directory every N steps, 0 to disable",
-                           precision=0, minimum=0, elem_id="train_save_embedding_every")
+    with gr.Row():
+        image_every = gr.Number(500, label="Save an image to log directory every N steps, 0 to disable", precision=0,
+                                minimum=0, elem_id="train_create_image_every")
+        save_every = gr.Number(500, label="Save a copy of embedding to log directory every N steps, 0 to disable",
+                               precision=0, minimum=0, elem_id="train_save_embedding_every")
     use_weight = gr.Checkbox(False, label="Use PNG alpha channel as loss weight", elem_id="use_weight")
+    from_txt2img = gr.Checkbox(False, label="Read parameters (prompt, etc...) from txt2img tab when making previews",
+                               elem_id="train_preview_from_txt2img")
     with gr.Row():
         shuffle = gr.Checkbox(False, label="Shuffle tags by ',' when creating prompts.", elem_id="train_shuffle_tags")
         drop_out = gr.Slider(0, 0.99, value=0, step=0.01, label="Drop out tags when creating prompts.",
@@ -168,32 +203,58 @@ def build_train_embedding(ctx: AppContext) -> gr.Dropdown:
                         elem_id="train_latent_sampling_method")
     with gr.Row():
         interrupt = gr.Button("Interrupt", elem_id="train_interrupt_training")
+        train_hypernetwork = gr.Button("Train Hypernetwork", variant="primary", elem_id="train_train_hypernetwork")
         train = gr.Button("Train Embedding", variant="primary", elem_id="train_train_embedding")
     outcome = gr.HTML(elem_id="train_embedding_outcome")
 
     refresh.click(lambda: gr.update(choices=embedding_names(ctx)), None, embedding, queue=False)
+    refresh_hypernetworks.click(lambda: gr.update(choices=hypernetwork_names(ctx)), None, hypernetwork, queue=False)
     refresh_templates.click(lambda: gr.update(choices=list(list_templates(ctx.paths.textual_inversion_templates_dir))),
                             None, template, queue=False)
     interrupt.click(lambda: ctx.jobs.interrupt() and None, None, None, queue=False)
 
-    def run(name: str | None, rate: str, mode: str, value: str, batch: float, accumulate: float, root: str,
-            log_dir: str, template_file: str | None, w: float, h: float, keep_size: bool, max_steps: float,
-            every: float, weight: bool, shuffle_tags: bool, drop: float, method: str) -> Iterator[str]:
-        options = TrainEmbeddingOptions(
-            name or "", learn_rate=rate, batch_size=int(batch or 1), gradient_step=int(accumulate or 1),
+    def common(rate: str, mode: str, value: str, batch: float, accumulate: float, root: str, log_dir: str,
+               template_file: str | None, w: float, h: float, keep_size: bool, max_steps: float, image_at: float,
+               weight: bool, shuffle_tags: bool, drop: float, method: str, txt2img: bool,
+               previews: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(
+            learn_rate=rate, batch_size=int(batch or 1), gradient_step=int(accumulate or 1),
             data_root=root or "", log_directory=log_dir or "textual_inversion", training_width=int(w),
             training_height=int(h), varsize=bool(keep_size), steps=int(max_steps or 1), clip_grad_mode=mode,
             clip_grad_value=value, shuffle_tags=bool(shuffle_tags), tag_drop_out=float(drop),
-            latent_sampling_method=method, use_weight=bool(weight),
-            save_embedding_every=int(every or 0), template_filename=template_file or "")
+            latent_sampling_method=method, use_weight=bool(weight), template_filename=template_file or "",
+            preview=preview_options(image_at, txt2img, previews))
+
+    def run(name: str | None, rate: str, mode: str, value: str, batch: float, accumulate: float, root: str,
+            log_dir: str, template_file: str | None, w: float, h: float, keep_size: bool, max_steps: float,
+            every: float, image_at: float, weight: bool, shuffle_tags: bool, drop: float, method: str,
+            txt2img: bool, *previews: Any) -> Iterator[str]:
+        fields = common(rate, mode, value, batch, accumulate, root, log_dir, template_file, w, h, keep_size,
+                        max_steps, image_at, weight, shuffle_tags, drop, method, txt2img, previews)
+        options = TrainEmbeddingOptions(name or "", save_embedding_every=int(every or 0), **fields)
         yield from follow_job(ctx, lambda: ctx.jobs.submit(train_embedding_job, ctx, options,
                                                            kind="train_embedding"),
                               lambda result: result.info.replace("train embedding", "Training", 1),
                               partial_ok=True)
 
-    train.click(run, [embedding, learn_rate, clip_mode, clip_value, batch_size, gradient_step, data_root,
-                      log_directory, template, width, height, varsize, steps, save_every, use_weight, shuffle,
-                      drop_out, sampling], outcome, show_progress="minimal")
+    def run_hypernetwork(name: str | None, rate: str, mode: str, value: str, batch: float, accumulate: float,
+                         root: str, log_dir: str, template_file: str | None, w: float, h: float, keep_size: bool,
+                         max_steps: float, every: float, image_at: float, weight: bool, shuffle_tags: bool,
+                         drop: float, method: str, txt2img: bool, *previews: Any) -> Iterator[str]:
+        fields = common(rate, mode, value, batch, accumulate, root, log_dir, template_file, w, h, keep_size,
+                        max_steps, image_at, weight, shuffle_tags, drop, method, txt2img, previews)
+        options = TrainHypernetworkOptions(name or "", save_hypernetwork_every=int(every or 0), **fields)
+        yield from follow_job(ctx, lambda: ctx.jobs.submit(train_hypernetwork_job, ctx, options,
+                                                           kind="train_hypernetwork"),
+                              lambda result: result.info.replace("train hypernetwork", "Training", 1),
+                              partial_ok=True)
+
+    shared = [clip_mode, clip_value, batch_size, gradient_step, data_root, log_directory, template, width, height,
+              varsize, steps, save_every, image_every, use_weight, shuffle, drop_out, sampling, from_txt2img,
+              *(preview_params or [])]
+    train.click(run, [embedding, learn_rate, *shared], outcome, show_progress="minimal")
+    train_hypernetwork.click(run_hypernetwork, [hypernetwork, hypernetwork_rate, *shared], outcome,
+                             show_progress="minimal")
     return embedding
 
 
@@ -209,6 +270,6 @@ def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> Non
         with gr.Tab("Create hypernetwork", id="create_hypernetwork", elem_id="train_create_hypernetwork_tab"):
             build_create_hypernetwork(ctx)
         with gr.Tab("Train", id="train_embedding", elem_id="train_train_tab"):
-            embeddings = build_train_embedding(ctx)
+            embeddings = build_train_embedding(ctx, preview_params)
         ctx.callbacks.fire("ui_train_tabs", UiTrainTabParams(list(preview_params or [])))
     created.then(lambda: gr.update(choices=embedding_names(ctx)), None, embeddings, queue=False)
