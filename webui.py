@@ -166,7 +166,7 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
     models = _model_manager(flags, paths, settings, vaes, cache)
     networks = NetworkLibrary.from_paths(paths, hash_cache=cache, safe_unpickle=not flags.disable_safe_unpickle,
                                          prefer_filename=settings.get("lora_preferred_name") == "Filename")
-    upscalers, face_restorers = build_registries(paths, flags)
+    upscalers, face_restorers = build_registries(paths, flags, settings=settings, env=env)
     jobs = JobQueue(max_queued=max(0, int(flags.max_queued_jobs or 0)))
     scripts = ScriptRunners(txt2img=ScriptRunner(False, default_registry), img2img=ScriptRunner(True, default_registry),
                             postprocessing=PostprocessingScripts())

@@ -1,9 +1,10 @@
 """SD upscale (img2img): upscale, cut into tiles of the job's size, img2img every tile, stitch with blended overlap.
 
-A1111 `scripts/sd_upscale.py` (reference §9): Tile overlap 64, Scale Factor 2.0, Upscaler; tiles are processed in
-batches of the job's batch size with seed + 1 per batch; batch count = number of upscaled results.  Upscalers
-here: "None" (no resize, as A1111), "Lanczos" and "Nearest" (Pillow); model upscalers (ESRGAN …) are not yet
-available to scripts.
+A1111 `scripts/sd_upscale.py` (reference §9): Tile overlap 64, Scale Factor 2.0, Upscaler (a radio over every
+upscaler, `shared.sd_upscalers`); tiles are processed in batches of the job's batch size with seed + 1 per batch;
+batch count = number of upscaled results. The upscalers are the running app's registry (None, Lanczos, Nearest,
+A1111's named models downloaded on first use, model files); "None" leaves the image as it is (as A1111). Without
+a running app (a bare unit test) only the Pillow ones are available.
 """
 
 from __future__ import annotations
@@ -14,19 +15,37 @@ from typing import Any
 
 from PIL import Image
 
+from modules.compat.host import HOST
 from modules.extensions.api import Script, ScriptArg, copy_params, process_images
 from modules.extensions.builtin_logic import ScriptInputError, Tile, combine_tiles, split_tiles
 
 UPSCALERS = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST}
 
 
+def _app() -> Any:
+    return HOST.current() if HOST.running() else None
+
+
+def upscaler_names() -> list[str]:
+    """The radio's choices: every upscaler of the running app (A1111 order), else None/Lanczos/Nearest."""
+    app = _app()
+    return list(app.upscalers) if app is not None and app.upscalers is not None else ["None", *UPSCALERS]
+
+
 def upscale(image: Image.Image, name: str, scale: float) -> Image.Image:
-    """The image scaled by `scale` with the named upscaler ("None" leaves it as is)."""
+    """The image scaled by `scale` with the named upscaler ("None" leaves it as is); a model that cannot be loaded
+    or downloaded is a `ScriptInputError` with the reason."""
     if name in (None, "", "None"):
         return image
+    app = _app()
+    if app is not None and app.upscalers is not None and name in app.upscalers:
+        try:
+            return app.upscalers.upscale(image, scale, name, app.settings)
+        except RuntimeError as exc:  # UpscalerModelError: unreadable file, failed download
+            raise ScriptInputError(f"SD upscale: {exc}") from None
     if name not in UPSCALERS:
-        raise ScriptInputError(f"SD upscale: upscaler {name!r} is not available; use one of None, "
-                               f"{', '.join(UPSCALERS)}")
+        raise ScriptInputError(f"SD upscale: upscaler {name!r} is not available; use one of "
+                               f"{', '.join(upscaler_names())}")
     return image.resize((round(image.width * scale), round(image.height * scale)), UPSCALERS[name])
 
 
@@ -42,7 +61,7 @@ class SDUpscale(Script):
     def ui(self, is_img2img: bool) -> list[Any]:
         return [ScriptArg("info", "Info", "", kind="html"),
                 ScriptArg("overlap", "Tile overlap", 64, kind="slider", minimum=0, maximum=256, step=16),
-                ScriptArg("upscaler_name", "Upscaler", "Lanczos", kind="radio", choices=["None", *UPSCALERS]),
+                ScriptArg("upscaler_name", "Upscaler", "Lanczos", kind="radio", choices=upscaler_names()),
                 ScriptArg("scale_factor", "Scale Factor", 2.0, kind="slider", minimum=1.0, maximum=4.0, step=0.05)]
 
     def run(self, p: Any, info: Any, overlap: int, upscaler_name: str, scale_factor: float) -> Any:

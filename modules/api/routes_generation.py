@@ -38,7 +38,8 @@ from modules.runtime.jobs import Job, JobFailedError, QueueFullError
 services_log = logging.getLogger(__name__)
 
 JOB_ERROR_STATUS = {"ParamError": 422, "PromptError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
-                    "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403}
+                    "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403,
+                    "ScriptInputError": 422}
 """Status for a job that failed with one of these exception types (the queue records only type and message)."""
 
 

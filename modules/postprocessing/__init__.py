@@ -8,6 +8,7 @@ Public surface: `UpscalerRegistry` (Mapping name → `UpscalerEntry`; `upscale(i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from modules.postprocessing.extras import (
     save_kwargs,
 )
 from modules.postprocessing.face_restorers import FaceRestorerError, FaceRestorerRegistry
+from modules.postprocessing.model_downloads import NAMED_MODELS
 from modules.postprocessing.spandrel_models import UpscalerModelError
 from modules.postprocessing.upscalers import (
     BUILTIN_UPSCALERS,
@@ -41,11 +43,15 @@ __all__ = [
 ]
 
 
-def build_registries(paths: Any, flags: Any = None) -> tuple[UpscalerRegistry, FaceRestorerRegistry]:
+def build_registries(paths: Any, flags: Any = None, *, settings: Any = None,
+                     env: Mapping[str, str] | None = None) -> tuple[UpscalerRegistry, FaceRestorerRegistry]:
     """Both registries over `paths.upscaler_dirs` (models/ESRGAN, RealESRGAN, SwinIR, DAT, ScuNET, GFPGAN,
-    Codeformer, or the `--*-models-path` flags); devices follow `--use-cpu`/`--device-id`/`--no-half` in `flags`."""
+    Codeformer, or the `--*-models-path` flags); devices follow `--use-cpu`/`--device-id`/`--no-half` in `flags`.
+    A1111's named upscalers (`NAMED_MODELS`, filtered by `settings`) are listed and downloaded on first use with
+    the mirrors/proxies of `env`."""
     dirs = {name: Path(p) for name, p in dict(getattr(paths, "upscaler_dirs", {}) or {}).items()}
     models_dir = Path(getattr(paths, "models_dir", "models"))
     for name in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "ScuNET", "GFPGAN", "Codeformer"):
         dirs.setdefault(name, models_dir / name)
-    return UpscalerRegistry(dirs, flags=flags), FaceRestorerRegistry(dirs, flags=flags)
+    upscalers = UpscalerRegistry(dirs, flags=flags, named_models=NAMED_MODELS, settings=settings, env=env)
+    return upscalers, FaceRestorerRegistry(dirs, flags=flags, settings=settings, env=env)

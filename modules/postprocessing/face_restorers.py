@@ -178,7 +178,10 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
 
     def __init__(self, folders: Mapping[str, Path], *, flags: Any = None,
                  placement: Callable[[str], DevicePlacement] | None = None,
-                 detector: FaceDetector | None = None) -> None:
+                 detector: FaceDetector | None = None, settings: Any = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._env = env
         place = placement or (lambda component: placement_for(component, flags))
         self._restorers = {name: FaceRestorer(name, Path(folders.get(sub, Path("models") / sub)), place)
                            for name, (sub, _component, _file) in FACE_RESTORERS.items()}

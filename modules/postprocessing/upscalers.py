@@ -21,7 +21,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from modules.postprocessing.model_downloads import ModelDownloadError, NamedModel, enabled, fetch_model
 from modules.postprocessing.spandrel_models import (
     DevicePlacement,
     UpscalerModelError,
@@ -80,11 +81,13 @@ class UpscalerEntry:
     path: Path | None = None
     folder: str | None = None
     scale: int = DEFAULT_SCALE
+    named: NamedModel | None = None
+    """A1111's named model this entry stands for (downloaded to `path` on first use when the file is missing)."""
 
     def api_entry(self) -> dict[str, Any]:
         """The `/sdapi/v1/upscalers` item `{name, model_name, model_path, model_url, scale}`."""
         return {"name": self.name, "model_name": self.folder, "model_path": str(self.path) if self.path else None,
-                "model_url": None, "scale": self.scale}
+                "model_url": self.named.url if self.named else None, "scale": self.scale}
 
 
 def scale_from_name(stem: str) -> int:
@@ -110,8 +113,8 @@ def image_key(image: Image.Image) -> str:
 def _setting(settings: Mapping[str, Any] | None, key: str, default: Any) -> Any:
     if settings is None:
         return default
-    try:
-        value = settings.get(key, default) if hasattr(settings, "get") else settings[key]
+    try:  # a mapping, a settings snapshot, or the live `Settings` (whose get takes the key only)
+        value = settings.get(key) if hasattr(settings, "get") else settings[key]
     except (KeyError, AttributeError):
         return default
     return default if value is None else value
@@ -124,11 +127,19 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
     (`Paths.upscaler_dirs`). `placement` chooses device/dtype per `--use-cpu` component (default: modules.memory's
     probe). Loaded models stay in memory (at most `max_loaded_models`); results are cached per image, upscaler and
     scale, holding at most `upscaling_max_images_in_cache` images (A1111 default 5; 0 disables the cache).
+    `named_models` (production: A1111's `NAMED_MODELS`) are listed whether or not their file exists — filtered by
+    `realesrgan_enabled_models` / `dat_enabled_models` read from `settings` at each refresh — and downloaded
+    into their folder on first use (`env`: `HF_ENDPOINT`, `GITHUB_ENDPOINT`, `HF_HUB_OFFLINE`, proxies).
     """
 
     def __init__(self, folders: Mapping[str, Path], *, flags: Any = None,
-                 placement: Callable[[str], DevicePlacement] | None = None, max_loaded_models: int = 1) -> None:
+                 placement: Callable[[str], DevicePlacement] | None = None, max_loaded_models: int = 1,
+                 named_models: Sequence[NamedModel] = (), settings: Any = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.folders = {kind: Path(folder) for kind, folder in folders.items() if kind in MODEL_FOLDERS}
+        self.named_models = tuple(named_models)
+        self.settings = settings
+        self._env = env
         self._placement = placement or (lambda component: placement_for(component, flags))
         self._max_loaded = max(1, max_loaded_models)
         self._entries: dict[str, UpscalerEntry] = {}
@@ -152,11 +163,23 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
         """Rescan the folders; unchanged files keep their loaded models, removed ones are dropped."""
         models: list[UpscalerEntry] = []
         taken = set(BUILTIN_UPSCALERS)
+        claimed: set[Path] = set()
+        for named in self.named_models:
+            folder = self.folders.get(named.folder)
+            if folder is None or not enabled(named, self.settings):
+                continue
+            path = next((p for p in model_files([folder]) if p.name.lower() == named.file_name.lower()),
+                        folder / named.file_name)
+            claimed.add(path)
+            taken.add(named.name)
+            models.append(UpscalerEntry(named.name, "model", path, named.folder, named.scale, named))
         for kind in MODEL_FOLDERS:
             folder = self.folders.get(kind)
             if folder is None:
                 continue
             for path in model_files([folder]):
+                if path in claimed:
+                    continue
                 name = path.stem if path.stem not in taken else f"{path.stem} ({kind})"
                 n = 2
                 while name in taken:
@@ -275,6 +298,13 @@ class UpscalerRegistry(Mapping[str, UpscalerEntry]):
                 self._models.move_to_end(name)
                 return self._models[name]
         assert entry.path is not None and entry.folder is not None
+        if not entry.path.is_file() and entry.named is not None:
+            with self._lock:  # one download at a time; a second job asking for the same file finds it done
+                if not entry.path.is_file():
+                    try:
+                        fetch_model(entry.named, entry.path, self._env)
+                    except ModelDownloadError as exc:
+                        raise UpscalerModelError(str(exc)) from None
         if not entry.path.is_file():
             raise UpscalerModelError(f"{entry.name}: model file {entry.path} no longer exists; refresh the list")
         placement = self._placement(DEVICE_COMPONENT.get(entry.folder, "esrgan"))

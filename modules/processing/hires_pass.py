@@ -1,6 +1,7 @@
 """The hires. fix second pass (A1111 `StableDiffusionProcessingTxt2Img.sample_hr_pass`, reference §8).
 
-* Upscale the first pass: latent modes interpolate the latent; pixel upscalers decode, resize and encode again.
+* Upscale the first pass: latent modes interpolate the latent; pixel upscalers decode, resize and encode again
+  (built-ins with PIL, model upscalers of `ctx.upscalers` at their native scale then Lanczos to the target).
 * With `firstpass_image` (the ✨ "upscale this image with hires" job) there is no first pass: a latent upscaler
   starts from the VAE encoding of the image, a pixel upscaler from the image itself (A1111 1.8 `txt2img_upscale`).
 * `hr_checkpoint_name` (other than "Use same checkpoint") loads that checkpoint for the second pass; the job's
@@ -28,9 +29,9 @@ from modules.processing.conditioning import opt, use_networks
 from modules.processing.hires import LATENT_UPSCALE_MODES, crop_latent, hires_target, upscale_latent
 from modules.processing.hooks import ExtraNoiseParams
 from modules.processing.image_ops import resize_image
-from modules.processing.img2img_init import txt2img_image_conditioning
+from modules.processing.img2img_init import txt2img_image_conditioning, upscaler_resizer
 from modules.processing.intermediate_saves import save_copy
-from modules.processing.params import Txt2ImgParams
+from modules.processing.params import ParamError, Txt2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
 from modules.processing.vae_io import encode_images, latent_factor
 
@@ -69,9 +70,11 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
     run.hires_info = dict(target.infotext)
     up_w, up_h = target.upscale_width, target.upscale_height
     final_w, final_h = target.final_size
-    if upscaler not in LATENT_UPSCALE_MODES and upscaler not in IMAGE_UPSCALERS:
-        raise ValueError(f"hr_upscaler: unknown upscaler {upscaler!r}; available: "
-                         f"{', '.join([*LATENT_UPSCALE_MODES, *IMAGE_UPSCALERS])}")
+    registry = getattr(run.ctx, "upscalers", None)
+    if upscaler not in LATENT_UPSCALE_MODES and upscaler not in IMAGE_UPSCALERS and (
+            registry is None or upscaler not in registry):
+        raise ParamError("hr_upscaler", f"unknown upscaler {upscaler!r}; available: "
+                         f"{', '.join([*LATENT_UPSCALE_MODES, *(registry or IMAGE_UPSCALERS)])}")
     if samples is None:
         first_images = [_firstpass_image(run, p.firstpass_image)] * batch
         if upscaler in LATENT_UPSCALE_MODES:
@@ -91,7 +94,10 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
         if first_images is None:
             assert samples is not None
             first_images = decode(run, model, samples)
-        resized = [resize_image(0, im, up_w, up_h, IMAGE_UPSCALERS[upscaler]) for im in first_images]
+        # A1111 `resize_image(0, image, W, H, upscaler)`: built-ins resize; a model upscaler (ESRGAN, R-ESRGAN 4x+,
+        # a file's name, …) upscales the decoded first pass at its native scale, then Lanczos to the target
+        resizer = IMAGE_UPSCALERS.get(upscaler) or upscaler_resizer(upscaler, registry, run.settings, "hr_upscaler")
+        resized = [resize_image(0, im, up_w, up_h, resizer) for im in first_images]
         latent = crop_latent(encode_images(second, resized, seed=run.seeds[index.start]), target)
     hr_steps = p.hr_second_pass_steps or p.steps
     # the hires prompts lose their `# comments` like the main prompts (the setting promises comments never reach

@@ -28,7 +28,7 @@ from PIL import Image
 from modules.processing.conditioning import opt
 from modules.processing.image_ops import Resizer, flatten_alpha, lanczos, pil_to_tensor, resize_image
 from modules.processing.masks import PreparedMask, fill_masked, latent_mask, masked_overlay, prepare_mask
-from modules.processing.params import Img2ImgParams
+from modules.processing.params import Img2ImgParams, ParamError
 from modules.processing.vae_io import encode_tensor, latent_factor
 
 Tensor = torch.Tensor
@@ -81,11 +81,12 @@ class Img2ImgInit:
     notices: list[str] = field(default_factory=list)
 
 
-def img2img_resizer(settings: Any, upscalers: Any) -> Resizer:
-    """How img2img scales its init images (A1111 `images.resize_image` with `upscaler_for_img2img`): Lanczos, or
-    when the setting names an upscaler and the image must grow, that upscaler first (by the larger of the two
-    ratios), then Lanczos to the exact size. An unknown name falls back to Lanczos with a warning."""
-    name = opt(settings, "upscaler_for_img2img", None)
+def upscaler_resizer(name: str, upscalers: Any, settings: Any, field_name: str) -> Resizer:
+    """A1111 `images.resize_image(..., upscaler_name)`'s `resize`: when the image must grow, upscaler `name` of
+    the registry (a model upscaler runs at its native scale, downloading A1111's named models on first use) by the
+    larger of the two ratios, then Lanczos to the exact size; "None", grey-scale images and shrinking use Lanczos.
+    An unknown name falls back to Lanczos with a warning (A1111 prints and goes on); a model that cannot be
+    loaded or downloaded is a `ParamError` naming `field_name` (an HTTP 422 with the reason, not a traceback)."""
     if not name or name == "None" or upscalers is None:
         return lanczos
 
@@ -95,10 +96,19 @@ def img2img_resizer(settings: Any, upscalers: Any) -> Resizer:
             try:
                 image = upscalers.upscale(image, scale, str(name), settings)
             except ValueError as exc:  # unknown upscaler (A1111 prints and uses its first upscaler, "None")
-                log.warning("upscaler_for_img2img: %s; using Lanczos", exc)
+                log.warning("%s: %s; using Lanczos", field_name, exc)
+            except RuntimeError as exc:  # UpscalerModelError: unreadable file, failed download
+                raise ParamError(field_name, str(exc)) from None
         return image if image.size == (width, height) else lanczos(image, width, height)
 
     return resize
+
+
+def img2img_resizer(settings: Any, upscalers: Any) -> Resizer:
+    """How img2img scales its init images (A1111 `images.resize_image` with `upscaler_for_img2img`): Lanczos, or
+    when the setting names an upscaler and the image must grow, that upscaler (see `upscaler_resizer`)."""
+    return upscaler_resizer(str(opt(settings, "upscaler_for_img2img", None) or ""), upscalers, settings,
+                            "upscaler_for_img2img")
 
 
 def background_color(settings: Any) -> tuple[int, int, int]:

@@ -125,7 +125,7 @@ def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
         fields["enable_hr"] = gr.Checkbox(label="Enable Hires. fix", value=False, elem_id=f"{tab}_enable_hr")
         with gr.Row():
             fields["hr_upscaler"] = gr.Dropdown(label="Upscaler", elem_id=f"{tab}_hr_upscaler",
-                                                choices=hires_upscalers(), value="Latent")
+                                                choices=hires_upscalers(ctx), value="Latent")
             fields["hr_second_pass_steps"] = gr.Slider(0, 150, value=0, step=1, label="Hires steps",
                                                        elem_id=f"{tab}_hires_steps")
             fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.7, step=0.01, label="Denoising strength",
@@ -159,10 +159,13 @@ def build_hires(ctx: AppContext, tab: str, fields: Fields) -> None:
                                        show_progress="hidden")
 
 
-def hires_upscalers() -> list[str]:
-    """A1111 hires upscalers: the latent modes first, then image upscalers that exist without extra weights."""
-    return ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
-            "Latent (nearest)", "Latent (nearest-exact)", "None", "Lanczos", "Nearest"]
+def hires_upscalers(ctx: AppContext | None = None) -> list[str]:
+    """A1111 hires upscalers (`shared.latent_upscale_modes` + `shared.sd_upscalers`): the latent modes first, then
+    every upscaler of `ctx.upscalers` — None, Lanczos, Nearest, A1111's named models and the model files."""
+    latent = ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+              "Latent (nearest)", "Latent (nearest-exact)"]
+    registry = getattr(ctx, "upscalers", None)
+    return latent + (list(registry) if registry is not None else ["None", "Lanczos", "Nearest"])
 
 
 def build_refiner(ctx: AppContext, tab: str, fields: Fields) -> None:

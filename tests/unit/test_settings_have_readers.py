@@ -54,7 +54,6 @@ UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `module
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
-UPSCALERS = "A1111's built-in model upscaler list, downloaded on first use (issue 14, model upscalers)"
 TAESD = "TAESD encode/decode needs the TAESD networks, built with the live-preview methods (issue 16)"
 SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 16)"
 
@@ -93,7 +92,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
     "gfpgan_model": FACE,
     # moved to the open issues that build what they need
-    "realesrgan_enabled_models": UPSCALERS, "dat_enabled_models": UPSCALERS,
     "enable_console_prompts": UI, "memmon_poll_rate": UI,
     "samples_log_stdout": UI,
     "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
@@ -102,9 +100,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "postprocessing_existing_caption_action": INTERROGATE,
 
     # TRAINING
-    "training_image_repeats_per_epoch": TRAINING, "training_xattention_optimizations": TRAINING,
-    "unload_models_when_training": TRAINING, "pin_memory": TRAINING,
-    "save_training_settings_to_txt": TRAINING,
     "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
     "training_tensorboard_flush_every": TRAINING,
     # UNet replacements
