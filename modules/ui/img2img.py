@@ -21,6 +21,7 @@ from modules.processing.params import INPAINTING_FILL_LABELS, RESIZE_MODE_LABELS
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import build_output_panel
+from modules.ui.interrogate_buttons import wire_interrogate_buttons
 from modules.ui.output_actions import is_local
 from modules.ui.paste import script_paste_fields
 from modules.ui.toprow import build_toprow
@@ -264,6 +265,7 @@ def build_img2img(ctx: AppContext) -> GenerationTab:
                         extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,
                                "inputs": [*images.values(), mode, *resize]})
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
+    wire_interrogate_buttons(ctx, tab)
 
     def build(values: dict[str, Any], data: dict[gr.components.Component, Any]) -> GenerationParams:
         """Img2ImgParams by name, plus init images and mask from the selected sub-tab."""

@@ -1,5 +1,6 @@
 """The prompt row of txt2img/img2img (reference §3.1): prompts with token counters, Generate/Interrupt/Skip,
-↙️ paste, 🗑️ clear, 📋 apply styles, the Styles dropdown and 💾 save-as-style.
+↙️ paste, 🗑️ clear, 📋 apply styles, the Styles dropdown and 💾 save-as-style; img2img adds Interrogate CLIP and
+Interrogate DeepBooru.
 
 A1111 `modules/ui_toprow.py`; element ids are A1111's (`txt2img_prompt`, `txt2img_generate`, …) so user.css and
 extension scripts written for A1111 find the same elements.
@@ -40,6 +41,10 @@ class Toprow:
     save_style: gr.Button
     edit_styles: gr.Button | None = None
     editor: dict[str, Any] | None = None
+    interrogate: gr.Button | None = None
+    """img2img only: 📎 Interrogate CLIP (A1111 id `interrogate`); wired by modules/ui/interrogate_buttons.py."""
+    deepbooru: gr.Button | None = None
+    """img2img only: 📦 Interrogate DeepBooru (A1111 id `deepbooru`)."""
 
 
 def build_toprow(ctx: AppContext, tab: str) -> Toprow:
@@ -54,6 +59,11 @@ def build_toprow(ctx: AppContext, tab: str) -> Toprow:
                                   placeholder=NEGATIVE_PLACEHOLDER, elem_classes=["prompt"])
             negative_counter = gr.HTML("<span>0/75</span>", elem_id=f"{tab}_negative_token_counter",
                                        elem_classes=["token-counter"])
+        interrogate = deepbooru = None
+        if tab == "img2img":  # A1111 ui_toprow: the interrogate column of the img2img prompt row
+            with gr.Column(scale=1, elem_id="interrogate_col", min_width=100):
+                interrogate = gr.Button("Interrogate\nCLIP", elem_id="interrogate")
+                deepbooru = gr.Button("Interrogate\nDeepBooru", elem_id="deepbooru")
         with gr.Column(scale=1, elem_id=f"{tab}_actions_column", min_width=220):
             with gr.Row(elem_id=f"{tab}_generate_box", elem_classes=["generate-box"]):
                 interrupt = gr.Button("Interrupt", elem_id=f"{tab}_interrupt", elem_classes=["generate-box-interrupt"])
@@ -72,7 +82,7 @@ def build_toprow(ctx: AppContext, tab: str) -> Toprow:
                 save_style = tool_button(SAVE_STYLE_ICON, f"{tab}_style_create")
     editor = build_style_editor(ctx, tab)
     return Toprow(prompt, negative, token_counter, negative_counter, generate, interrupt, skip, paste, clear,
-                  apply_styles, styles, style_name, save_style, edit_styles, editor)
+                  apply_styles, styles, style_name, save_style, edit_styles, editor, interrogate, deepbooru)
 
 
 def build_style_editor(ctx: AppContext, tab: str) -> dict[str, Any]:
