@@ -20,6 +20,7 @@ from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UpscalerRegistry
 from modules.processing.context import AppContext
 from modules.ui.common import error_html
+from modules.ui.send_to import ParamBinding, register_early
 
 
 def _registries(ctx: AppContext) -> tuple[UpscalerRegistry, FaceRestorerRegistry]:
@@ -35,6 +36,16 @@ def upscaler_names(ctx: AppContext) -> list[str]:
 def _settings(ctx: AppContext) -> dict[str, Any]:
     values = getattr(ctx.settings, "values", None)
     return dict(values()) if callable(values) else {}
+
+
+def _send_to_buttons(ctx: AppContext, gallery: gr.Gallery) -> None:
+    """"Send to img2img / inpaint / extras" under the result gallery (A1111 `create_output_panel("extras")`): the
+    selected result goes to that tab's image, through the page's send-to registry (`modules.ui.send_to`)."""
+    with gr.Row(elem_id="extras_tools_buttons"):
+        for tab, label in (("img2img", "Send to img2img"), ("inpaint", "Send to inpaint"),
+                           ("extras", "Send to extras")):
+            button = gr.Button(label, elem_id=f"extras_send_to_{tab}", size="sm")
+            register_early(ctx, ParamBinding(button, tab, source_image_component=gallery))
 
 
 def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
@@ -86,8 +97,10 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
                 label="Restore the whole image as one face (no face detector: resized to 512×512)", value=False,
                 elem_id="extras_restore_whole_image")
             script_inputs = ctx.scripts.postprocessing.setup_ui(_settings(ctx))
-        with gr.Column():
-            gallery = gr.Gallery(label="Result", elem_id="extras_gallery", columns=3, height=420, format="png")
+        with gr.Column(elem_id="extras_results", elem_classes=["results"]):
+            gallery = gr.Gallery(label="Result", elem_id="extras_gallery", columns=3, height=420, format="png",
+                                 object_fit="contain", interactive=False)
+            _send_to_buttons(ctx, gallery)
             log = gr.HTML(elem_id="html_log_extras")
 
     def run(mode_i: int, image: Any, files: Any, input_dir: str, output_dir: str, show: bool, size_i: int,

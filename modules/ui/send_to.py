@@ -11,7 +11,8 @@ destination image, the tab's fields pasted by name from the infotext (`modules.u
 with `for_send`, so `send_seed`/`send_size` apply), the img2img sub-tab and mode, and the top-level tab selected.
 Extension tabs built afterwards (`ui_tabs`) register bindings; `connect()` wires every binding not wired yet (the
 page calls it after all tabs; an extension may call it earlier). A binding to a tab without a destination is
-logged and skipped.
+logged and skipped. Tabs built before the registry opens (Extras' result buttons) queue their bindings with
+`register_early(ctx, binding)`; `begin` adopts them.
 """
 
 from __future__ import annotations
@@ -179,7 +180,20 @@ class _Registries:
 
     def __init__(self) -> None:
         self._items: list[tuple[weakref.ref[AppContext], SendToRegistry]] = []
+        self._pending: list[tuple[weakref.ref[AppContext], ParamBinding]] = []
         self._lock = threading.Lock()
+
+    def queue(self, ctx: AppContext, binding: ParamBinding) -> None:
+        """Keep `binding` until `ctx`'s registry opens (a tab built before `begin`)."""
+        with self._lock:
+            self._pending.append((weakref.ref(ctx), binding))
+
+    def take_pending(self, ctx: AppContext) -> list[ParamBinding]:
+        """The bindings queued for `ctx` (removed from the queue)."""
+        with self._lock:
+            mine = [b for r, b in self._pending if r() is ctx]
+            self._pending = [(r, b) for r, b in self._pending if r() is not None and r() is not ctx]
+            return mine
 
     def set(self, ctx: AppContext, registry: SendToRegistry) -> None:
         with self._lock:
@@ -197,8 +211,15 @@ REGISTRIES = _Registries()
 def begin(ctx: AppContext, tabs: Any, destinations: dict[str, Destination]) -> SendToRegistry:
     """Open the page's send-to registry (A1111 `paste_fields` of the built-in tabs)."""
     registry = SendToRegistry(ctx, tabs, dict(destinations))
+    registry.bindings.extend(REGISTRIES.take_pending(ctx))
     REGISTRIES.set(ctx, registry)
     return registry
+
+
+def register_early(ctx: AppContext, binding: ParamBinding) -> None:
+    """A1111 `register_paste_params_button` for a tab laid out before the destinations exist (Extras' result
+    buttons): queued until the page's registry opens (`begin`), then wired by its `connect()`."""
+    REGISTRIES.queue(ctx, binding)
 
 
 def registry_for(ctx: AppContext) -> SendToRegistry:
