@@ -17,7 +17,12 @@ from modules.processing.context import AppContext
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
 from modules.ui.common import checkpoint_titles, error_html, vae_choices
 from modules.ui.localization import list_localizations
-from modules.ui.settings_pages import build_actions_page, build_sysinfo_page
+from modules.ui.settings_pages import (
+    build_actions_page,
+    build_defaults_page,
+    build_licenses_page,
+    build_sysinfo_page,
+)
 
 
 def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
@@ -103,31 +108,38 @@ def build_settings(ctx: AppContext, tab: gr.Tab) -> None:
     """Lay out the Settings tab lazily: the ~320 option components are rendered (`gr.render`) the first time the
     tab is opened, so building the UI at start-up does not pay for them (A1111 builds them eagerly).
 
-    Values are read when the tab renders, so they show what config.json holds at that moment.
+    Values are read when the tab renders, so they show what config.json holds at that moment. "Show all pages"
+    (A1111: the last entry of the page list) renders every category on one page, sections open, instead of one
+    tab per category; the special pages (Defaults, Actions, Sysinfo, Licenses) follow as tabs.
     """
     with gr.Row(elem_id="settings_top"):
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
         reload_ui = gr.Button("Reload UI", elem_id="settings_restart_gradio")
     result = gr.HTML(elem_id="settings_result")
-    search = gr.Textbox(label="Search", placeholder="Search...", elem_id="settings_search", show_label=False)
+    with gr.Row():
+        search = gr.Textbox(label="Search", placeholder="Search...", elem_id="settings_search", show_label=False,
+                            scale=4)
+        show_all = gr.Checkbox(False, label="Show all pages", elem_id="settings_show_all_pages", scale=1)
     opened = gr.Number(value=0, visible=False, elem_id="settings_opened")
     tab.select(lambda n: 1 if not n else gr.update(), opened, opened, queue=False, show_progress="hidden")
     reload_ui.click(None, None, None, js="() => { setTimeout(() => location.reload(), 100); }")
 
-    @gr.render(inputs=opened, triggers=[opened.change])
-    def render(flag: float | None) -> None:
+    @gr.render(inputs=[opened, show_all], triggers=[opened.change, show_all.change])
+    def render(flag: float | None, everything: bool) -> None:
         if not flag:
             gr.HTML("<p>Loading settings...</p>", elem_id="settings_loading")
             return
-        keys, components, accordions = _layout(ctx)
+        keys, components, accordions = _layout(ctx, bool(everything))
         apply.click(lambda *vals: apply_values(ctx, keys, list(vals)), components, result)
-        search.change(lambda text: _search(ctx, keys, accordions, text), search,
+        search.change(lambda text: _search(ctx, keys, accordions, text, bool(everything)), search,
                       [*components, *[a for a, _ in accordions]], queue=False, trigger_mode="always_last",
                       show_progress="hidden")
 
 
-def _layout(ctx: AppContext) -> tuple[list[str], list[gr.components.Component], list[tuple[gr.Accordion, list[str]]]]:
-    """Category tabs with one accordion per section; returns keys, components and (accordion, keys) pairs."""
+def _layout(ctx: AppContext, show_all: bool = False
+            ) -> tuple[list[str], list[gr.components.Component], list[tuple[gr.Accordion, list[str]]]]:
+    """Category tabs with one accordion per section (with `show_all`, every category on one page with its
+    sections open), then the special pages; returns keys, components and (accordion, keys) pairs."""
     registry = ctx.settings.registry
     by_category: dict[str, list[Any]] = defaultdict(list)
     for sec in registry.sections():
@@ -138,30 +150,46 @@ def _layout(ctx: AppContext) -> tuple[list[str], list[gr.components.Component], 
     components: list[gr.components.Component] = []
     accordions: list[tuple[gr.Accordion, list[str]]] = []
     ordered = [c for c in [*CATEGORIES.values(), "Uncategorized"] if c in by_category]
+
+    def category_page(category: str) -> None:
+        for sec in by_category[category]:
+            with gr.Accordion(sec.label, open=show_all, elem_id=f"settings_{sec.id}") as acc:
+                section_keys = []
+                for info in (i for i in registry.in_section(sec.id) if i.section == sec):  # id "ui" x2
+                    components.append(make_component(ctx, info, ui_value(ctx, info.key)))
+                    keys.append(info.key)
+                    section_keys.append(info.key)
+            accordions.append((acc, section_keys))
+
+    if show_all:
+        with gr.Column(elem_id="settings_all_pages"):
+            for category in ordered:
+                gr.HTML(f"<h2>{category}</h2>", elem_classes=["settings-category-title"])
+                category_page(category)
     with gr.Tabs(elem_id="settings"):
-        for category in ordered:
+        for category in [] if show_all else ordered:
             with gr.Tab(category, elem_id=f"settings_category_{category.lower().replace(' ', '_')}"):
-                for sec in by_category[category]:
-                    with gr.Accordion(sec.label, open=False, elem_id=f"settings_{sec.id}") as acc:
-                        section_keys = []
-                        for info in (i for i in registry.in_section(sec.id) if i.section == sec):  # id "ui" x2
-                            components.append(make_component(ctx, info, ui_value(ctx, info.key)))
-                            keys.append(info.key)
-                            section_keys.append(info.key)
-                    accordions.append((acc, section_keys))
+                category_page(category)
+        with gr.Tab("Defaults", elem_id="settings_tab_defaults"):
+            build_defaults_page(ctx, keys, components)
         with gr.Tab("Actions", elem_id="settings_tab_actions"):
             build_actions_page(ctx)
         with gr.Tab("Sysinfo", elem_id="settings_tab_sysinfo"):
             build_sysinfo_page(ctx)
+        with gr.Tab("Licenses", elem_id="settings_tab_licenses"):
+            build_licenses_page(ctx)
     return keys, components, accordions
 
 
-def _search(ctx: AppContext, keys: list[str], accordions: list[tuple[gr.Accordion, list[str]]], text: str) -> list[Any]:
-    """Show only settings whose label or key contains the text; open sections that have matches."""
+def _search(ctx: AppContext, keys: list[str], accordions: list[tuple[gr.Accordion, list[str]]], text: str,
+            show_all: bool = False) -> list[Any]:
+    """Show only settings whose label or key contains the text; open sections that have matches (with "Show all
+    pages" every shown section stays open)."""
     registry = ctx.settings.registry
     needle = (text or "").strip().lower()
     visible = {k: not needle or needle in k.lower() or needle in registry[k].label.lower() for k in keys}
     updates: list[Any] = [gr.update(visible=visible[k]) for k in keys]
-    updates += [gr.update(open=bool(needle) and any(visible[k] for k in ks), visible=any(visible[k] for k in ks))
+    updates += [gr.update(open=(show_all or bool(needle)) and any(visible[k] for k in ks),
+                          visible=any(visible[k] for k in ks))
                 for _acc, ks in accordions]
     return updates

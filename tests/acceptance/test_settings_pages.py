@@ -1,5 +1,7 @@
 """Settings tab special pages (A1111 `ui_settings`): Sysinfo downloads the system-information JSON (command line
-masked), Actions unloads / reloads the checkpoint and hashes every checkpoint."""
+masked), Actions unloads / reloads the checkpoint and hashes every checkpoint, "Show all pages" shows every
+category's settings on one page, Defaults lists changed settings and reverts the chosen ones, Licenses shows the
+licenses page."""
 
 from __future__ import annotations
 
@@ -57,3 +59,43 @@ def test_actions_page_hashes_all_checkpoints_and_unloads(app: RunningApp, browse
     page.wait_for_function("document.querySelector('#settings_actions_result')?.innerText.includes('loaded:')",
                            timeout=60000)
     assert app.txt2img(seed=3)["images"]
+
+
+def test_show_all_pages_shows_every_category_at_once(app: RunningApp, browser: Any) -> None:
+    page = open_settings_page(browser, app, "settings_tab_sysinfo")
+    assert not page.is_visible("#setting_samples_format")  # one category per tab
+    page.locator("#settings_show_all_pages input").check()
+    page.wait_for_selector("#settings_all_pages", state="visible", timeout=60000)
+    for elem_id in ("setting_samples_format", "setting_comma_padding_backtrack", "setting_jpeg_quality"):
+        page.locator(f"#{elem_id}").wait_for(state="visible", timeout=30000)
+    assert page.locator("#settings_category_saving_images-button").count() == 0
+    page.locator("#settings_show_all_pages input").uncheck()
+    page.wait_for_selector("#settings_all_pages", state="detached", timeout=60000)
+
+
+def test_defaults_page_lists_changed_settings_and_reverts_the_chosen(app: RunningApp, browser: Any) -> None:
+    changed = app.client.post("/sdapi/v1/options", json={"jpeg_quality": 55, "samples_format": "jpg"})
+    assert changed.status_code == 200, changed.text
+    page = open_settings_page(browser, app, "settings_tab_defaults")
+    page.click("#settings_defaults_view")
+    page.wait_for_function("document.querySelector('#settings_defaults_table')?.innerText.includes('jpeg_quality')",
+                           timeout=30000)
+    assert "samples_format" in page.inner_text("#settings_defaults_table")
+    page.locator("#settings_defaults_choose label").filter(has_text="(jpeg_quality)").click()
+    page.click("#settings_defaults_revert")
+    page.wait_for_function("document.querySelector('#settings_defaults_result')?.innerText.includes('Reverted 1')",
+                           timeout=30000)
+    options = app.client.get("/sdapi/v1/options").json()
+    assert options["jpeg_quality"] == 80 and options["samples_format"] == "jpg"
+    assert "jpeg_quality" not in json.loads((app.data_dir / "config.json").read_text())
+    assert "jpeg_quality" not in page.inner_text("#settings_defaults_table")
+
+
+def test_licenses_page_names_the_licenses(app: RunningApp, browser: Any) -> None:
+    page = open_settings_page(browser, app, "settings_tab_licenses")
+    page.wait_for_selector("#settings_licenses table", timeout=30000)
+    text = page.inner_text("#settings_licenses")
+    for expected in ("AUTOMATIC1111/stable-diffusion-webui", "GNU Affero General Public License v3.0", "Gradio",
+                     "Apache License 2.0", "open_clip", "MIT License", "PyTorch", "BSD 3-Clause License",
+                     "spandrel", "safetensors", "transformers"):
+        assert expected in text, expected
