@@ -274,14 +274,17 @@ def _add_file_route(app: FastAPI, ctx: AppContext, guard: AuthGuard) -> None:
 
 
 def _mount_ui(app: FastAPI, ctx: AppContext, ui: Any, guard: AuthGuard) -> None:
-    """Mount the Gradio Blocks at `/`; Gradio learns the user from our Basic login (`auth_dependency`)."""
+    """Mount the Gradio Blocks at `/` with the `gradio_theme` theme (`modules.ui.theme`); Gradio learns the user
+    from our Basic login (`auth_dependency`)."""
     import gradio as gr
+
+    from modules.ui.theme import load_theme
 
     allowed = [str(p) for p in output_roots(ctx)]
     blocked = [str(ctx.paths.models_dir), str(ctx.paths.settings_file), str(ctx.paths.data_dir / "config.json"),
                str(ctx.paths.script_dir / "modules")]
     gr.mount_gradio_app(app, ui, path="/", allowed_paths=allowed, blocked_paths=blocked,
-                        auth_dependency=guard.user if guard.enabled else None)
+                        auth_dependency=guard.user if guard.enabled else None, theme=load_theme(ctx))
 
 
 def _split(value: str | None) -> list[str]:

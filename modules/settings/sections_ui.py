@@ -71,7 +71,9 @@ USER_INTERFACE = section("ui", "User interface", "ui", {
     "hidden_tabs": multi([], "Hidden UI tabs", needs_reload_ui=True),
     "ui_reorder_list": multi([], "UI item order for txt2img/img2img tabs", info="selected items appear first",
                              needs_reload_ui=True),
-    "gradio_theme": dropdown("Default", "Gradio theme", editable=True, needs_reload_ui=True),
+    "gradio_theme": dropdown("Default", "Gradio theme", editable=True, needs_reload_ui=True,
+                             info="hub themes need internet access; offline only Gradio's built-in themes "
+                                  "(gradio/soft, Ocean, ...) and themes cached in tmp/gradio_themes load"),
     "gradio_themes_cache": check(True, "Cache gradio themes locally", info="disable to update the selected Gradio theme"),
     "show_progress_in_title": check(True, "Show generation progress in window title."),
     "send_seed": check(True, "Send seed when sending prompt or image to other interface"),

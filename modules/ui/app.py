@@ -24,6 +24,7 @@ from modules.ui.extensions_tab import build_extensions
 from modules.ui.extras import build_extras
 from modules.ui.gallery import infotext_for_index, selected_image
 from modules.ui.img2img import build_img2img
+from modules.ui.layout_options import arrange_tabs, refresh_extra_options
 from modules.ui.localization import load_localization
 from modules.ui.merger_tab import build_merger
 from modules.ui.paste import updates_from_infotext
@@ -239,6 +240,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                 build_settings(ctx, settings_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 build_extensions(ctx)
+        arrange_tabs(ctx, tabs)  # ui_tab_order, hidden_tabs
         gr.HTML("<div class='versions'>API: <a href='docs'>/docs</a> &#8226; "
                 "<a href='#' onclick='location.reload(); return false;'>Reload UI</a></div>", elem_id="footer")
         for tab in (txt2img, img2img):
@@ -267,6 +269,11 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         payload = gr.Textbox(elem_id="sd_assets_payload", elem_classes=["sd-hidden"], show_label=False)
         all_keys, all_components = quick_keys, quick_components
         fire_component_hooks(ctx, demo, {"txt2img": txt2img_tab, "img2img": img2img_tab})
+        for tab in (txt2img, img2img):
+            shown = tab.extra.get("extra_options") or {}
+            if shown:  # settings shown in the tab show their current values on each page load
+                demo.load(lambda shown=shown: refresh_extra_options(ctx, shown), None, list(shown.values()),
+                          queue=False, show_progress="hidden")
         demo.load(None, None, None, js=boot_js(ctx)).then(
             lambda: [assets_payload(ctx), *[quick_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
             queue=False, show_progress="hidden").then(

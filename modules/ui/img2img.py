@@ -22,6 +22,7 @@ from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import build_output_panel
 from modules.ui.interrogate_buttons import wire_interrogate_buttons
+from modules.ui.layout_options import build_extra_options, build_in_order, settings_column
 from modules.ui.output_actions import is_local
 from modules.ui.paste import script_paste_fields
 from modules.ui.toprow import build_toprow
@@ -184,38 +185,77 @@ def wire_copy_image(buttons: list[tuple[gr.Button, str, str]], images: dict[str,
                      queue=False)
 
 
+def build_inpaint_controls(fields: dict[str, gr.components.Component]) -> None:
+    """The "inpaint" part: mask blur 4, mask mode, masked content "original", inpaint area, padding 32."""
+    with gr.Group(elem_id="inpaint_controls"):
+        fields["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label="Mask blur", elem_id="img2img_mask_blur")
+        fields["inpainting_mask_invert"] = gr.Radio(list(MASK_MODES), value=MASK_MODES[0], label="Mask mode",
+                                                    type="index", elem_id="img2img_mask_mode")
+        fields["inpainting_fill"] = gr.Radio(list(INPAINTING_FILL_LABELS), value=INPAINTING_FILL_LABELS[1],
+                                             type="index", label="Masked content", elem_id="img2img_inpainting_fill")
+        fields["inpaint_full_res"] = gr.Radio(list(INPAINT_AREAS), value=INPAINT_AREAS[0], label="Inpaint area",
+                                              type="index", elem_id="img2img_inpaint_full_res")
+        fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4, label="Only masked padding, pixels",
+                                                       elem_id="img2img_inpaint_full_res_padding")
+
+
+def build_img2img_cfg(fields: dict[str, gr.components.Component]) -> None:
+    """The "cfg" part: CFG Scale, then Image CFG Scale 1.5 (0–3; used by instruct-pix2pix models)."""
+    panel_ui.build_cfg("img2img", fields)
+    fields["image_cfg_scale"] = gr.Slider(0.0, 3.0, value=1.5, step=0.05, label="Image CFG Scale",
+                                          elem_id="img2img_image_cfg_scale")
+
+
+def editor_options(ctx: AppContext) -> dict[str, Any]:
+    """Height and brushes of the image editors from the settings (A1111 `ui.create_ui`): every img2img image box
+    is `img2img_editor_height` pixels high; Sketch and Inpaint sketch start with their default brush colour (the
+    palette stays), the Inpaint mask brush has the one `img2img_inpaint_mask_brush_color`."""
+    def colour(key: str) -> str:
+        return str(ctx.settings.get(key) or "#ffffff")
+
+    return {"height": int(ctx.settings.get("img2img_editor_height") or 720),
+            "sketch": gr.Brush(default_color=colour("img2img_sketch_default_brush_color")),
+            "mask": gr.Brush(colors=[colour("img2img_inpaint_mask_brush_color")], color_mode="fixed"),
+            "inpaint_sketch": gr.Brush(default_color=colour("img2img_inpaint_sketch_default_brush_color"))}
+
+
 def build_img2img(ctx: AppContext) -> GenerationTab:
-    """Lay out and wire the img2img tab."""
+    """Lay out and wire the img2img tab; the Generation panel's parts are built in `ui_reorder_list` order and
+    `compact_prompt_box` makes the prompt row its "prompt" part (A1111)."""
     fields: dict[str, gr.components.Component] = {}
     images: dict[str, gr.components.Component] = {}
     copy_buttons: list[tuple[gr.Button, str, str]] = []
-    row = build_toprow(ctx, "img2img")
+    compact = bool(ctx.settings.get("compact_prompt_box"))
+    built: dict[str, Any] = {} if compact else {"row": build_toprow(ctx, "img2img")}
+    together = panel_ui.batch_together(ctx)
+    editor = editor_options(ctx)
     with gr.Row(elem_id="img2img_settings_row", equal_height=False):
-        with gr.Column(scale=1, elem_id="img2img_settings"):
+        with settings_column(ctx, "img2img"):
             mode = gr.Number(value=0, precision=0, visible=False, elem_id="img2img_mode")
             with gr.Tabs(elem_id="mode_img2img") as mode_tabs:
                 with gr.Tab("img2img", id="img2img_tab", elem_id="img2img_img2img_tab") as t0:
                     images["init_img"] = gr.Image(label="Image for img2img", type="pil", elem_id="img2img_image",
-                                                  height=360, sources=["upload", "clipboard"])
+                                                  height=editor["height"], sources=["upload", "clipboard"])
                     copy_buttons += copy_image_row("img2img")
                 with gr.Tab("Sketch", id="sketch_tab", elem_id="img2img_img2img_sketch_tab") as t1:
                     images["sketch"] = gr.ImageEditor(label="Sketch", type="pil", elem_id="img2img_sketch",
-                                                      height=360)
+                                                      height=editor["height"], brush=editor["sketch"])
                     copy_buttons += copy_image_row("sketch")
                 with gr.Tab("Inpaint", id="inpaint_tab", elem_id="img2img_inpaint_tab") as t2:
                     images["inpaint"] = gr.ImageEditor(label="Image for inpainting with mask", type="pil",
-                                                       elem_id="img2maskimg", height=360,
-                                                       brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
+                                                       elem_id="img2maskimg", height=editor["height"],
+                                                       brush=editor["mask"])
                     copy_buttons += copy_image_row("inpaint")
                 with gr.Tab("Inpaint sketch", id="inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab") as t3:
                     images["inpaint_sketch"] = gr.ImageEditor(label="Color sketch inpainting", type="pil",
-                                                              elem_id="inpaint_sketch", height=360)
+                                                              elem_id="inpaint_sketch", height=editor["height"],
+                                                              brush=editor["inpaint_sketch"])
                     copy_buttons += copy_image_row("inpaint_sketch")
                 with gr.Tab("Inpaint upload", id="inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t4:
                     images["inpaint_upload"] = gr.Image(label="Image for img2img", type="pil",
-                                                        elem_id="img_inpaint_base", height=300)
+                                                        elem_id="img_inpaint_base", height=editor["height"])
                     images["inpaint_mask"] = gr.Image(label="Mask", type="pil", elem_id="img_inpaint_mask",
-                                                      height=300, image_mode="L")
+                                                      height=editor["height"], image_mode="L")
                 with gr.Tab("Batch", id="batch_tab", elem_id="img2img_batch_tab") as t5:
                     gr.HTML("<p>Process images in a directory on the same machine where the server is running."
                             "</p>")
@@ -230,40 +270,43 @@ def build_img2img(ctx: AppContext) -> GenerationTab:
             wire_copy_image(copy_buttons, images, mode_tabs, mode)
             with gr.Tabs(elem_id="img2img_extra_tabs") as extra_tabs, \
                     gr.Tab("Generation", elem_id="img2img_generation_tab"):
+                built["extra_options"] = build_extra_options(ctx, "img2img")
                 fields["resize_mode"] = gr.Radio(list(RESIZE_MODE_LABELS), value=RESIZE_MODE_LABELS[0],
                                                  label="Resize mode", elem_id="resize_mode", type="index")
-                with gr.Group(elem_id="inpaint_controls"):
-                    fields["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label="Mask blur",
-                                                    elem_id="img2img_mask_blur")
-                    fields["inpainting_mask_invert"] = gr.Radio(list(MASK_MODES), value=MASK_MODES[0],
-                                                                label="Mask mode", type="index",
-                                                                elem_id="img2img_mask_mode")
-                    fields["inpainting_fill"] = gr.Radio(list(INPAINTING_FILL_LABELS),
-                                                         value=INPAINTING_FILL_LABELS[1], type="index",
-                                                         label="Masked content", elem_id="img2img_inpainting_fill")
-                    fields["inpaint_full_res"] = gr.Radio(list(INPAINT_AREAS), value=INPAINT_AREAS[0],
-                                                          label="Inpaint area", type="index",
-                                                          elem_id="img2img_inpaint_full_res")
-                    fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4,
-                                                                   label="Only masked padding, pixels",
-                                                                   elem_id="img2img_inpaint_full_res_padding")
-                resize = build_resize_tabs(fields, images["init_img"])
-                reuse = panel_ui.build_common_controls(ctx, "img2img", fields, with_size=False)
-                fields["denoising_strength"] = gr.Slider(0.0, 1.0, value=0.75, step=0.01,
-                                                         label="Denoising strength",
-                                                         elem_id="img2img_denoising_strength")
-                fields["image_cfg_scale"] = gr.Slider(0.0, 3.0, value=1.5, step=0.05, label="Image CFG Scale",
-                                                      elem_id="img2img_image_cfg_scale")
-                panel_ui.build_refiner(ctx, "img2img", fields)
-                scripts = panel_ui.build_tail(ctx, "img2img", fields)
+
+                def dimensions() -> None:
+                    with gr.Row(elem_id="img2img_dimensions_batch_row"):
+                        with gr.Column(scale=4, elem_id="img2img_column_size"):
+                            built["resize"] = build_resize_tabs(fields, images["init_img"])
+                        if together:
+                            panel_ui.build_batch("img2img", fields, column=True)
+
+                build_in_order(ctx, {
+                    "prompt": lambda: built.update(row=build_toprow(ctx, "img2img")) if compact else None,
+                    "inpaint": lambda: build_inpaint_controls(fields),
+                    "sampler": lambda: panel_ui.build_sampler(ctx, "img2img", fields),
+                    "accordions": lambda: panel_ui.build_refiner(ctx, "img2img", fields),
+                    "dimensions": dimensions,
+                    "batch": lambda: None if together else panel_ui.build_batch("img2img", fields),
+                    "cfg": lambda: build_img2img_cfg(fields),
+                    "denoising": lambda: fields.update(denoising_strength=gr.Slider(
+                        0.0, 1.0, value=0.75, step=0.01, label="Denoising strength",
+                        elem_id="img2img_denoising_strength")) and None,
+                    "seed": lambda: built.update(reuse=panel_ui.build_seed_controls(
+                        "img2img", fields, textbox=bool(ctx.flags.use_textbox_seed))[0]),
+                    "override_settings": lambda: panel_ui.build_override_settings("img2img", fields),
+                    "scripts": lambda: built.update(scripts=panel_ui.build_scripts(ctx, "img2img", fields)),
+                })
+                scripts, resize = built["scripts"], built["resize"]
                 fields.update(script_paste_fields(ctx, "img2img", scripts))
             with extra_tabs:  # extra networks tabs after "Generation" (modules/ui/extra_networks.py)
                 build_extra_networks(ctx, "img2img")
         with gr.Column(scale=1):
             output = build_output_panel("img2img", local=is_local(ctx))
+    row, reuse = built["row"], built["reuse"]
     tab = GenerationTab("img2img", fields, row, output,
                         extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,
-                               "inputs": [*images.values(), mode, *resize]})
+                               "inputs": [*images.values(), mode, *resize], "extra_options": built["extra_options"]})
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
     wire_interrogate_buttons(ctx, tab)
 

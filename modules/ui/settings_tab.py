@@ -16,6 +16,7 @@ import gradio as gr
 from modules.processing.context import AppContext
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
 from modules.ui.common import checkpoint_titles, error_html, vae_choices
+from modules.ui.layout_options import OPEN_CHOICES, choices_for
 from modules.ui.localization import list_localizations
 from modules.ui.settings_pages import (
     build_actions_page,
@@ -35,6 +36,9 @@ def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
         return list_localizations(ctx)
     if info.key == "quicksettings_list":
         return list(ctx.settings.registry)
+    layout = choices_for(ctx, info.key)  # tabs, panel parts, themes, samplers, settings for the tabs
+    if layout is not None:
+        return layout
     return list(info.choices) if info.choices is not None else None
 
 
@@ -69,7 +73,8 @@ def make_component(ctx: AppContext, info: OptionInfo, value: Any, elem_id: str |
     if kind == "dropdown_multi":
         opts = list(choices or [])
         opts += [v for v in value or [] if v not in opts]
-        return gr.Dropdown(opts, value=list(value or []), multiselect=True, allow_custom_value=not choices, **common)
+        return gr.Dropdown(opts, value=list(value or []), multiselect=True,
+                           allow_custom_value=not choices or info.key in OPEN_CHOICES, **common)
     if kind == "color":
         return gr.ColorPicker(value=value, **common)
     return gr.Textbox(value="" if value is None else str(value), **common)

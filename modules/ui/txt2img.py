@@ -19,6 +19,7 @@ from modules.processing.params import GenerationParams, ParamError, Txt2ImgParam
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import OutputPanel, build_output_panel, selected_image, stream_job
+from modules.ui.layout_options import apply_extra_options, build_extra_options, build_in_order, settings_column
 from modules.ui.output_actions import is_local, open_folder
 from modules.ui.paste import (
     looks_like_infotext,
@@ -27,6 +28,7 @@ from modules.ui.paste import (
     script_paste_fields,
     updates_from_infotext,
 )
+from modules.ui.result_options import merge_hires_result, present, print_prompt
 from modules.ui.save_files import wire_save_buttons
 from modules.ui.scripts_ui import script_values
 from modules.ui.toprow import Toprow, build_toprow, wire_toprow
@@ -53,6 +55,12 @@ def params_from_values(params_type: type[GenerationParams], values: dict[str, An
         if name not in names or value is None or value in USE_SAME:
             continue
         kwargs[name] = value
+    for seed_name in ("seed", "subseed"):  # text boxes with --use-textbox-seed
+        if isinstance(kwargs.get(seed_name), str):
+            try:
+                kwargs[seed_name] = int(kwargs[seed_name].strip() or "-1")
+            except ValueError:
+                raise gr.Error(f"Invalid value for {seed_name}: {kwargs[seed_name]!r} is not a whole number") from None
     for int_name in ("seed", "subseed", "steps", "n_iter", "batch_size", "width", "height", "hr_second_pass_steps",
                      "hr_resize_x", "hr_resize_y", "seed_resize_from_w", "seed_resize_from_h", "resize_mode",
                      "mask_blur", "inpainting_fill", "inpaint_full_res_padding", "inpainting_mask_invert"):
@@ -110,13 +118,15 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
         if "scripts" in tab.extra:
             values.update(script_values(tab.extra["scripts"], values.get("script_name"), data))
         params = build_params(values, data)
+        apply_extra_options(ctx, params, tab.extra.get("extra_options", {}), data)
         if not ctx.models or not len(ctx.models.registry):
             raise gr.Error("No checkpoint found: put a .safetensors or .ckpt file in models/Stable-diffusion "
                            "and press 🔄 next to the checkpoint list")
         runner = choose_runner(data) if choose_runner is not None else None
-        yield from stream_job(ctx, runner or load_runner(runner_name), params, kind, out)
+        print_prompt(ctx, kind, str(values.get("prompt") or ""))
+        yield from present(ctx, stream_job(ctx, runner or load_runner(runner_name), params, kind, out), out)
 
-    inputs = set(fields.values()) | set(tab.extra.get("inputs", []))
+    inputs = set(fields.values()) | set(tab.extra.get("inputs", [])) | set(tab.extra.get("extra_options", {}).values())
     if "scripts" in tab.extra:
         inputs |= set(tab.extra["scripts"].components())
     row.generate.click(generate, inputs, output_components(tab), show_progress="minimal",
@@ -153,7 +163,10 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
             values["seed"] = _seed_of(data.get(out.generation_info), data.get(out.selected_index), values)
             params = build_params(values, data)
             params.enable_hr, params.firstpass_image = True, image.convert("RGB")
-            yield from stream_job(ctx, load_runner(runner_name), params, kind, out)
+            job = stream_job(ctx, load_runner(runner_name), params, kind, out)
+            yield from present(ctx, merge_hires_result(ctx, job, out, data.get(out.gallery),
+                                                      int(data.get(out.selected_index) or 0),
+                                                      data.get(out.generation_info)), out)
 
         out.upscale.click(upscale, inputs | {out.gallery, out.selected_index, out.generation_info},
                           output_components(tab), show_progress="minimal", concurrency_limit=None)
@@ -211,22 +224,37 @@ def named_with_prompts(tab: GenerationTab) -> dict[str, gr.components.Component]
 
 
 def build_txt2img(ctx: AppContext) -> GenerationTab:
-    """Lay out and wire the txt2img tab."""
+    """Lay out and wire the txt2img tab. The Generation panel's parts are built in `ui_reorder_list` order; with
+    `compact_prompt_box` the prompt row is its "prompt" part instead of the row above the tab (A1111)."""
     fields: dict[str, gr.components.Component] = {}
-    row = build_toprow(ctx, "txt2img")
+    compact = bool(ctx.settings.get("compact_prompt_box"))
+    built: dict[str, Any] = {} if compact else {"row": build_toprow(ctx, "txt2img")}
+    together = panel_ui.batch_together(ctx)
     with gr.Row(elem_id="txt2img_settings_row", equal_height=False):
-        with gr.Column(scale=1, elem_id="txt2img_settings"), gr.Tabs(elem_id="txt2img_extra_tabs"):
+        with settings_column(ctx, "txt2img"), gr.Tabs(elem_id="txt2img_extra_tabs"):
             with gr.Tab("Generation", elem_id="txt2img_generation_tab"):
-                reuse = panel_ui.build_common_controls(ctx, "txt2img", fields)
-                panel_ui.build_hires(ctx, "txt2img", fields)
-                panel_ui.build_refiner(ctx, "txt2img", fields)
-                scripts = panel_ui.build_tail(ctx, "txt2img", fields)
+                built["extra_options"] = build_extra_options(ctx, "txt2img")
+                build_in_order(ctx, {
+                    "prompt": lambda: built.update(row=build_toprow(ctx, "txt2img")) if compact else None,
+                    "sampler": lambda: panel_ui.build_sampler(ctx, "txt2img", fields),
+                    "accordions": lambda: built.update(hr_line=panel_ui.build_accordions(ctx, "txt2img", fields)),
+                    "dimensions": lambda: panel_ui.build_dimensions(ctx, "txt2img", fields),
+                    "batch": lambda: None if together else panel_ui.build_batch("txt2img", fields),
+                    "cfg": lambda: panel_ui.build_cfg("txt2img", fields),
+                    "seed": lambda: built.update(reuse=panel_ui.build_seed_controls(
+                        "txt2img", fields, textbox=bool(ctx.flags.use_textbox_seed))[0]),
+                    "override_settings": lambda: panel_ui.build_override_settings("txt2img", fields),
+                    "scripts": lambda: built.update(scripts=panel_ui.build_scripts(ctx, "txt2img", fields)),
+                })
+                scripts = built["scripts"]
+                panel_ui.wire_hires_resolution(built["hr_line"], fields)
                 fields.update(script_paste_fields(ctx, "txt2img", scripts))
             build_extra_networks(ctx, "txt2img")  # extra networks tabs (modules/ui/extra_networks.py)
         with gr.Column(scale=1):
             output = build_output_panel("txt2img", local=is_local(ctx))
+    row, reuse = built["row"], built["reuse"]
     tab = GenerationTab("txt2img", fields, row, output)
-    tab.extra.update(reuse_seed=reuse, scripts=scripts)
+    tab.extra.update(reuse_seed=reuse, scripts=scripts, extra_options=built["extra_options"])
     tab.fields.update({"prompt": row.prompt, "negative_prompt": row.negative_prompt, "styles": row.styles})
 
     def build(values: dict[str, Any], _data: Any) -> GenerationParams:

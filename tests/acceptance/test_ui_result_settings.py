@@ -1,0 +1,89 @@
+"""Settings that act when txt2img runs in the browser (A1111 `modules/txt2img.py`): `do_not_show_images`,
+`enable_console_prompts`, `samples_log_stdout`, `hires_button_gallery_insert` (✨), and a setting shown in the
+txt2img tab through `extra_options_txt2img` overriding the setting for that generation only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.browser.conftest import fill_text
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app(webui_app: WebUIFactory) -> RunningApp:
+    def prepare(data: Path) -> None:
+        (data / "config.json").write_text(json.dumps({"extra_options_txt2img": ["CLIP_stop_at_last_layers"]}))
+
+    running = webui_app(["--api"], prepare=prepare)
+    running.wait_for_model()
+    return running
+
+
+def set_options(app: RunningApp, **values: Any) -> None:
+    assert app.client.post("/sdapi/v1/options", json=values).status_code == 200
+
+
+def generate(page: Any, seed: int, prompt: str = "a cat") -> str:
+    fill_text(page, "txt2img_prompt", prompt)
+    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2),
+                           ("txt2img_seed", seed)):
+        set_number(page, elem_id, value)
+    page.click("#txt2img_generate")
+    page.wait_for_function("(s) => document.querySelector('#html_info_txt2img')?.innerText.includes('Seed: ' + s)",
+                           arg=seed, timeout=180000)
+    return str(page.inner_text("#html_info_txt2img"))
+
+
+def gallery_count(page: Any) -> int:
+    return int(page.evaluate("document.querySelectorAll('#txt2img_gallery img').length"))
+
+
+def test_do_not_show_images_and_console_prints(app: RunningApp, browser: Any,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    set_options(app, do_not_show_images=True, enable_console_prompts=True, samples_log_stdout=True)
+    page = open_ui(browser, app.url)
+    generate(page, 41, "a quiet fox")
+    page.wait_for_timeout(500)
+    assert gallery_count(page) == 0  # the infotext is shown, the image is not
+    out = capsys.readouterr().out
+    assert "\ntxt2img: a quiet fox" in out
+    assert '"seed": 41' in out and '"infotexts"' in out
+
+    set_options(app, do_not_show_images=False, enable_console_prompts=False, samples_log_stdout=False)
+    generate(page, 42, "a loud fox")
+    page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length === 1", timeout=20000)
+    out = capsys.readouterr().out
+    assert "a loud fox" not in out and '"seed": 42' not in out
+
+
+@pytest.mark.parametrize("insert", [False, True], ids=["replace", "insert"])
+def test_hires_button_replaces_or_inserts(app: RunningApp, browser: Any, insert: bool) -> None:
+    set_options(app, hires_button_gallery_insert=insert)
+    page = open_ui(browser, app.url)
+    generate(page, 43)
+    page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length === 1", timeout=20000)
+    page.click("#txt2img_upscale")
+    page.wait_for_function("document.querySelector('#html_info_txt2img')?.innerText.includes('Hires upscale')",
+                           timeout=180000)
+    expected = 2 if insert else 1
+    page.wait_for_function(f"document.querySelectorAll('#txt2img_gallery img').length === {expected}",
+                           timeout=20000)
+    page.wait_for_timeout(500)
+    assert gallery_count(page) == expected
+
+
+def test_setting_shown_in_txt2img_overrides_it_for_the_generation(app: RunningApp, browser: Any) -> None:
+    page = open_ui(browser, app.url)
+    page.wait_for_selector("#txt2img_setting_CLIP_stop_at_last_layers", timeout=20000)
+    set_number(page, "txt2img_setting_CLIP_stop_at_last_layers", 2)
+    assert "Clip skip: 2" in generate(page, 44)
+    assert app.client.get("/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 1  # setting unchanged
+    set_number(page, "txt2img_setting_CLIP_stop_at_last_layers", 1)
+    assert "Clip skip" not in generate(page, 45)
