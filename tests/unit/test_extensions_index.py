@@ -4,11 +4,12 @@ pseudo-tag, the eight orders with missing fields last, and the search over name/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from modules.extensions import manager
 from modules.ui import extensions_index
 
-ENTRIES = [
+ENTRIES: list[dict[str, Any]] = [
     {"name": "b-one", "url": "https://x/b.git", "description": "", "tags": ["script"], "added": "2023-02-01",
      "commit_time": "2024-05-01", "created_at": "2020-01-01", "stars": 3},
     {"name": "A-two", "url": "https://x/a.git", "description": "nice", "tags": ["ads"], "added": "2023-01-01",
