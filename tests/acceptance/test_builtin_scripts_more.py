@@ -26,7 +26,7 @@ display([Image.new("RGB", (40, 24), (200, 10, 30))], 1234, "shown by custom code
 
 
 def test_custom_code_is_absent_and_refused_without_allow_code(webui_app: WebUIFactory) -> None:
-    app = webui_app(["--api", "--nowebui"])
+    app = webui_app(["--api"])
     app.wait_for_model()
     listed = app.client.get("/sdapi/v1/scripts").json()
     assert "custom code" not in [t.lower() for t in listed["txt2img"] + listed["img2img"]]
@@ -36,7 +36,7 @@ def test_custom_code_is_absent_and_refused_without_allow_code(webui_app: WebUIFa
 
 
 def test_custom_code_runs_the_users_python_with_allow_code(webui_app: WebUIFactory) -> None:
-    app = webui_app(["--api", "--nowebui", "--allow-code"])
+    app = webui_app(["--api", "--allow-code"])
     app.wait_for_model()
     listed = app.client.get("/sdapi/v1/scripts").json()
     assert "custom code" in [t.lower() for t in listed["txt2img"]]

@@ -78,7 +78,7 @@ def write_networks(data: Path) -> None:
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> Iterator[RunningApp]:
-    running = webui_app(["--api", "--nowebui"], prepare=write_networks)
+    running = webui_app(["--api"], prepare=write_networks)
     running.wait_for_model()
     yield running
 
@@ -106,7 +106,7 @@ def test_lora_functional_gives_the_merged_image(webui_app: WebUIFactory) -> None
     """In 32-bit floats (`--no-half`) both paths agree up to rounding: the forward term adds ``op(x, ΔW)`` to
     ``op(x, W)`` where merging computes ``op(x, W + ΔW)``. (In half precision the merged weight is rounded to the
     model's dtype and the two differ by that rounding, as A1111's note on the setting says.)"""
-    app = webui_app(["--api", "--nowebui", "--no-half"], prepare=write_networks)
+    app = webui_app(["--api", "--no-half"], prepare=write_networks)
     app.wait_for_model()
     prompt = "a cat <lora:dora:0.7> <lora:glora:0.5> <lora:oftkohya:1> <lora:boftlyco:0.6>"
     base, _ = generate(app, "a cat")
