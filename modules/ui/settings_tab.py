@@ -36,6 +36,8 @@ def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
         return list_localizations(ctx)
     if info.key == "quicksettings_list":
         return list(ctx.settings.registry)
+    if info.key == "interrogate_clip_skip_categories":  # A1111 `interrogate.category_types`
+        return ctx.interrogators.category_names()
     layout = choices_for(ctx, info.key)  # tabs, panel parts, themes, samplers, settings for the tabs
     if layout is not None:
         return layout
