@@ -114,16 +114,19 @@ class TrainingModelState:
         self.unloaded = [m for m, wanted in ((model.vae, unload_vae), (model.text_encoder_module, unload_text))
                          if unload and wanted and m is not None]
         self.device = model.device
-        self.active = False
+        self.active = self.active_once = False
 
     def enter(self) -> None:
         """Switch to training mode (see the module docstring)."""
         if self.plain_attention:
             for module in (self.model.unet, self.model.vae):
                 set_attention_backend(module, "None")
+            if not self.active_once:
+                log.info("Training with the original attention implementation (training_xattention_optimizations "
+                         "is off)")
         for module in self.unloaded:
             module.to("cpu")
-        self.active = True
+        self.active = self.active_once = True
 
     def leave(self) -> None:
         """Back to the app's attention backend and devices."""
@@ -167,7 +170,7 @@ def make_preview(ctx: AppContext, job: Job, options: PreviewOptions, *, name: st
     if not result.images:
         return None
     index = result.index_of_first_image
-    saved = save_image(result.images[index], images_dir, "", settings=ctx.settings.snapshot({}), seed=result.all_seeds[0],
+    saved = save_image(result.images[index], images_dir, "", settings=ctx.settings.values(), seed=result.all_seeds[0],
                        prompt=result.all_prompts[0], info=result.infotexts[index],
                        forced_filename=f"{name}-{step}", save_to_dirs=False)
     log.info("Training preview saved: %s", saved.path)

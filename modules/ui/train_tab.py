@@ -13,7 +13,11 @@ the outcome line shows the epoch, step and loss while it runs. As A1111, the sam
 (Hypernetwork dropdown, "Hypernetwork Learning rate" 0.00001, Train Hypernetwork; the save-every number is shared)
 and makes previews: "Save an image to log directory every N steps, 0 to disable" (500) and "Read parameters
 (prompt, etc...) from txt2img tab when making previews" (the txt2img prompt, negative prompt, steps, sampler, CFG,
-seed and size; ``modules.training.train_common``). Preprocess images: :mod:`modules.ui.train_preprocess`.
+seed and size; ``modules.training.train_common``). Preprocess images (A1111 1.0–1.6 sub-tab): source and
+destination directories, width/height, existing caption action, keep original size, flipped copies, split
+oversized images (threshold, overlap), auto focal point crop (face/entropy/edge weights, debug image), auto-sized
+crop (dimension and area bounds, objective, error threshold), BLIP/DeepBooru captions, Preprocess and Interrupt
+(``modules.training.preprocess``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import gradio as gr
 
 from modules.processing.context import AppContext
 from modules.runtime.jobs import Job, JobStatus
+from modules.training.autocrop import MULTICROP_OBJECTIVES
 from modules.training.create_networks import (
     DEFAULT_HYPERNETWORK_SIZES,
     HYPERNETWORK_SIZE_CHOICES,
@@ -33,6 +38,7 @@ from modules.training.create_networks import (
     activation_names,
 )
 from modules.training.hypernetwork_train import TrainHypernetworkOptions, train_hypernetwork_job
+from modules.training.preprocess import CAPTION_ACTIONS, PreprocessOptions, preprocess_job
 from modules.training.tasks import EmbeddingSpec, HypernetworkSpec, create_embedding_job, create_hypernetwork_job
 from modules.training.textual_inversion import (
     CLIP_GRAD_MODES,
@@ -258,6 +264,71 @@ def build_train_embedding(ctx: AppContext, preview_params: list[Any] | None = No
     return embedding
 
 
+def build_preprocess(ctx: AppContext) -> gr.HTML:
+    """The Preprocess images sub-tab (A1111 1.6 labels and ids); returns the outcome line."""
+    src = gr.Textbox(label="Source directory", elem_id="train_process_src")
+    dst = gr.Textbox(label="Destination directory", elem_id="train_process_dst")
+    with gr.Row():
+        width = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id="train_process_width")
+        height = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id="train_process_height")
+    txt_action = gr.Dropdown(list(CAPTION_ACTIONS), value="ignore", label="Existing Caption txt Action",
+                             elem_id="train_preprocess_txt_action")
+    with gr.Row():
+        keep = gr.Checkbox(False, label="Keep original size", elem_id="train_process_keep_original_size")
+        flip = gr.Checkbox(False, label="Create flipped copies", elem_id="train_process_flip")
+        split = gr.Checkbox(False, label="Split oversized images", elem_id="train_process_split")
+        focal = gr.Checkbox(False, label="Auto focal point crop", elem_id="train_process_focal_crop")
+        multicrop = gr.Checkbox(False, label="Auto-sized crop", elem_id="train_process_multicrop")
+        caption = gr.Checkbox(False, label="Use BLIP for caption", elem_id="train_process_caption")
+        deepbooru = gr.Checkbox(False, label="Use deepbooru for caption", elem_id="train_process_caption_deepbooru")
+    with gr.Row():
+        threshold = gr.Slider(0, 1, value=0.5, step=0.05, label="Split image threshold",
+                              elem_id="train_process_split_threshold")
+        overlap = gr.Slider(0, 0.9, value=0.2, step=0.05, label="Split image overlap ratio",
+                            elem_id="train_process_overlap_ratio")
+    with gr.Row():
+        face = gr.Slider(0, 1, value=0.9, step=0.05, label="Focal point face weight (no face detector: unused)",
+                         elem_id="train_process_focal_crop_face_weight")
+        entropy = gr.Slider(0, 1, value=0.15, step=0.05, label="Focal point entropy weight",
+                            elem_id="train_process_focal_crop_entropy_weight")
+        edges = gr.Slider(0, 1, value=0.5, step=0.05, label="Focal point edges weight",
+                          elem_id="train_process_focal_crop_edges_weight")
+        debug = gr.Checkbox(False, label="Create debug image", elem_id="train_process_focal_crop_debug")
+    with gr.Row():
+        mindim = gr.Slider(64, 2048, value=384, step=8, label="Dimension lower bound",
+                           elem_id="train_process_multicrop_mindim")
+        maxdim = gr.Slider(64, 2048, value=768, step=8, label="Dimension upper bound",
+                           elem_id="train_process_multicrop_maxdim")
+    with gr.Row():
+        minarea = gr.Slider(64 * 64, 2048 * 2048, value=64 * 64, step=1, label="Area lower bound",
+                            elem_id="train_process_multicrop_minarea")
+        maxarea = gr.Slider(64 * 64, 2048 * 2048, value=640 * 640, step=1, label="Area upper bound",
+                            elem_id="train_process_multicrop_maxarea")
+    with gr.Row():
+        objective = gr.Radio(list(MULTICROP_OBJECTIVES), value="Maximize area", label="Resizing objective",
+                             elem_id="train_process_multicrop_objective")
+        error = gr.Slider(0, 1, value=0.1, step=0.01, label="Error threshold",
+                          elem_id="train_process_multicrop_threshold")
+    with gr.Row():
+        interrupt = gr.Button("Interrupt", elem_id="train_interrupt_preprocessing")
+        run_button = gr.Button("Preprocess", variant="primary", elem_id="train_run_preprocess")
+    outcome = gr.HTML(elem_id="train_preprocess_outcome")
+    interrupt.click(lambda: ctx.jobs.interrupt() and None, None, None, queue=False)
+    inputs = [src, dst, width, height, txt_action, keep, flip, split, caption, deepbooru, threshold, overlap, focal,
+              face, entropy, edges, debug, multicrop, mindim, maxdim, minarea, maxarea, objective, error]
+
+    def run(*values: Any) -> Iterator[str]:
+        names = [name for name in PreprocessOptions.__dataclass_fields__]
+        options = PreprocessOptions(**{name: (value if not isinstance(value, float) or not value.is_integer()
+                                              or name.endswith(("threshold", "ratio", "weight")) else int(value))
+                                       for name, value in zip(names, values, strict=True)})
+        yield from follow_job(ctx, lambda: ctx.jobs.submit(preprocess_job, ctx, options, kind="preprocess"),
+                              lambda result: result.info, partial_ok=True)
+
+    run_button.click(run, inputs, outcome, show_progress="minimal")
+    return outcome
+
+
 def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> None:
     """Lay out the Train tab. Inside its `gr.Tabs`, after the built-in sub-tabs, the `ui_train_tabs` callbacks run
     with `UiTrainTabParams(txt2img_preview_params)` (A1111 `ui.py`: `[prompt, negative prompt, steps, sampler,
@@ -269,6 +340,8 @@ def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> Non
             created = build_create_embedding(ctx)
         with gr.Tab("Create hypernetwork", id="create_hypernetwork", elem_id="train_create_hypernetwork_tab"):
             build_create_hypernetwork(ctx)
+        with gr.Tab("Preprocess images", id="preprocess_images", elem_id="train_preprocess_tab"):
+            build_preprocess(ctx)
         with gr.Tab("Train", id="train_embedding", elem_id="train_train_tab"):
             embeddings = build_train_embedding(ctx, preview_params)
         ctx.callbacks.fire("ui_train_tabs", UiTrainTabParams(list(preview_params or [])))
