@@ -318,10 +318,11 @@ def build_preprocess(ctx: AppContext) -> gr.HTML:
               face, entropy, edges, debug, multicrop, mindim, maxdim, minarea, maxarea, objective, error]
 
     def run(*values: Any) -> Iterator[str]:
-        names = [name for name in PreprocessOptions.__dataclass_fields__]
-        options = PreprocessOptions(**{name: (value if not isinstance(value, float) or not value.is_integer()
-                                              or name.endswith(("threshold", "ratio", "weight")) else int(value))
-                                       for name, value in zip(names, values, strict=True)})
+        fields = dict(zip(PreprocessOptions.__dataclass_fields__, values, strict=True))
+        for name in ("process_width", "process_height", "process_multicrop_mindim", "process_multicrop_maxdim",
+                     "process_multicrop_minarea", "process_multicrop_maxarea"):
+            fields[name] = int(fields[name])
+        options = PreprocessOptions(**fields)
         yield from follow_job(ctx, lambda: ctx.jobs.submit(preprocess_job, ctx, options, kind="preprocess"),
                               lambda result: result.info, partial_ok=True)
 
