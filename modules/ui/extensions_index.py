@@ -2,7 +2,9 @@
 (`modules/ui_extensions.py`, reference §3.9), with an **Install** button per row.
 
 * "Hide extensions with tags": every tag of the index plus A1111's pseudo-tag `installed`; by default `ads`,
-  `localization` and `installed` are hidden. An entry is hidden when any of its tags is checked.
+  `localization` and `installed` are checked. "Showing type" hide (default: checked tags hide an entry) or show
+  (only entries with checked tags are shown); "Filtering type" or (default: any checked tag counts) or and (all
+  checked tags must be on the entry).
 * "Order": newest first / oldest first (index field `added`), a-z / z-a (name, case-insensitive), internal order
   (as listed), update time (`commit_time`, newest first), create time (`created_at`, newest first), stars (most
   first). Missing fields sort last.
@@ -19,6 +21,8 @@ from typing import Any
 
 from modules.extensions import manager
 
+SHOWING_TYPES = ["hide", "show"]
+FILTERING_TYPES = ["or", "and"]
 ORDERS = ["newest first", "oldest first", "a-z", "z-a", "internal order", "update time", "create time", "stars"]
 """A1111's "Order" radio choices, in its order."""
 BASE_TAGS = ["script", "ads", "localization", "installed"]
@@ -69,8 +73,17 @@ def _order(entries: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
     return by("added", True)  # newest first (A1111's default)
 
 
+def _tag_filter_passes(tags: Sequence[str], checked: set[str], showing: str, filtering: str) -> bool:
+    """Whether an entry with `tags` stays visible under the tag checkboxes, "Showing type" and "Filtering type"."""
+    if not checked:
+        return True
+    matched = checked.issubset(tags) if filtering == "and" else bool(checked.intersection(tags))
+    return matched if showing == "show" else not matched
+
+
 def visible_entries(index: manager.ExtensionIndex, installed: Iterable[manager.Extension], hide_tags: Sequence[str],
-                    order: str, search: str) -> tuple[list[tuple[dict[str, Any], bool]], int]:
+                    order: str, search: str, showing: str = "hide", filtering: str = "or"
+                    ) -> tuple[list[tuple[dict[str, Any], bool]], int]:
     """(entry, installed) pairs left after the tag filter and the search, in the chosen order; and how many were
     hidden."""
     urls = manager.installed_urls(installed)
@@ -81,7 +94,7 @@ def visible_entries(index: manager.ExtensionIndex, installed: Iterable[manager.E
         done = manager.normalise_remote(entry.get("url")) in urls
         tags = _entry_tags(entry, done)
         text = " ".join([str(entry["name"]), str(entry["url"]), str(entry.get("description", "")), *tags]).lower()
-        if hidden_tags.intersection(tags) or (needle and needle not in text):
+        if not _tag_filter_passes(tags, hidden_tags, showing, filtering) or (needle and needle not in text):
             continue
         shown.append((entry, done))
     return shown, len(index.extensions) - len(shown)
@@ -95,9 +108,9 @@ def _details(entry: dict[str, Any]) -> str:
 
 
 def index_html(index: manager.ExtensionIndex, installed: Iterable[manager.Extension], hide_tags: Sequence[str] = (),
-               order: str = ORDERS[0], search: str = "") -> str:
+               order: str = ORDERS[0], search: str = "", showing: str = "hide", filtering: str = "or") -> str:
     """The Available table: name (link), tags, description and dates, and an Install button or "Installed"."""
-    shown, hidden = visible_entries(index, list(installed), hide_tags, order, search)
+    shown, hidden = visible_entries(index, list(installed), hide_tags, order, search, showing, filtering)
     rows = []
     for entry, done in shown:
         url = html.escape(str(entry["url"]), quote=True)

@@ -98,6 +98,11 @@ def build_extensions(ctx: AppContext) -> None:
                 hide_tags = gr.CheckboxGroup(extensions_index.tag_choices(None),
                                              value=list(extensions_index.DEFAULT_HIDDEN),
                                              label="Hide extensions with tags", elem_id="extensions_hide_tags")
+                with gr.Column():
+                    showing = gr.Radio(extensions_index.SHOWING_TYPES, value="hide", label="Showing type",
+                                       elem_id="extensions_showing_type")
+                    filtering = gr.Radio(extensions_index.FILTERING_TYPES, value="or", label="Filtering type",
+                                         elem_id="extensions_filtering_type")
                 order = gr.Radio(extensions_index.ORDERS, value=extensions_index.ORDERS[0], label="Order",
                                  elem_id="extensions_order")
             search = gr.Textbox(label="Search", placeholder="Search...", elem_id="extensions_search")
@@ -152,7 +157,10 @@ def build_extensions(ctx: AppContext) -> None:
 
     check.click(check_updates, None, [table, result])
 
-    def load_index(address: str, hidden: list[str], ordering: str, text: str) -> tuple[Any, Any, str]:
+    view: list[Any] = [hide_tags, order, search, showing, filtering]
+
+    def load_index(address: str, hidden: list[str], ordering: str, text: str, shown_as: str, match: str
+                   ) -> tuple[Any, Any, str]:
         """Download the extension index (A1111 "Load from:"), offer its tags and show it filtered."""
         try:
             index = manager.load_extension_index(address.strip() or None)
@@ -160,28 +168,30 @@ def build_extensions(ctx: AppContext) -> None:
             return None, gr.update(), error_html(str(exc))
         choices = extensions_index.tag_choices(index)
         return (index, gr.CheckboxGroup(choices=choices, value=[t for t in hidden or [] if t in choices]),
-                extensions_index.index_html(index, discover(ctx), hidden, ordering, text))
+                extensions_index.index_html(index, discover(ctx), hidden, ordering, text, shown_as, match))
 
-    load.click(load_index, [index_url, hide_tags, order, search], [index_state, hide_tags, available])
+    load.click(load_index, [index_url, *view], [index_state, hide_tags, available])
 
-    def show_index(index: manager.ExtensionIndex | None, hidden: list[str], ordering: str, text: str) -> Any:
+    def show_index(index: manager.ExtensionIndex | None, hidden: list[str], ordering: str, text: str,
+                   shown_as: str = "hide", match: str = "or") -> Any:
         """Re-filter / re-order the loaded index (no download)."""
         if index is None:
             return gr.update()
-        return extensions_index.index_html(index, discover(ctx), hidden, ordering, text)
+        return extensions_index.index_html(index, discover(ctx), hidden, ordering, text, shown_as, match)
 
-    for control in (hide_tags, order, search):
-        control.change(show_index, [index_state, hide_tags, order, search], available, show_progress="hidden",
+    for control in view:
+        control.change(show_index, [index_state, *view], available, show_progress="hidden",
                        trigger_mode="always_last")
 
     def install_from_index(address: str, index: manager.ExtensionIndex | None, hidden: list[str], ordering: str,
-                           text: str) -> tuple[str, Any, Any, Any]:
+                           text: str, shown_as: str, match: str) -> tuple[str, Any, Any, Any]:
         """An index row's Install button: the same install as Install from URL, then the row says "Installed"."""
         notice = install(ctx, address)
-        return (notice, show_index(index, hidden, ordering, text), gr.update(visible=not discover(ctx)),
-                gr.Dataframe(value=table_rows(discover(ctx)) or None, visible=bool(discover(ctx))))
+        found = discover(ctx)
+        return (notice, show_index(index, hidden, ordering, text, shown_as, match), gr.update(visible=not found),
+                gr.Dataframe(value=table_rows(found) or None, visible=bool(found)))
 
-    index_install.click(install_from_index, [index_install_url, index_state, hide_tags, order, search],
+    index_install.click(install_from_index, [index_install_url, index_state, *view],
                         [index_install_result, available, none_notice, table],
                         js="(url, ...rest) => [window.webuiIndexInstallUrl || url, ...rest]")
 

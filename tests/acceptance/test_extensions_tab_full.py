@@ -122,6 +122,13 @@ def test_available_filters_order_search_and_install(webui_app: WebUIFactory, bro
     wait_names(page, ["Zeta Tool", "Alpha Tool", "Beta Ads"])
     toggle_tag(page, "extras")  # the index's own tag hides Zeta
     wait_names(page, ["Alpha Tool", "Beta Ads"])
+    page.locator("#extensions_showing_type label").filter(has_text="show").click()  # only the checked tags
+    wait_names(page, ["Zeta Tool", "Gamma Lang"])
+    page.locator("#extensions_filtering_type label").filter(has_text="and").click()  # all checked tags at once
+    wait_names(page, [])
+    page.locator("#extensions_filtering_type label").filter(has_text="or").click()
+    page.locator("#extensions_showing_type label").filter(has_text="hide").click()
+    wait_names(page, ["Alpha Tool", "Beta Ads"])
     fill_text(page, "extensions_search", "ALPHA")
     wait_names(page, ["Alpha Tool"])
 

@@ -40,6 +40,10 @@ def test_orders() -> None:
 def test_hidden_tags_installed_and_search(tmp_path: Path) -> None:
     assert names("internal order", ["ads"]) == ["b-one", "c-three"]
     assert names("internal order", search="NICE") == ["A-two"]
+    shown, _ = extensions_index.visible_entries(INDEX, [], ["ads", "script"], "internal order", "", "show", "or")
+    assert [e["name"] for e, _ in shown] == ["b-one", "A-two"]
+    shown, _ = extensions_index.visible_entries(INDEX, [], ["ads", "script"], "internal order", "", "hide", "and")
+    assert [e["name"] for e, _ in shown] == ["b-one", "A-two", "c-three"]
     assert names("internal order", search="x/c") == ["c-three"]
     ext = manager.Extension("b", tmp_path, git=manager.GitInfo("https://x/b", "main", "0" * 40, 0))
     assert names("internal order", ["installed"], installed=[ext]) == ["A-two", "c-three"]
