@@ -1,7 +1,7 @@
 // Extra Networks cards (modules/ui/extra_networks.py): search, sort, click to insert into the prompt or load a
 // checkpoint. A1111 behaviour (extraNetworks.js): the text goes at the end of the active tab's prompt, separated by
-// the "extra_networks_add_text_separator" setting (a space); a card whose text is already in the prompt is removed
-// again on a second click.
+// the "extra_networks_add_text_separator" setting (opts.extra_networks_add_text_separator, default a space); a card
+// whose text is already in the prompt is removed again, with its separator, on a second click.
 (function () {
   function app() {
     const root = document.querySelector("gradio-app");
@@ -17,10 +17,14 @@
     const box = app().querySelector("#" + tab + "_prompt textarea");
     if (!box) return;
     const current = box.value;
+    const wanted = window.opts && typeof opts.extra_networks_add_text_separator === "string" ?
+      opts.extra_networks_add_text_separator : " ";
     if (current.includes(text)) {
-      setValue(box, current.replace(text, "").replace(/ {2,}/g, " ").trim());
+      const added = wanted + text;
+      const rest = wanted && current.includes(added) ? current.replace(added, "") : current.replace(text, "");
+      setValue(box, rest.replace(/ {2,}/g, " ").trim());
     } else {
-      const separator = current.length && !/\s$/.test(current) ? " " : "";
+      const separator = current.length ? wanted : "";
       setValue(box, current + separator + text);
     }
     box.focus();
@@ -54,7 +58,9 @@
       return descending ? -order : order;
     });
     for (const card of cards) {
-      card.style.display = !query || card.dataset.search.includes(query) ? "" : "none";
+      // extra_networks_hidden_models "When searched": cards from hidden (dot) folders show only for a search
+      const hidden = card.dataset.hiddenDir === "1" && !query;
+      card.style.display = !hidden && (!query || card.dataset.search.includes(query)) ? "" : "none";
       grid.appendChild(card);
     }
   }

@@ -442,6 +442,18 @@ class NetworkActivation:
         self._current = ()
 
 
+def add_default_lora(run: JobLike, library: NetworkLibrary, name: str, multiplier: float) -> None:
+    """The `sd_lora` setting ("Add network to prompt", A1111 Lora extension): a known network is appended as
+    ``<lora:name:extra_networks_default_multiplier>`` to every prompt of a job whose first prompt does not name it
+    (A1111 checks the batch's parsed networks), so the infotext shows it."""
+    if not name or name == "None" or library.loras.find(name) is None:
+        return
+    named = [p.items[0] for p in parse_prompt(run.prompts[0])[1].get("lora", []) if p.items] if run.prompts else []
+    if name in named:
+        return
+    run.prompts[:] = [prompt + f"<lora:{name}:{multiplier:g}>" for prompt in run.prompts]
+
+
 @contextmanager
 def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
     """Extra networks for the job ``run`` on ``run.model``: registered for the prompt encoder while the block runs,
@@ -462,6 +474,7 @@ def activate_networks(run: JobLike) -> Iterator[NetworkActivation | None]:
             _requests, suffix = with_default_hypernetwork(named, default, multiplier)
             if suffix:
                 run.prompts[i] = prompt + suffix
+        add_default_lora(run, library, str(_setting(run.settings, "sd_lora", "None")), multiplier)
     activation = NetworkActivation(library, model, run.settings, run.extra_fields, run.notices, enabled=enabled)
     if _ACTIVE.get(unet) is not None:
         raise RuntimeError("extra networks are already active on this model (one job at a time)")

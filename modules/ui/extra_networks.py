@@ -94,15 +94,38 @@ def thumbnail_url(ctx: AppContext, preview: Path | None) -> str | None:
     return "./file=" + str(target.resolve())
 
 
+def model_version(ctx: AppContext) -> str | None:
+    """"SDXL" / "SD2" / "SD1" for the loaded checkpoint (A1111 `is_sdxl`, `is_sd2`, else `is_sd1`); None when no
+    checkpoint is loaded."""
+    current = ctx.models.current if ctx.models is not None else None
+    if current is None:
+        return None
+    family = str(getattr(current, "family", "") or "").lower()
+    return "SDXL" if family.startswith("sdxl") else "SD2" if family.startswith("sd2") else "SD1"
+
+
+def lora_shown(ctx: AppContext, sd_version: str) -> bool:
+    """A1111 Lora page filter: with `lora_show_all` off, networks made for another SD version than the loaded
+    checkpoint's are hidden; networks of unknown version are hidden for the versions in
+    `lora_hide_unknown_for_versions`. Without a loaded checkpoint every network shows."""
+    version = model_version(ctx)
+    if _setting(ctx, "lora_show_all", False) or version is None:
+        return True
+    if sd_version == "Unknown":
+        return version not in (_setting(ctx, "lora_hide_unknown_for_versions", []) or [])
+    return sd_version == version
+
+
 def lora_cards(ctx: AppContext, library: NetworkLibrary) -> list[Card]:
-    """Lora page: ``<lora:alias:multiplier>`` (the name when ``lora_preferred_name`` is "Filename")."""
+    """Lora page: ``<lora:alias:multiplier>`` (the name when ``lora_preferred_name`` is "Filename"); networks for
+    other SD versions are left out (`lora_shown`)."""
     multiplier = float(_setting(ctx, "extra_networks_default_multiplier", 1.0))
     registry = library.loras
     registry.prefer_filename = _setting(ctx, "lora_preferred_name", "Alias from file") == "Filename"
     return [Card(entry.name, entry.path, insert=f"<lora:{registry.display_name(entry)}:{multiplier:g}>",
                  description=entry.sd_version if entry.sd_version != "Unknown" else "",
                  preview=find_preview(entry.path))
-            for entry in registry.available.values()]
+            for entry in registry.available.values() if lora_shown(ctx, entry.sd_version)]
 
 
 def embedding_cards(ctx: AppContext, library: NetworkLibrary) -> list[Card]:
@@ -136,15 +159,30 @@ def checkpoint_cards(ctx: AppContext) -> list[Card]:
 
 
 def page_cards(ctx: AppContext, page: str) -> list[Card]:
-    """The cards of one page (``textual_inversion``, ``hypernetworks``, ``checkpoints``, ``lora``)."""
+    """The cards of one page (``textual_inversion``, ``hypernetworks``, ``checkpoints``, ``lora``); with
+    `extra_networks_hidden_models` "Never" the models inside hidden (dot) folders are left out."""
     if page == "checkpoints":
-        return checkpoint_cards(ctx)
-    library = ctx.networks
-    builders = {"lora": lora_cards, "textual_inversion": embedding_cards, "hypernetworks": hypernetwork_cards}
-    return builders[page](ctx, library)
+        cards = checkpoint_cards(ctx)
+    else:
+        builders = {"lora": lora_cards, "textual_inversion": embedding_cards, "hypernetworks": hypernetwork_cards}
+        cards = builders[page](ctx, ctx.networks)
+    if _setting(ctx, "extra_networks_hidden_models", "When searched") == "Never":
+        cards = [card for card in cards if not in_hidden_dir(ctx, page, card.path)]
+    return cards
 
 
-def _card_html(ctx: AppContext, tab: str, card: Card) -> str:
+def in_hidden_dir(ctx: AppContext, page: str, path: Path) -> bool:
+    """True when a folder between the page's model folder and the file starts with "." (A1111 hidden
+    directories; the model folder itself may be anywhere)."""
+    root = Path(_page_dir(ctx, page))
+    try:
+        parts = path.parent.resolve().relative_to(root.resolve()).parts
+    except (OSError, ValueError):
+        parts = (path.parent.name,)
+    return any(part.startswith(".") for part in parts)
+
+
+def _card_html(ctx: AppContext, tab: str, page: str, card: Card) -> str:
     try:
         stat = card.path.stat()
         created, modified = stat.st_ctime, stat.st_mtime
@@ -157,6 +195,9 @@ def _card_html(ctx: AppContext, tab: str, card: Card) -> str:
     attrs = {"data-name": card.name.lower(), "data-path": str(card.path).lower(), "data-created": f"{created:.3f}",
              "data-modified": f"{modified:.3f}", "data-search": f"{card.name} {card.path.name} {card.description}"
              .lower(), "data-action": json.dumps(action)}
+    if _setting(ctx, "extra_networks_hidden_models", "When searched") == "When searched" and \
+            in_hidden_dir(ctx, page, card.path):  # shown only while searching (javascript/extra-networks.js)
+        attrs |= {"data-hidden-dir": "1", "style": "display:none"}
     attr_text = " ".join(f'{key}="{html.escape(value)}"' for key, value in attrs.items())
     description = f'<div class="extra-network-desc">{html.escape(card.description)}</div>' if card.description else ""
     return (f'<div class="extra-network-card" tabindex="0" title="{html.escape(str(card.path))}" {attr_text}>'
@@ -175,7 +216,7 @@ def cards_html(ctx: AppContext, tab: str, page: str) -> str:
                 f'aria-label="Sort by">{options}</select><button type="button" class="extra-network-order" '
                 f'data-descending="{"1" if descending else "0"}" title="Invert sort order">'
                 f'{"↓" if descending else "↑"}</button></div>')
-    body = "".join(_card_html(ctx, tab, card) for card in cards) or \
+    body = "".join(_card_html(ctx, tab, page, card) for card in cards) or \
         f'<div class="extra-network-empty">Nothing here. Add files to {html.escape(_page_dir(ctx, page))}.</div>'
     return (f'<div class="extra-network-page" data-tab="{tab}" data-page="{page}">{controls}'
             f'<div class="extra-network-cards">{body}</div></div>')
@@ -213,12 +254,24 @@ def select_checkpoint(ctx: AppContext, title: str) -> None:
         raise gr.Error(f"Could not load checkpoint {title}: {error}") from None
 
 
+def ordered_pages(ctx: AppContext) -> list[tuple[str, str]]:
+    """The pages in `ui_extra_networks_tab_reorder` order: comma-separated words, a page goes to the place of the
+    first word its title contains (case-insensitive), pages matching none keep their order at the end (A1111)."""
+    words = [w.strip().lower() for w in str(_setting(ctx, "ui_extra_networks_tab_reorder", "")).split(",")]
+    words = [w for w in words if w]
+
+    def score(item: tuple[str, str]) -> int:
+        return next((i for i, word in enumerate(words) if word in item[1].lower()), len(words))
+
+    return sorted(PAGES, key=score)
+
+
 def build_extra_networks(ctx: AppContext, tab: str) -> None:
     """Add the four extra-network tabs to the open ``gr.Tabs`` of ``tab`` ("txt2img" or "img2img").
 
     Only ``gr.Tab`` children go into the ``gr.Tabs``: the hidden checkpoint box/button that a checkpoint card
     click fills live inside the Checkpoints tab."""
-    for page, title in PAGES:
+    for page, title in ordered_pages(ctx):
         with gr.Tab(title, elem_id=f"{tab}_{page}_tab", elem_classes=["extra-networks-tab"]):
             if page == "checkpoints":
                 hidden = ["sd-hidden"]  # in the DOM for extra-networks.js (visible=False would not render it)

@@ -43,6 +43,8 @@ def choices_for(ctx: AppContext, key: str) -> list[str] | None:
         return sampler_names()
     if key in ("extra_options_txt2img", "extra_options_img2img"):
         return list(ctx.settings.registry)
+    if key == "sd_lora":  # "Add network to prompt"
+        return ["None", *sorted(ctx.networks.loras.available)]
     return None
 
 

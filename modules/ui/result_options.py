@@ -5,13 +5,18 @@
 - `samples_log_stdout`: the generation info JSON is printed when the job finishes.
 - `do_not_show_images`: the gallery stays empty (the images are still saved and their infotext is shown).
 - `hires_button_gallery_insert`: ✨ inserts its result after the selected image instead of replacing it.
+- `lora_not_found_gradio_warning`: a missing network also shows as a pop-up warning.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+
+import gradio as gr
 
 from modules.processing.context import AppContext
 from modules.ui.gallery import OutputPanel, gallery_item
@@ -24,8 +29,15 @@ def print_prompt(ctx: AppContext, kind: str, prompt: str) -> None:
 
 
 def present(ctx: AppContext, updates: Iterator[dict[Any, Any]], panel: OutputPanel) -> Iterator[dict[Any, Any]]:
-    """Pass a job's UI updates through, applying `samples_log_stdout` and `do_not_show_images` to the final one."""
+    """Pass a job's UI updates through, applying `samples_log_stdout` and `do_not_show_images` to the final one;
+    with `lora_not_found_gradio_warning` a "Networks not found" notice also pops up as a Gradio warning (A1111
+    `gr.Warning("Lora not found: …")`)."""
     for update in updates:
+        log_html = str(update.get(panel.html_log) or "")
+        if "Networks not found: " in log_html and ctx.settings.get("lora_not_found_gradio_warning"):
+            found = re.search(r"Networks not found: ([^<]*)", log_html)
+            if found:
+                gr.Warning("Lora not found: " + html.unescape(found.group(1)).strip())
         if update.get(panel.generation_info):
             if ctx.settings.get("samples_log_stdout"):
                 print(update[panel.generation_info], flush=True)
