@@ -130,14 +130,18 @@ def build_extensions(ctx: AppContext) -> None:
             return error_html(reason)
         try:
             save_current(ctx, "Backup (pre-apply)")
+            backup = ""
+        except (OSError, ValueError) as exc:  # a read-only install folder must not block the change
+            backup = error_html(f"No backup config state was written: {exc}")
+        try:
             ctx.settings.set("disabled_extensions", [n for n in names if n not in (on or [])])
             ctx.settings.save()
         except Exception as exc:
             return error_html(str(exc))
         if ctx.request_restart is not None:
             ctx.request_restart()
-            return "<div>Saved; the UI restarts now.</div>"
-        return "<div>Saved. Restart the server for the change to take effect.</div>"
+            return backup + "<div>Saved; the UI restarts now.</div>"
+        return backup + "<div>Saved. Restart the server for the change to take effect.</div>"
 
     apply.click(apply_changes, enabled, result)
 
