@@ -52,6 +52,7 @@ from modules.postprocessing import build_registries
 from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
 from modules.processing.image_ops import resize_image
+from modules.processing.tiny_vae import TinyVaes
 from modules.prompts.styles import StyleDatabase
 from modules.runtime import startup
 from modules.runtime.dependency_floors import outdated_dependencies
@@ -173,6 +174,8 @@ def build_context(flags: FlagValues, env: Mapping[str, str]) -> AppContext:
     ctx = AppContext(flags=flags, paths=paths, settings=settings, models=models, vaes=vaes, jobs=jobs,
                      styles=StyleDatabase(list(paths.styles_files)), networks=networks, upscalers=upscalers,
                      face_restorers=face_restorers, interrogators=_interrogators(flags, paths, settings, env),
+                     tiny_vaes=TinyVaes(paths.vae_approx_dir, paths.model_subdir("VAE-taesd"), env,
+                                        safe_unpickle=not flags.disable_safe_unpickle),
                      scripts=scripts, callbacks=default_registry,
                      extensions=_extensions(flags, paths, settings), startup_warnings=list(loaded.warnings))
     _load_scripts(ctx)

@@ -26,6 +26,7 @@ from modules.models.vae_files import VaeRegistry
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UpscalerRegistry
 from modules.processing.extra_networks import NetworkLibrary
+from modules.processing.tiny_vae import TinyVaes
 from modules.prompts.styles import StyleDatabase
 from modules.runtime.jobs import JobQueue
 from modules.settings.store import Settings
@@ -63,6 +64,8 @@ class AppContext:
     face_restorers: FaceRestorerRegistry
     interrogators: Interrogators
     """CLIP and DeepBooru interrogation (A1111 `shared.interrogator`, `deepbooru.model`)."""
+    tiny_vaes: TinyVaes
+    """Approx NN and TAESD networks: live previews, `sd_vae_encode_method`/`sd_vae_decode_method` "TAESD"."""
     scripts: ScriptRunners
     callbacks: CallbackRegistry
     extensions: list[Extension]

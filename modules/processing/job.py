@@ -168,7 +168,7 @@ class Job:
         return SamplingRun(spec, self.params, self.settings, self.job, rng, self.seeds[index],
                            self.params.cfg_scale, pad_with=pad_with, hooks=self.hooks.cfg_hooks(),
                            console_bars=console_bars_enabled(self.ctx.flags), total_bar=self.total_progress,
-                           token_merging=tome, hypertile=tile, **kwargs)
+                           token_merging=tome, hypertile=tile, tiny_vaes=self.ctx.tiny_vaes, **kwargs)
 
     def before_sampling(self, x: torch.Tensor, noise: torch.Tensor, stage: Pass) -> None:
         """`process_before_every_sampling(p, x=, noise=, c=, uc=)` (A1111 1.10), before each sampling call."""

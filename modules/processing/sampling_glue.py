@@ -31,6 +31,7 @@ from modules.processing.conditioning import opt
 from modules.processing.console_progress import TotalProgress
 from modules.processing.preview import live_preview, preview_latents
 from modules.processing.rng import ImageRNG
+from modules.processing.tiny_vae import TinyVaes
 from modules.processing.vae_io import decode_latents
 from modules.runtime.job_state import Interrupted, Skipped
 from modules.sampling import (
@@ -233,6 +234,8 @@ class SamplingRun:
     """ToMe on the UNet's self-attention while sampling (`modules.processing.speedups.pass_speedups`)."""
     hypertile: HypertileConfig | None = None
     """Hypertile on the UNet's self-attention while sampling."""
+    tiny_vaes: TinyVaes | None = None
+    """The Approx NN / TAESD networks of the "Approx NN" and "TAESD" live previews (`show_progress_type`)."""
     interrupted: bool = False
     """An interrupt stopped the sampling: `sample` returned the last prediction (A1111 `last_latent`)."""
 
@@ -260,7 +263,8 @@ class SamplingRun:
                 offloader = getattr(model, "offloader", None)
                 state.set_preview(live_preview(latents, self.settings, sdxl=sdxl,
                                                decode=decode if model is not None else None,
-                                               low_memory=bool(offloader is not None and offloader.policy.exclusive)))
+                                               low_memory=bool(offloader is not None and offloader.policy.exclusive),
+                                               networks=self.tiny_vaes))
 
         return on_step
 
