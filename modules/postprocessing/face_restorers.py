@@ -9,10 +9,14 @@ A1111 facts (reference §3.4, §11.7; `modules/face_restoration_utils.py`, `gfpg
   CodeFormer, where w = 0 is the strongest effect), and pasted back; the result is blended with the input by the
   visibility (`Image.blend(original, restored, visibility)` when visibility < 1).
 
-Limitation (documented in docs and in every notice): this project has no face detector (facexlib is not used).
-A detector can be supplied as a callable returning face boxes; without one, restoration runs only when the caller
-asks for whole-image mode, which resizes the whole picture to 512×512, restores it and resizes it back — right
-for a close-up portrait, wrong for a small face in a larger scene.
+Faces are found by RetinaFace (`modules.postprocessing.retinaface`, facexlib's `detection_Resnet50_Final.pth`,
+downloaded on first use into `models/GFPGAN` like A1111's patched facexlib), aligned to the 512 template by their
+five landmarks (`face_align`), restored, and pasted back through a feathered mask; a detector that gives only boxes
+(no landmarks) gets a square crop with `FACE_MARGIN` around the box instead. No face found → the image is returned
+unchanged with a notice, so nobody claims a restoration. `whole_image` (ours) restores the picture as one face
+resized to 512×512 without detection. `face_restoration_unload` moves the restorer and detector to the CPU after
+each use (A1111 `CommonFaceRestoration.restore_with_helper`'s `finally`); `--gfpgan-model` names the GFPGAN weights
+file and `--gfpgan-dir` is a second folder searched for it (A1111's legacy GFPGAN location flags).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from modules.postprocessing.face_align import align_face, paste_face
+from modules.postprocessing.model_downloads import ModelDownloadError, NamedModel, fetch_model
+from modules.postprocessing.retinaface import DetectedFace, RetinaFaceDetector
 from modules.postprocessing.spandrel_models import (
     DevicePlacement,
     UpscalerModelError,
@@ -48,13 +55,18 @@ FACE_RESTORERS: dict[str, tuple[str, str, str]] = {
 FACE_MARGIN = 0.35
 """Extra context around a detected face box, as a fraction of its size, before cropping to a square."""
 
-NO_DETECTOR_NOTICE = ("{name}: no face detector is available in this web UI (A1111 finds faces with facexlib's "
-                      "RetinaFace, which is not used here), so faces were not restored. Enable \"restore the whole "
-                      "image\" to run {name} on the whole picture resized to 512×512 (good for close-up portraits).")
+NO_DETECTOR_NOTICE = ("{name}: this face-restorer registry has no face detector, so faces were not restored. "
+                      "Enable \"restore the whole image\" to run {name} on the whole picture resized to 512×512 "
+                      "(good for close-up portraits).")
+
+FACE_DETECTOR_MODEL = NamedModel("RetinaFace ResNet-50", "GFPGAN", "https://github.com/xinntao/facexlib/releases/"
+                                 "download/v0.1.0/detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth", 1)
+"""facexlib's detector weights, which A1111 keeps in `models/GFPGAN` (its `patch_facexlib(dirname)`)."""
 
 Box = tuple[int, int, int, int]
-FaceDetector = Callable[[Image.Image], Sequence[Box]]
-"""Returns face boxes (left, top, right, bottom) in pixel coordinates of the given image."""
+FaceDetector = Callable[[Image.Image], Sequence[Box | DetectedFace]]
+"""Returns faces of the given image: `DetectedFace`s (box + five landmarks) or plain boxes (left, top, right,
+bottom) in pixel coordinates."""
 
 
 class FaceRestorerError(RuntimeError):
@@ -104,18 +116,27 @@ def feather_mask(size: tuple[int, int], border: int) -> Image.Image:
 class FaceRestorer:
     """One restorer (GFPGAN or CodeFormer): finds its weights in its folder and runs them on 512×512 faces."""
 
-    def __init__(self, name: str, folder: Path, placement: Callable[[str], DevicePlacement]) -> None:
+    def __init__(self, name: str, folder: Path, placement: Callable[[str], DevicePlacement], *,
+                 extra_folders: Sequence[Path] = (), model_file: str | None = None) -> None:
         if name not in FACE_RESTORERS:
             raise FaceRestorerError(f"unknown face restorer {name!r}; choose from {', '.join(FACE_RESTORERS)}")
         self.name = name
         self.folder = Path(folder)
+        self.extra_folders = [Path(f) for f in extra_folders]
+        self.model_file = model_file
         self._placement = placement
         self._model: Any = None
         self._lock = threading.Lock()
 
     def model_path(self) -> Path | None:
-        """The weights file: A1111's default name if present, else a file whose name mentions the restorer."""
-        files = model_files([self.folder])
+        """The weights file: the one `--gfpgan-model` names (a path, or a name in the folders), else A1111's default
+        name if present, else a file whose name mentions the restorer (the folder, then `--gfpgan-dir`)."""
+        files = model_files([self.folder, *self.extra_folders])
+        if self.model_file:
+            given = Path(self.model_file)
+            if given.is_file():
+                return given
+            return next((p for p in files if p.name.lower() == given.name.lower()), None)
         default = FACE_RESTORERS[self.name][2].lower()
         for candidate in files:
             if candidate.name.lower() == default:
@@ -148,13 +169,31 @@ class FaceRestorer:
             return self._model
 
     def unload(self) -> None:
-        """Drop the loaded model (A1111 `face_restoration_unload`)."""
+        """Drop the loaded model."""
         with self._lock:
             self._model = None
+
+    def offload(self) -> None:
+        """Move the loaded model to the CPU (A1111 `face_restoration_unload`: `send_model_to(devices.cpu)`); the
+        next `restore_face` moves it back to its device."""
+        with self._lock:
+            if self._model is not None:
+                self._model.to(torch.device("cpu"))
+
+    def model_device(self) -> torch.device | None:
+        """Where the loaded model's weights are now (None when not loaded)."""
+        with self._lock:
+            try:
+                return next(self._model.model.parameters()).device
+            except (AttributeError, StopIteration):  # not loaded (or a stand-in without weights)
+                return None
 
     def restore_face(self, face: Image.Image, codeformer_weight: float = 0.5) -> Image.Image:
         """Restore one face image (any size; run at 512×512 and resized back)."""
         descriptor = self.load()
+        wanted = self._placement(FACE_RESTORERS[self.name][1]).device
+        if self.model_device() not in (None, wanted):  # offloaded after the last use
+            descriptor.to(wanted)
         net = descriptor.model
         original_size = face.size
         square = face.convert("RGB").resize((FACE_SIZE, FACE_SIZE), Image.Resampling.LANCZOS)
@@ -171,21 +210,34 @@ class FaceRestorer:
 
 
 class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
-    """CodeFormer and GFPGAN by name (A1111 order), with an optional face detector.
+    """CodeFormer and GFPGAN by name (A1111 order), with a face detector.
 
-    `folders` maps "Codeformer" / "GFPGAN" to their directories (`Paths.upscaler_dirs`).
+    `folders` maps "Codeformer" / "GFPGAN" to their directories (`Paths.upscaler_dirs`). `detector` is a callable
+    (tests); otherwise `detector_model` (production: `FACE_DETECTOR_MODEL`) is loaded as RetinaFace on first use,
+    downloaded into its folder when missing (`env`: mirrors, proxies, `HF_HUB_OFFLINE`). With neither, only
+    whole-image restoration is possible. `settings` gives `face_restoration_unload`; `flags` the devices and
+    `--gfpgan-model` / `--gfpgan-dir`.
     """
 
     def __init__(self, folders: Mapping[str, Path], *, flags: Any = None,
                  placement: Callable[[str], DevicePlacement] | None = None,
-                 detector: FaceDetector | None = None, settings: Any = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 detector: FaceDetector | None = None, detector_model: NamedModel | None = None,
+                 settings: Any = None, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self._env = env
-        place = placement or (lambda component: placement_for(component, flags))
-        self._restorers = {name: FaceRestorer(name, Path(folders.get(sub, Path("models") / sub)), place)
-                           for name, (sub, _component, _file) in FACE_RESTORERS.items()}
+        self._place = placement or (lambda component: placement_for(component, flags))
+        self.folders = {sub: Path(folders.get(sub, Path("models") / sub)) for sub, _c, _f in FACE_RESTORERS.values()}
+        gfpgan_dir = getattr(flags, "gfpgan_dir", None)
+        gfpgan_model = getattr(flags, "gfpgan_model", None)
+        self._restorers = {
+            name: FaceRestorer(name, self.folders[sub], self._place,
+                               extra_folders=[Path(gfpgan_dir)] if name == "GFPGAN" and gfpgan_dir else (),
+                               model_file=str(gfpgan_model) if name == "GFPGAN" and gfpgan_model else None)
+            for name, (sub, _component, _file) in FACE_RESTORERS.items()}
         self.detector = detector
+        self.detector_model = detector_model
+        self._retinaface: RetinaFaceDetector | None = None
+        self._detector_lock = threading.Lock()
 
     def __getitem__(self, name: str) -> FaceRestorer:
         return self._restorers[name]
@@ -207,13 +259,36 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
                 return restorer
         raise FaceRestorerError(f"unknown face restorer {name!r}; choose from {', '.join(self._restorers)}")
 
+    def face_detector(self) -> FaceDetector | None:
+        """The callable detector, else RetinaFace from `detector_model` (loaded once, downloaded when missing)."""
+        if self.detector is not None or self.detector_model is None:
+            return self.detector
+        with self._detector_lock:
+            if self._retinaface is None:
+                model = self.detector_model
+                path = self.folders.get(model.folder, Path("models") / model.folder) / model.file_name
+                if not path.is_file():
+                    try:
+                        fetch_model(model, path, self._env)
+                    except ModelDownloadError as exc:
+                        raise FaceRestorerError(f"face detection: {exc}") from None
+                try:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+                    self._retinaface = RetinaFaceDetector(state, self._place("gfpgan").device)
+                except (OSError, RuntimeError, KeyError, ValueError, EOFError) as exc:
+                    raise FaceRestorerError(f"face detection: {path.name} is not a usable RetinaFace "
+                                            f"detection_Resnet50_Final.pth ({exc})") from None
+            else:
+                self._retinaface.net.to(self._place("gfpgan").device)  # back from a `face_restoration_unload`
+            return self._retinaface
+
     def restore(self, image: Image.Image, name: str, *, visibility: float = 1.0, codeformer_weight: float = 0.5,
                 whole_image: bool = False) -> RestoreResult:
         """Restore the faces of `image` with restorer `name`, blended with the input by `visibility` (A1111).
 
-        With a detector: each face box is enlarged to a square (`FACE_MARGIN`), restored at 512×512 and pasted back
-        through a feathered mask. Without one: the whole image is restored only when `whole_image` is set,
-        otherwise the image is returned unchanged with a notice saying why.
+        Each detected face is aligned by its landmarks (or square-cropped around its box), restored at 512×512 and
+        pasted back through a feathered mask (module docstring). `whole_image` restores the whole picture as one
+        face. Without any detector the image is returned unchanged with a notice saying why.
         """
         restorer = self.get_restorer(name)
         source = image.convert("RGB")
@@ -222,23 +297,46 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
         if restorer.model_path() is None:
             raise FaceRestorerError(f"{restorer.name}: no weights in {restorer.folder} (A1111 uses "
                                     f"{FACE_RESTORERS[restorer.name][2]}; put the file there)")
-        notices: list[str] = []
-        if self.detector is not None:
-            boxes = list(self.detector(source))
+        try:
+            if whole_image:
+                restored = restorer.restore_face(source, codeformer_weight)
+                return self._blend(source, restored, visibility, [f"{restorer.name}: the whole image was restored "
+                                                                  "as one face at 512×512"], 1)
+            detector = self.face_detector()
+            if detector is None:
+                return RestoreResult(source, [NO_DETECTOR_NOTICE.format(name=restorer.name)], 0)
+            faces = list(detector(source))
             restored = source.copy()
-            for box in boxes:
-                region = square_region(box, source.size)
-                face = restorer.restore_face(source.crop(region), codeformer_weight)
-                restored.paste(face, region[:2], feather_mask(face.size, max(2, face.width // 16)))
-            if not boxes:
-                notices.append(f"{restorer.name}: no faces found")
-            count = len(boxes)
-        elif whole_image:
-            restored = restorer.restore_face(source, codeformer_weight)
-            notices.append(f"{restorer.name}: no face detector; the whole image was restored at 512×512")
-            count = 1
-        else:
-            return RestoreResult(source, [NO_DETECTOR_NOTICE.format(name=restorer.name)], 0)
+            for face in faces:
+                restored = self._restore_one(restorer, source, restored, face, codeformer_weight)
+        finally:
+            if bool(self.settings.get("face_restoration_unload") if self.settings is not None else False):
+                self.offload()
+        if not faces:
+            return RestoreResult(source, [f"{restorer.name}: no faces found"], 0)
+        return self._blend(source, restored, visibility, [], len(faces))
+
+    def offload(self) -> None:
+        """Move every loaded restorer and the detector to the CPU (`face_restoration_unload`)."""
+        for restorer in self._restorers.values():
+            restorer.offload()
+        if self._retinaface is not None:
+            self._retinaface.net.to(torch.device("cpu"))
+
+    @staticmethod
+    def _restore_one(restorer: FaceRestorer, source: Image.Image, canvas: Image.Image, face: Box | DetectedFace,
+                     codeformer_weight: float) -> Image.Image:
+        if isinstance(face, DetectedFace):
+            aligned, matrix = align_face(source, np.array(face.landmarks))
+            return paste_face(canvas, restorer.restore_face(aligned, codeformer_weight), matrix)
+        region = square_region(face, source.size)
+        restored = restorer.restore_face(source.crop(region), codeformer_weight)
+        canvas.paste(restored, region[:2], feather_mask(restored.size, max(2, restored.width // 16)))
+        return canvas
+
+    @staticmethod
+    def _blend(source: Image.Image, restored: Image.Image, visibility: float, notices: list[str],
+               count: int) -> RestoreResult:
         if visibility < 1.0:
             restored = Image.blend(source, restored, float(visibility))
         return RestoreResult(restored, notices, count)

@@ -47,12 +47,14 @@ from modules.processing.hooks import JobHooks, PostprocessBatchListArgs, Postpro
 from modules.processing.img2img_init import txt2img_image_conditioning
 from modules.processing.img2img_pass import img2img_batch
 from modules.processing.infotext_binding import bind_infotext
+from modules.processing.intermediate_saves import save_copy
 from modules.processing.job import Job
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
 from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
 from modules.processing.save_outputs import data_dir
 from modules.processing.speedups import job_speedups
+from modules.processing.tiny_vae import job_network, taesd_images
 from modules.processing.vae_io import circular_padding, decode_latents
 from modules.prompts.extra_network_tags import parse_prompts
 from modules.runtime.job_state import Skipped
@@ -263,6 +265,9 @@ def _restore_faces(run: Job, image: Image.Image, i: int) -> Image.Image:
     if registry is None:
         run.notices.append("Restore faces was skipped: no face restorer is available")
         return image
+    if opt(run.settings, "save_images_before_face_restoration", False):
+        # A1111 `process_images_inner`: the image as decoded, saved like a sample before the restorer runs
+        save_copy(run, image, i, "-before-face-restoration")
     try:
         result = registry.restore(image, name, codeformer_weight=float(opt(run.settings, "code_former_weight", 0.5)))
     except Exception as exc:  # missing weights, unknown name: report and keep the image (A1111 prints and goes on)
@@ -282,7 +287,12 @@ def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
 
 
 def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE decode with the fp32-retry notice recorded on the job."""
+    """VAE decode with the fp32-retry notice recorded on the job; with `sd_vae_decode_method` "TAESD" the tiny
+    decoder instead, and the infotext gets "VAE Decoder: TAESD" (A1111 `decode_latent_batch`)."""
+    taesd = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_decode_method", bool(model.is_sdxl), run.notices)
+    if taesd is not None:
+        run.extra_fields["VAE Decoder"] = "TAESD"
+        return taesd_images(taesd, latents)
     images, notice = decode_latents(model, latents, run.settings)
     if notice:
         run.notices.append(notice)

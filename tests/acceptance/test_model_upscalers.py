@@ -41,7 +41,7 @@ class ModelServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 owner.requests.append(self.path)
                 body = owner.files.get(self.path)
                 if body is None:

@@ -75,9 +75,10 @@ def test_models_vae_networks_styles(server: LiveServer) -> None:
     assert [h["name"] for h in get(server, "hypernetworks")] == ["anime"]
     assert get(server, "prompt-styles") == [{"name": "Cinematic", "prompt": "{prompt}, film grain",
                                               "negative_prompt": "blurry"}]
-    # postprocessing registries: both restorers are always listed; no Real-ESRGAN files in this data dir
+    # postprocessing registries: both restorers are always listed; no Real-ESRGAN files in this data dir, only
+    # A1111's two named models of `realesrgan_enabled_models` (downloaded on first use)
     assert [r["name"] for r in get(server, "face-restorers")] == ["CodeFormer", "GFPGAN"]
-    assert get(server, "realesrgan-models") == []
+    assert [r["name"] for r in get(server, "realesrgan-models")] == ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"]
 
 
 def test_refresh_picks_up_new_files(server: LiveServer) -> None:

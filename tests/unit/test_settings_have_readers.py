@@ -47,7 +47,6 @@ FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 
 TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
-FACE = "face restoration (issue 14)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
                      "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
@@ -83,9 +82,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "canvas_hotkey_reset": UI, "canvas_hotkey_overlap": UI, "canvas_show_tooltip": UI, "canvas_auto_expand": UI,
     "canvas_blur_prompt": UI, "canvas_disabled_functions": UI, "gradio_debug": UI, "no_gradio_queue": UI,
     "no_progressbar_hiding": UI,
-    # FACE
-    "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
-    "gfpgan_model": FACE,
     # moved to the open issues that build what they need
     "memmon_poll_rate": UI,
     "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
