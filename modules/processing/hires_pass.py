@@ -28,11 +28,12 @@ from PIL import Image
 from modules.processing.conditioning import opt, use_networks
 from modules.processing.hires import LATENT_UPSCALE_MODES, crop_latent, hires_target, upscale_latent
 from modules.processing.hooks import ExtraNoiseParams
-from modules.processing.image_ops import resize_image
+from modules.processing.image_ops import pil_to_tensor, resize_image
 from modules.processing.img2img_init import txt2img_image_conditioning, upscaler_resizer
 from modules.processing.intermediate_saves import save_copy
 from modules.processing.params import ParamError, Txt2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
+from modules.processing.tiny_vae import job_network, taesd_encode
 from modules.processing.vae_io import encode_images, latent_factor
 
 IMAGE_UPSCALERS: dict[str, Callable[[Image.Image, int, int], Image.Image]] = {
@@ -78,7 +79,7 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
     if samples is None:
         first_images = [_firstpass_image(run, p.firstpass_image)] * batch
         if upscaler in LATENT_UPSCALE_MODES:
-            samples = encode_images(second, first_images, seed=run.seeds[index.start])
+            samples = _encode(run, second, first_images, run.seeds[index.start])
     else:
         first_images = None
         if opt(run.settings, "save_images_before_highres_fix", False):
@@ -98,7 +99,7 @@ def hires_pass(run: Any, model: Any, samples: torch.Tensor | None, index: slice,
         # a file's name, …) upscales the decoded first pass at its native scale, then Lanczos to the target
         resizer = IMAGE_UPSCALERS.get(upscaler) or upscaler_resizer(upscaler, registry, run.settings, "hr_upscaler")
         resized = [resize_image(0, im, up_w, up_h, resizer) for im in first_images]
-        latent = crop_latent(encode_images(second, resized, seed=run.seeds[index.start]), target)
+        latent = crop_latent(_encode(run, second, resized, run.seeds[index.start]), target)
     hr_steps = p.hr_second_pass_steps or p.steps
     # the hires prompts lose their `# comments` like the main prompts (the setting promises comments never reach
     # the generation; A1111 1.10 strips only the main prompts, Forge strips the hires ones too)
@@ -143,3 +144,13 @@ def _firstpass_image(run: Any, image: Any) -> Image.Image:
         run.notices.append(f"firstpass_image {image.width}x{image.height} resized to {run.width}x{run.height}")
         image = resize_image(0, image, run.width, run.height)
     return image
+
+
+def _encode(run: Any, model: Any, images: list[Image.Image], seed: int) -> torch.Tensor:
+    """Images → latents for the hires pass: the VAE, or TAESD with `sd_vae_encode_method` "TAESD" (A1111
+    `sample_hr_pass` / `txt2img_image_conditioning` firstpass: infotext "VAE Encoder: TAESD")."""
+    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
+    if encoder is None:
+        return encode_images(model, images, seed=seed)
+    run.extra_fields["VAE Encoder"] = "TAESD"
+    return taesd_encode(encoder, pil_to_tensor(images))

@@ -29,6 +29,7 @@ from modules.processing.conditioning import opt
 from modules.processing.image_ops import Resizer, flatten_alpha, lanczos, pil_to_tensor, resize_image
 from modules.processing.masks import PreparedMask, fill_masked, latent_mask, masked_overlay, prepare_mask
 from modules.processing.params import Img2ImgParams, ParamError
+from modules.processing.tiny_vae import taesd_encode
 from modules.processing.vae_io import encode_tensor, latent_factor
 
 Tensor = torch.Tensor
@@ -133,9 +134,12 @@ def _source_images(p: Img2ImgParams, batch: int, settings: Any = None) -> list[I
 
 
 def prepare_img2img(model: Any, p: Img2ImgParams, settings: Any, width: int, height: int, batch: int,
-                    seeds: list[int], noise: Tensor, resizer: Resizer = lanczos) -> Img2ImgInit:
+                    seeds: list[int], noise: Tensor, resizer: Resizer = lanczos,
+                    encoder: torch.nn.Module | None = None) -> Img2ImgInit:
     """Process the init images and mask of one batch; `noise` is the batch's seed noise (for "latent noise");
-    `resizer` scales the init images (A1111: the `upscaler_for_img2img` upscaler, see `img2img_resizer`)."""
+    `resizer` scales the init images (A1111: the `upscaler_for_img2img` upscaler, see `img2img_resizer`);
+    `encoder`: the TAESD encoder that makes the init latent instead of the VAE (`sd_vae_encode_method` "TAESD";
+    the inpainting/instruct conditionings stay with the VAE, as in A1111)."""
     originals = _source_images(p, batch, settings)
     prepared: PreparedMask | None = None
     if p.mask is not None:
@@ -167,7 +171,7 @@ def prepare_img2img(model: Any, p: Img2ImgParams, settings: Any, width: int, hei
         processed.append(image)
 
     pixels = pil_to_tensor(processed)
-    init_latent = encode_tensor(model, pixels, seed=seeds[0])
+    init_latent = encode_tensor(model, pixels, seed=seeds[0]) if encoder is None else taesd_encode(encoder, pixels)
     f = latent_factor(model)
     if p.resize_mode == 3 and init_latent.shape[-2:] != (height // f, width // f):
         init_latent = F.interpolate(init_latent, size=(height // f, width // f), mode="bilinear")

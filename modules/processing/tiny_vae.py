@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -161,3 +161,26 @@ def taesd_encode(encoder: nn.Module, pixels: Tensor) -> Tensor:
     """Images in [-1, 1] → scaled latents in float32 (TAESD takes [0, 1] and its output is already scaled, A1111
     `images_tensor_to_samples` with approximation 3; deterministic, no sampling)."""
     return _run(encoder, (pixels.float() + 1.0) / 2.0).float()
+
+
+def _setting(settings: Any, key: str) -> str:
+    getter = getattr(settings, "get", None)
+    value = getter(key) if getter is not None else None
+    return str(value or "Full")
+
+
+def job_network(vaes: TinyVaes | None, settings: Any, key: str, sdxl: bool,
+                notices: list[str] | None = None) -> nn.Module | None:
+    """The TAESD network a job uses instead of the full VAE when the setting `key` (`sd_vae_decode_method` or
+    `sd_vae_encode_method`) is "TAESD" (A1111 `approximation_indexes`), else None. When TAESD is chosen but its
+    file is not available, the full VAE is used and `notices` says so (once per job)."""
+    if vaes is None or _setting(settings, key) != "TAESD":
+        return None
+    net = vaes.decoder(sdxl) if key == "sd_vae_decode_method" else vaes.encoder(sdxl)
+    if net is None and notices is not None:
+        kind: Kind = "taesd_decoder" if key == "sd_vae_decode_method" else "taesd_encoder"
+        message = (f"{key}: TAESD is not available ({vaes.path(kind, sdxl)} is missing and could not be "
+                   f"downloaded); the full VAE was used")
+        if message not in notices:
+            notices.append(message)
+    return net
