@@ -28,6 +28,7 @@ from modules.processing.params import Img2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
 from modules.processing.soft_inpainting import composite, make_blend, overlay_masks, settings_from_params
 
+from modules.processing.tiny_vae import job_network
 Composite = Callable[[int, Image.Image], Image.Image]
 
 
@@ -43,7 +44,7 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     noise = rng.first().to(model.device)
     save_init_images(run, list(p.init_images or []))
     init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise,
-                           img2img_resizer(run.settings, getattr(run.ctx, "upscalers", None)))
+                           img2img_resizer(run.settings, getattr(run.ctx, "upscalers", None)), encoder=encoder)
     corrections = ([setup_color_correction(image) for image in init.processed]
                    if opt(run.settings, "img2img_color_correction", False) else None)
     stage, pad = run.conds(model, spec, p.steps, index, w, h)
@@ -59,6 +60,9 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
         run.extra_fields["Extra noise"] = extra
         params = ExtraNoiseParams(noise, init.init_latent, x)
         run.hooks.fire("extra_noise", params)
+    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
+    if encoder is not None:
+        run.extra_fields["VAE Encoder"] = "TAESD"  # A1111 img2img `init`: extra_generation_params['VAE Encoder']
         x = x + params.noise * extra
     soft = settings_from_params(p) if init.mask is not None else None
     blend = None
