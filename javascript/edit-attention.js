@@ -1,6 +1,8 @@
 // Ctrl+Up / Ctrl+Down change the weight of the selection or the word under the cursor (A1111 edit-attention.js):
 // "word" -> "(word:1.1)"; "(word:1.1)" -> "(word:1.2)"; a weight back at 1.0 removes the parentheses.
 // Step: keyedit_precision_attention (0.1), or keyedit_precision_extra (0.05) inside <lora:...:w>.
+// Without a selection the word around the cursor ends at the characters of `keyedit_delimiters` and at the
+// whitespace named in `keyedit_delimiters_whitespace` (Tab, Carriage Return, Line Feed), as in A1111.
 (function () {
   function isPromptBox(el) {
     return el && el.tagName === "TEXTAREA" && el.closest(".prompt");
@@ -9,8 +11,16 @@
     const digits = String(step).split(".")[1] ? String(step).split(".")[1].length : 0;
     return Number(v.toFixed(Math.max(digits, 1)));
   }
+  const WHITESPACE = { "Tab": "\t", "Carriage Return": "\r", "Line Feed": "\n" };
+  // The characters that end a word: keyedit_delimiters plus the chosen whitespace (A1111 defaults when unset).
+  function delimiters() {
+    const chars = window.opts.keyedit_delimiters ?? ".,\\/!?%^*;:{}=`~() ";
+    const spaces = window.opts.keyedit_delimiters_whitespace ?? Object.keys(WHITESPACE);
+    return chars + spaces.map(function (name) { return WHITESPACE[name] || ""; }).join("");
+  }
   // Returns [newText, newSelStart, newSelEnd] for text with the selection [s, e) and a step (signed).
-  window.sdEditAttention = function (text, s, e, step, extraStep) {
+  window.sdEditAttention = function (text, s, e, step, extraStep, stops) {
+    const ends = stops === undefined ? delimiters() : stops;
     // inside <...:w> (extra networks): edit that weight
     const before = text.lastIndexOf("<", s), closeBefore = text.lastIndexOf(">", s - 1);
     if (before !== -1 && before > closeBefore) {
@@ -31,8 +41,8 @@
       if (open !== -1 && close !== -1 && text.lastIndexOf(")", s - 1) < open && /:[-\d.]+$/.test(text.slice(open + 1, close))) {
         s = open + 1; e = text.slice(0, close).lastIndexOf(":");
       } else {
-        while (s > 0 && !/[\s,()]/.test(text[s - 1])) s--;
-        while (e < text.length && !/[\s,()]/.test(text[e])) e++;
+        while (s > 0 && !ends.includes(text[s - 1])) s--;
+        while (e < text.length && !ends.includes(text[e])) e++;
       }
     }
     if (s === e) return [text, s, e];
@@ -53,7 +63,7 @@
     const box = ev.target;
     if (!isPromptBox(box)) return;
     ev.preventDefault();
-    const opts = window.sdOpts || {};
+    const opts = window.opts || {};
     const base = Number(opts.keyedit_precision_attention || 0.1);
     const extra = Number(opts.keyedit_precision_extra || 0.05);
     const step = ev.key === "ArrowUp" ? base : -base;

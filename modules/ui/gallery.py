@@ -3,7 +3,8 @@ send-to buttons; and the generator that runs a job on the shared queue and strea
 
 A1111 `modules/ui_common.create_output_panel` and `javascript/progressbar.js` (which polls `/internal/progress` for
 progress, ETA and the live preview). Here the generate event is a Python generator that polls the job's
-`JobState` every `POLL_SECONDS` and yields the progress bar HTML and the newest preview image; the job itself runs
+`JobState` every `live_preview_refresh_period` ms and yields the progress bar HTML and the newest preview image (a
+temp file in the `live_previews_image_format` format); the job itself runs
 on `ctx.jobs` (the FIFO queue shared with the API), so UI and API requests are served in submission order.
 
 Gallery files: each image is given to the gallery as a PNG written to the temp dir with its infotext in the
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -132,20 +133,63 @@ def stream_job(ctx: AppContext, fn: Callable[..., Any], params: Any, kind: str,
                panel: OutputPanel) -> Iterator[dict[gr.components.Component, Any]]:
     """Submit `fn(ctx, params)` to the shared queue and yield progress, preview and finally the results."""
     live = bool(ctx.settings.get("live_previews_enable"))
+    period = refresh_period(ctx)
     job = ctx.jobs.submit(fn, ctx, params, kind=kind)
-    preview_id = -1
+    preview_id, last_file = -1, None
     yield {panel.progress: progress_html({}, state="running", queued=ctx.jobs.queue_position(job.id)),
            panel.html_log: "", panel.preview: gr.update(visible=False, value=None)}
-    while not job.wait(POLL_SECONDS):
+    while not job.wait(period):
         queued = ctx.jobs.queue_position(job.id)
         update: dict[gr.components.Component, Any] = {
             panel.progress: progress_html(job.state.progress_info(), state="running", queued=queued)}
         latest = job.state.latest_preview(preview_id) if live else None
         if latest is not None:
             preview_id, image = latest
-            update[panel.preview] = gr.update(visible=True, value=image)
+            shown = preview_file(ctx, image)
+            update[panel.preview] = gr.update(visible=True, value=shown)
+            if isinstance(last_file, str) and last_file != shown:
+                Path(last_file).unlink(missing_ok=True)  # Gradio served its own copy of it already
+            last_file = shown
         yield update
     yield finished_update(job, panel, ctx)
+
+
+def refresh_period(ctx: AppContext) -> float:
+    """Seconds between two progress/preview updates sent to the page: `live_preview_refresh_period` (ms, A1111
+    default 1000; A1111's progressbar.js polls `/internal/progress` that often), at least `POLL_SECONDS / 5`."""
+    try:
+        milliseconds = float(ctx.settings.get("live_preview_refresh_period") or 0)
+    except (TypeError, ValueError):
+        milliseconds = 1000.0
+    return max(POLL_SECONDS / 5, milliseconds / 1000)
+
+
+def gradio_progress(ctx: AppContext) -> Literal["full", "minimal"]:
+    """How Gradio's own progress overlay shows on the output panel while a job runs: A1111 hides it (its CSS
+    `css_hide_progressbar`, because it slows the browser down) unless started with `--no-progressbar-hiding`."""
+    return "full" if getattr(ctx.flags, "no_progressbar_hiding", False) else "minimal"
+
+
+PREVIEW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+def preview_file(ctx: AppContext, image: Any) -> Any:
+    """The live preview as a temp file in the `live_previews_image_format` format (png/jpeg/webp, A1111 encodes
+    `/internal/progress` previews in it); the image itself if it cannot be written."""
+    from modules.server import temp_dir
+
+    fmt = str(ctx.settings.get("live_previews_image_format") or "png").lower()
+    fmt = fmt if fmt in PREVIEW_FORMATS else "png"
+    folder = temp_dir(ctx) / "previews"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=f".{fmt}", delete=False) as handle:
+            target = Path(handle.name)
+        rgb = image.convert("RGB") if fmt == "jpeg" and image.mode != "RGB" else image
+        rgb.save(target, format=PREVIEW_FORMATS[fmt])
+    except (OSError, ValueError, AttributeError):
+        return image
+    return str(target)
 
 
 def gallery_files(ctx: AppContext, images: list[Any], infotexts: list[str]) -> list[Any]:

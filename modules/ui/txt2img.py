@@ -18,7 +18,7 @@ from modules.processing.context import AppContext
 from modules.processing.params import GenerationParams, ParamError, Txt2ImgParams, validate_params
 from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
-from modules.ui.gallery import OutputPanel, build_output_panel, selected_image, stream_job
+from modules.ui.gallery import OutputPanel, build_output_panel, gradio_progress, selected_image, stream_job
 from modules.ui.layout_options import apply_extra_options, build_extra_options, build_in_order, settings_column
 from modules.ui.output_actions import is_local, open_folder
 from modules.ui.paste import (
@@ -129,9 +129,9 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
     inputs = set(fields.values()) | set(tab.extra.get("inputs", [])) | set(tab.extra.get("extra_options", {}).values())
     if "scripts" in tab.extra:
         inputs |= set(tab.extra["scripts"].components())
-    row.generate.click(generate, inputs, output_components(tab), show_progress="minimal",
-                       concurrency_limit=None)
-    row.prompt.submit(generate, inputs, output_components(tab), show_progress="minimal", concurrency_limit=None)
+    shown = gradio_progress(ctx)  # no_progressbar_hiding
+    row.generate.click(generate, inputs, output_components(tab), show_progress=shown, concurrency_limit=None)
+    row.prompt.submit(generate, inputs, output_components(tab), show_progress=shown, concurrency_limit=None)
 
     def interrupt() -> None:
         """A1111 Interrupt: with `interrupt_after_current` the first click finishes the current image."""
@@ -169,7 +169,7 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
                                                       data.get(out.generation_info)), out)
 
         out.upscale.click(upscale, inputs | {out.gallery, out.selected_index, out.generation_info},
-                          output_components(tab), show_progress="minimal", concurrency_limit=None)
+                          output_components(tab), show_progress=shown, concurrency_limit=None)
     row.skip.click(lambda: ctx.jobs.skip() and None, None, None, queue=False)
 
     paste_targets = [*fields.values(), row.prompt, row.negative_prompt]

@@ -47,6 +47,7 @@ FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 
 TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
+FACE = "face restoration (issue 14)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
                      "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
@@ -59,34 +60,26 @@ SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "clean_temp_dir_at_start": UI, "set_scale_by_when_changing_upscaler": UI,
-    "img2img_editor_height": UI, "img2img_sketch_default_brush_color": UI,
-    "img2img_inpaint_mask_brush_color": UI, "img2img_inpaint_sketch_default_brush_color": UI,
     "img2img_inpaint_mask_high_contrast": UI, "img2img_autosize": UI,
     "extra_networks_show_hidden_directories": UI, "extra_networks_dir_button_function": UI,
-    "extra_networks_card_width": UI, "extra_networks_card_height": UI,
-    "extra_networks_card_text_scale": UI, "extra_networks_card_show_desc": UI,
     "extra_networks_card_description_is_html": UI, "extra_networks_tree_view_style": UI,
     "extra_networks_tree_view_default_enabled": UI, "extra_networks_tree_view_default_width": UI,
-    "keyedit_delimiters": UI,
-    "keyedit_delimiters_whitespace": UI, "keyedit_move": UI, "disable_token_counters": UI,
-    "js_modal_lightbox": UI, "js_modal_lightbox_initially_zoomed": UI, "js_modal_lightbox_gamepad": UI,
-    "js_modal_lightbox_gamepad_repeat": UI, "sd_webui_modal_lightbox_icon_opacity": UI,
-    "sd_webui_modal_lightbox_toolbar_opacity": UI, "gallery_height": UI, "open_dir_button_choice": UI,
+    "open_dir_button_choice": UI,
     "sd_checkpoint_dropdown_use_short": UI,
-    "show_progress_in_title": UI, "enable_reloading_ui_scripts": UI,
-    "show_progressbar": UI, "live_preview_refresh_period": UI,
-    "live_preview_fast_interrupt": UI, "js_live_preview_in_modal_lightbox": UI,
-    "prevent_screen_sleep_during_generation": UI, "postprocessing_enable_in_main_ui": UI,
+    "enable_reloading_ui_scripts": UI,
+    "live_preview_fast_interrupt": UI,
+    "postprocessing_enable_in_main_ui": UI,
     "canvas_hotkey_zoom": UI, "canvas_hotkey_adjust": UI, "canvas_hotkey_shrink_brush": UI,
     "canvas_hotkey_grow_brush": UI, "canvas_hotkey_move": UI, "canvas_hotkey_fullscreen": UI,
     "canvas_hotkey_reset": UI, "canvas_hotkey_overlap": UI, "canvas_show_tooltip": UI, "canvas_auto_expand": UI,
     "canvas_blur_prompt": UI, "canvas_disabled_functions": UI, "gradio_debug": UI, "no_gradio_queue": UI,
-    "no_progressbar_hiding": UI,
+    # FACE
+    "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
+    "gfpgan_model": FACE,
     # moved to the open issues that build what they need
     "memmon_poll_rate": UI,
     "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
-    "live_previews_image_format": UI,
     "postprocessing_existing_caption_action": INTERROGATE,
 
     # TRAINING
