@@ -27,8 +27,8 @@ from modules.processing.masks import apply_overlay
 from modules.processing.params import Img2ImgParams
 from modules.processing.sampling_glue import img2img_sigmas, img2img_steps, make_denoiser, model_schedule, sigmas_for
 from modules.processing.soft_inpainting import composite, make_blend, overlay_masks, settings_from_params
-
 from modules.processing.tiny_vae import job_network
+
 Composite = Callable[[int, Image.Image], Image.Image]
 
 
@@ -43,6 +43,9 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     rng = run.rng(index, w, h)
     noise = rng.first().to(model.device)
     save_init_images(run, list(p.init_images or []))
+    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
+    if encoder is not None:
+        run.extra_fields["VAE Encoder"] = "TAESD"  # A1111 img2img `init`: extra_generation_params['VAE Encoder']
     init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise,
                            img2img_resizer(run.settings, getattr(run.ctx, "upscalers", None)), encoder=encoder)
     corrections = ([setup_color_correction(image) for image in init.processed]
@@ -60,9 +63,6 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
         run.extra_fields["Extra noise"] = extra
         params = ExtraNoiseParams(noise, init.init_latent, x)
         run.hooks.fire("extra_noise", params)
-    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
-    if encoder is not None:
-        run.extra_fields["VAE Encoder"] = "TAESD"  # A1111 img2img `init`: extra_generation_params['VAE Encoder']
         x = x + params.noise * extra
     soft = settings_from_params(p) if init.mask is not None else None
     blend = None

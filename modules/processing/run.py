@@ -54,6 +54,7 @@ from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
 from modules.processing.save_outputs import data_dir
 from modules.processing.speedups import job_speedups
+from modules.processing.tiny_vae import job_network, taesd_images
 from modules.processing.vae_io import circular_padding, decode_latents
 from modules.prompts.extra_network_tags import parse_prompts
 from modules.runtime.job_state import Skipped
@@ -286,7 +287,12 @@ def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
 
 
 def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE decode with the fp32-retry notice recorded on the job."""
+    """VAE decode with the fp32-retry notice recorded on the job; with `sd_vae_decode_method` "TAESD" the tiny
+    decoder instead, and the infotext gets "VAE Decoder: TAESD" (A1111 `decode_latent_batch`)."""
+    taesd = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_decode_method", bool(model.is_sdxl), run.notices)
+    if taesd is not None:
+        run.extra_fields["VAE Decoder"] = "TAESD"
+        return taesd_images(taesd, latents)
     images, notice = decode_latents(model, latents, run.settings)
     if notice:
         run.notices.append(notice)
