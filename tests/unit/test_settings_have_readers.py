@@ -54,7 +54,6 @@ UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `module
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
-TAESD = "TAESD encode/decode needs the TAESD networks, built with the live-preview methods (issue 16)"
 SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 16)"
 
 ALLOWED_UNREAD: dict[str, str] = {
@@ -78,7 +77,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "gfpgan_model": FACE,
     # moved to the open issues that build what they need
     "memmon_poll_rate": UI,
-    "sd_vae_encode_method": TAESD, "sd_vae_decode_method": TAESD,
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
     "postprocessing_existing_caption_action": INTERROGATE,
 
