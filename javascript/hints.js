@@ -1,4 +1,5 @@
-// Tooltips of the tool buttons (A1111 hints.js titles); localization.js translates them.
+// Tooltips of the tool buttons (A1111 hints.js titles), set as each button appears (Gradio mounts tabs lazily);
+// a symbol button without a hint gets its aria-label; localization.js translates them.
 (function () {
   const titles = {
     "\u{1F3B2}\uFE0F": "Set seed to -1, which will cause a new random number to be used every time",
@@ -10,6 +11,14 @@
     "\u{1F4BE}": "Save the current prompts as a style",
     "\u{1F504}": "Refresh",
     "\u21C5": "Switch width/height",
+    "\u270F\uFE0F": "Edit styles",
+    "\u{1F58C}\uFE0F": "Edit styles",
+    "\u{1F4C2}": "Open images output directory",
+    "\u{1F5C3}\uFE0F": "Save zip archive with images to a dedicated directory (log/images)",
+    "\u2728": "Create an upscaled version of the current image using hires fix settings.",
+    "\u{1F3B4}": "Show/hide extra networks",
+    "\u274C": "Close",
+    "\u21BA": "Reset to default value",
     "Generate": "Right click generate forever menu",
     "Interrupt": "Stop processing images and return any results accumulated so far.",
     "Skip": "Stop processing current image and continue processing.",
@@ -37,12 +46,28 @@
     }
     return titles[btn.textContent.trim()];
   }
+  // Ids whose icon means something else here than its usual hint.
+  const byFullId = { txt2img_style_create: "Save the current prompts as a style",
+    img2img_style_create: "Save the current prompts as a style" };
   function apply() {
     for (const btn of document.querySelectorAll("button")) {
       if (btn.title) continue;
-      const t = titleFor(btn);
+      const t = byFullId[btn.id] || titleFor(btn) || btn.getAttribute("aria-label");
       if (t) btn.title = t;
     }
+    // Top-bar boxes: their help line becomes the tooltip of the whole box (style.css hides the line).
+    for (const info of document.querySelectorAll("#quicksettings .info-text")) {
+      const block = info.closest("[id^='setting_']") || info.parentElement;
+      const text = info.textContent.trim();
+      if (block && text && block.title !== text) block.title = text;
+    }
   }
-  setInterval(apply, 1000);
+  let pending = false;
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; apply(); });
+  }
+  apply();
+  new MutationObserver(schedule).observe(document.body, { childList: true, subtree: true, characterData: true });
 })();

@@ -18,7 +18,7 @@ from typing import Any, cast
 import gradio as gr
 
 from modules.processing.context import AppContext
-from modules.ui.common import REFRESH_ICON, checkpoint_titles, tool_button
+from modules.ui.common import REFRESH_ICON, checkpoint_choices, checkpoint_label, tool_button
 from modules.ui.extension_ui import build_extension_tabs, extension_assets, fire_component_hooks
 from modules.ui.extensions_tab import build_extensions
 from modules.ui.extras import build_extras
@@ -27,6 +27,7 @@ from modules.ui.img2img import build_img2img
 from modules.ui.layout_options import arrange_tabs, refresh_extra_options
 from modules.ui.localization import load_localization
 from modules.ui.merger_tab import build_merger
+from modules.ui.output_actions import clean_temp_dir
 from modules.ui.paste import updates_from_infotext
 from modules.ui.pnginfo import build_pnginfo
 from modules.ui.send_to import Destination
@@ -104,11 +105,11 @@ def quick_value(ctx: AppContext, key: str) -> Any:
     if key != "sd_model_checkpoint" or ctx.models is None:
         return ui_value(ctx, key)
     current = ctx.models.current
-    value = current.checkpoint.title if current is not None else ctx.settings.get(key)
-    titles = checkpoint_titles(ctx)
+    value = checkpoint_label(ctx, current.checkpoint) if current is not None else ctx.settings.get(key)
+    titles = checkpoint_choices(ctx)
     if value and value not in titles:
         found = ctx.models.registry.get_closest(str(value))
-        value = found.title if found is not None else value
+        value = checkpoint_label(ctx, found) if found is not None else value
     return gr.update(choices=titles, value=value or None)
 
 
@@ -130,7 +131,7 @@ def _set_quick(ctx: AppContext, key: str, value: Any) -> None:
         raise gr.Error(str(exc)) from None
     if key == "sd_model_checkpoint" and ctx.models is not None:
         current = ctx.models.current
-        if current is not None and current.checkpoint.title == value:
+        if current is not None and value in (current.checkpoint.title, current.checkpoint.short_title):
             return  # the page load showing the loaded title (now with its hash): nothing to load
         with ctx.jobs.exclusive():
             ctx.models.load(value)
@@ -218,9 +219,10 @@ def send_to_destinations(txt2img: GenerationTab, img2img: GenerationTab, extras:
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
     """The complete UI for `ctx`; generation goes through `ctx.jobs` (shared FIFO with the API)."""
+    clean_temp_dir(ctx)  # clean_temp_dir_at_start (A1111 cleans it when the UI starts)
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         quick_keys, quick_components = build_quicksettings(ctx)
-        with gr.Tabs(elem_id="tabs") as tabs:
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:  # phone: tabs wrap, no "…" menu
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img") as txt2img_tab:
                 txt2img = build_txt2img(ctx)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img") as img2img_tab:

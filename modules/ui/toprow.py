@@ -108,7 +108,18 @@ def wire_style_editor(ctx: AppContext, row: Toprow) -> None:
     ed = row.editor
     if ed is None or row.edit_styles is None:
         return
-    row.edit_styles.click(lambda: gr.update(visible=True), None, ed["box"], queue=False)
+    def open_editor(selected: list[str] | None) -> tuple[Any, Any, Any, Any]:
+        """✏️ opens on the first selected style, its name, prompt and negative prompt filled (A1111
+        `ui_prompt_styles.UiPromptStyles`: the dropdown starts at the selection); nothing selected → as it was."""
+        first = next((n for n in selected or [] if ctx.styles is not None and n in ctx.styles.styles), None)
+        if first is None or ctx.styles is None:
+            return gr.update(visible=True), gr.update(), gr.update(), gr.update()
+        style = ctx.styles.styles[first]
+        return (gr.update(visible=True), gr.update(choices=style_names(ctx), value=first), style.prompt or "",
+                style.negative_prompt or "")
+
+    row.edit_styles.click(open_editor, row.styles, [ed["box"], ed["name"], ed["prompt"], ed["negative"]],
+                          queue=False)
     ed["close"].click(lambda: gr.update(visible=False), None, ed["box"], queue=False)
     ed["copy"].click(lambda p, n: (p, n), [row.prompt, row.negative_prompt], [ed["prompt"], ed["negative"]],
                      queue=False)
