@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -50,6 +51,21 @@ def checkpoint_titles(ctx: AppContext) -> list[str]:
     if ctx.models is None:
         return []
     return list(ctx.models.registry.titles())
+
+
+def checkpoint_choices(ctx: AppContext) -> list[str]:
+    """The `sd_model_checkpoint` dropdown's entries: titles, or with `sd_checkpoint_dropdown_use_short` the file
+    names without folders ("sd15 [hash]" for photo/sd15.safetensors; A1111 `list_checkpoint_tiles(use_short)`)."""
+    if ctx.models is None:
+        return []
+    if ctx.settings.get("sd_checkpoint_dropdown_use_short"):
+        return [info.short_title for info in ctx.models.registry]
+    return list(ctx.models.registry.titles())
+
+
+def checkpoint_label(ctx: AppContext, info: Any) -> str:
+    """How the dropdown names checkpoint `info` (see `checkpoint_choices`)."""
+    return str(info.short_title if ctx.settings.get("sd_checkpoint_dropdown_use_short") else info.title)
 
 
 def vae_choices(ctx: AppContext) -> list[str]:

@@ -236,7 +236,9 @@ def finished_update(job: Any, panel: OutputPanel, ctx: AppContext | None = None)
     info = result.info_dict()
     texts = list(result.infotexts or [])
     first = texts[result.index_of_first_image if result.index_of_first_image < len(texts) else 0] if texts else ""
-    footer = format_time_taken(result.time_taken, result.peak_memory_bytes)
+    # A1111 shows the memory line only while its memory monitor runs (`memmon_poll_rate` > 0)
+    shown_memory = result.peak_memory_bytes if ctx is None or ctx.settings.get("memmon_poll_rate") else 0
+    footer = format_time_taken(result.time_taken, shown_memory)
     notices = "".join(error_html(n) for n in result.notices)
     images = gallery_files(ctx, list(result.images), texts) if ctx is not None else list(result.images)
     return done | {

@@ -42,3 +42,25 @@ def open_folder(ctx: AppContext, kind: str) -> None:
         subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError as exc:
         raise gr.Error(f"Could not open {folder}: {opener} is not available ({exc})") from None
+
+
+def clean_temp_dir(ctx: AppContext) -> int:
+    """A1111 `clean_temp_dir_at_start` (`ui_tempdir.cleanup_tmpdr`): when the setting is on and a `temp_dir` is
+    set, delete every .png below it (only PNGs: the folder may be shared); returns how many were deleted. Gradio's
+    default temp dir is never touched."""
+    from modules.server import temp_dir
+
+    value = ctx.settings.get("temp_dir")
+    if not ctx.settings.get("clean_temp_dir_at_start") or not isinstance(value, str) or not value.strip():
+        return 0
+    folder = temp_dir(ctx)
+    removed = 0
+    for root, _dirs, files in os.walk(folder, topdown=False) if folder.is_dir() else ():
+        for name in files:
+            if os.path.splitext(name)[1] == ".png":
+                try:
+                    (Path(root) / name).unlink()
+                    removed += 1
+                except OSError:
+                    pass
+    return removed

@@ -15,7 +15,7 @@ import gradio as gr
 
 from modules.processing.context import AppContext
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
-from modules.ui.common import checkpoint_titles, error_html, vae_choices
+from modules.ui.common import checkpoint_choices, error_html, vae_choices
 from modules.ui.layout_options import OPEN_CHOICES, choices_for
 from modules.ui.localization import list_localizations
 from modules.ui.settings_pages import (
@@ -29,7 +29,7 @@ from modules.ui.settings_pages import (
 def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
     """Choices for options whose list depends on files found at run time."""
     if info.key == "sd_model_checkpoint":
-        return checkpoint_titles(ctx)
+        return checkpoint_choices(ctx)
     if info.key == "sd_vae":
         return vae_choices(ctx)
     if info.key == "localization":

@@ -23,8 +23,9 @@ CHANGED = {
     "dimensions_and_batch_together": False, "hires_fix_show_sampler": True, "hires_fix_show_prompts": True,
     "txt2img_settings_accordion": True, "img2img_settings_accordion": True, "compact_prompt_box": True,
     "extra_options_txt2img": ["eta_noise_seed_delta", "CLIP_stop_at_last_layers", "tiling"],
-    "extra_options_cols": 2, "extra_options_accordion": True,
+    "extra_options_cols": 2, "extra_options_accordion": True, "sd_checkpoint_dropdown_use_short": True,
 }
+CHECKPOINTS = {"photo/sd15.safetensors": "sd1"}
 
 
 class Page:
@@ -82,12 +83,26 @@ def page_of(app: RunningApp) -> Page:
     return Page(response.json())
 
 
+def own_temp_dir(data_dir: Path) -> dict[str, str]:
+    """A `temp_dir` holding PNGs (one in a subfolder) and a text file."""
+    folder = data_dir / "own-temp"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png", "keep.txt"):
+        (folder / name).write_bytes(b"x")
+    return {"temp_dir": str(folder)}
+
+
 @pytest.fixture(scope="module")
 def apps(webui_app: WebUIFactory) -> Iterator[tuple[RunningApp, RunningApp]]:
-    def prepare(data_dir: Path) -> None:
-        (data_dir / "config.json").write_text(json.dumps(CHANGED), encoding="utf-8")
+    def prepare_default(data_dir: Path) -> None:
+        (data_dir / "config.json").write_text(json.dumps(own_temp_dir(data_dir)), encoding="utf-8")
 
-    yield webui_app(["--api"]), webui_app(["--api", "--use-textbox-seed"], prepare=prepare)
+    def prepare(data_dir: Path) -> None:
+        config = CHANGED | own_temp_dir(data_dir) | {"clean_temp_dir_at_start": True}
+        (data_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    yield (webui_app(["--api"], checkpoints=CHECKPOINTS, prepare=prepare_default),
+           webui_app(["--api", "--use-textbox-seed"], prepare=prepare, checkpoints=CHECKPOINTS))
 
 
 def test_tab_order_and_hidden_tabs(apps: tuple[RunningApp, RunningApp]) -> None:
@@ -179,3 +194,19 @@ def test_settings_shown_in_txt2img(apps: tuple[RunningApp, RunningApp]) -> None:
     rows = [next(c["id"] for c in changed.ancestors(f"txt2img_setting_{key}") if c["type"] == "row")
             for key in CHANGED["extra_options_txt2img"]]
     assert rows[0] == rows[1] != rows[2]
+
+
+def test_checkpoint_dropdown_short_names(apps: tuple[RunningApp, RunningApp]) -> None:
+    default, changed = (page_of(a) for a in apps)
+    long_names = [c[0] for c in default.get("setting_sd_model_checkpoint")["props"]["choices"]]
+    short_names = [c[0] for c in changed.get("setting_sd_model_checkpoint")["props"]["choices"]]
+    assert long_names and all(name.startswith("photo/sd15.safetensors") for name in long_names)
+    assert short_names and all(name.startswith("sd15") and "/" not in name and ".safetensors" not in name
+                               for name in short_names)
+
+
+def test_clean_temp_dir_at_start(apps: tuple[RunningApp, RunningApp]) -> None:
+    default, changed = (a.data_dir / "own-temp" for a in apps)
+    assert (default / "a.png").is_file() and (default / "sub" / "b.png").is_file()
+    assert not (changed / "a.png").exists() and not (changed / "sub" / "b.png").exists()
+    assert (changed / "keep.txt").is_file()  # only PNGs are removed (A1111)

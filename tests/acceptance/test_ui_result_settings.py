@@ -1,5 +1,6 @@
 """Settings that act when txt2img runs in the browser (A1111 `modules/txt2img.py`): `do_not_show_images`,
-`enable_console_prompts`, `samples_log_stdout`, `hires_button_gallery_insert` (✨), and a setting shown in the
+`enable_console_prompts`, `samples_log_stdout`, `memmon_poll_rate` (0: no memory line),
+`hires_button_gallery_insert` (✨), and a setting shown in the
 txt2img tab through `extra_options_txt2img` overriding the setting for that generation only."""
 
 from __future__ import annotations
@@ -47,18 +48,23 @@ def gallery_count(page: Any) -> int:
 
 def test_do_not_show_images_and_console_prints(app: RunningApp, browser: Any,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    set_options(app, do_not_show_images=True, enable_console_prompts=True, samples_log_stdout=True)
+    set_options(app, do_not_show_images=True, enable_console_prompts=True, samples_log_stdout=True,
+                memmon_poll_rate=0)
     page = open_ui(browser, app.url)
     generate(page, 41, "a quiet fox")
     page.wait_for_timeout(500)
     assert gallery_count(page) == 0  # the infotext is shown, the image is not
+    log = page.inner_text("#html_log_txt2img")
+    assert "Time taken" in log and "GB" not in log  # no memory monitor: no memory line (A1111)
     out = capsys.readouterr().out
     assert "\ntxt2img: a quiet fox" in out
     assert '"seed": 41' in out and '"infotexts"' in out
 
-    set_options(app, do_not_show_images=False, enable_console_prompts=False, samples_log_stdout=False)
+    set_options(app, do_not_show_images=False, enable_console_prompts=False, samples_log_stdout=False,
+                memmon_poll_rate=8)
     generate(page, 42, "a loud fox")
     page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length === 1", timeout=20000)
+    assert "GB" in page.inner_text("#html_log_txt2img")
     out = capsys.readouterr().out
     assert "a loud fox" not in out and '"seed": 42' not in out
 
