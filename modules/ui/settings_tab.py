@@ -38,6 +38,10 @@ def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
         return list(ctx.settings.registry)
     if info.key == "interrogate_clip_skip_categories":  # A1111 `interrogate.category_types`
         return ctx.interrogators.category_names()
+    if info.key == "upscaler_for_img2img":  # A1111: every name of `shared.sd_upscalers`
+        return list(ctx.upscalers)
+    if info.key == "face_restoration_model":  # A1111: the names of `shared.face_restorers`
+        return list(ctx.face_restorers)
     layout = choices_for(ctx, info.key)  # tabs, panel parts, themes, samplers, settings for the tabs
     if layout is not None:
         return layout

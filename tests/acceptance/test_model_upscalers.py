@@ -202,3 +202,41 @@ def test_offline_download_is_a_422_saying_where_to_put_the_file(webui_app: WebUI
                                                               **HIRES, "hr_upscaler": "R-ESRGAN 4x+"})
     assert response.status_code == 422
     assert "could not be downloaded" in response.text and "RealESRGAN_x4plus.pth" in response.text
+
+
+def test_the_ui_offers_model_upscalers_for_hires_fix_and_img2img(webui_app: WebUIFactory) -> None:
+    def prepare(data: Path) -> None:
+        (data / "models" / "ESRGAN").mkdir(parents=True)
+        torch.save(rrdb_state_dict(nf=8, nb=1, scale=2, seed=5), data / "models" / "ESRGAN" / "2x_MyOwn.pth")
+
+    ui = webui_app(["--api"], prepare=prepare, env={"HF_HUB_OFFLINE": "1"})
+    components = ui.client.get("/config").json()["components"]
+
+    def choices(elem_id: str) -> list[str]:
+        props = next(c["props"] for c in components if c.get("props", {}).get("elem_id") == elem_id)
+        return [c[1] if isinstance(c, list | tuple) else c for c in props["choices"]]
+
+    hires = choices("txt2img_hr_upscaler")
+    assert hires[:6] == ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                         "Latent (nearest)", "Latent (nearest-exact)"]
+    assert {"None", "Lanczos", "R-ESRGAN 4x+", "ESRGAN_4x", "SwinIR 4x", "2x_MyOwn"} <= set(hires)
+
+
+def test_settings_offer_the_upscalers_and_restorers_of_the_app(tmp_path: Path) -> None:
+    """The Settings dropdowns `upscaler_for_img2img` / `face_restoration_model` list the registries (A1111:
+    `shared.sd_upscalers`, `shared.face_restorers`); the settings page renders lazily, so the choice function is
+    asked directly with the registries `create_app` builds."""
+    from types import SimpleNamespace
+
+    from modules.postprocessing import build_registries
+    from modules.settings.registry import REGISTRY
+    from modules.ui.settings_tab import dynamic_choices
+
+    (tmp_path / "ESRGAN").mkdir()
+    torch.save(rrdb_state_dict(), tmp_path / "ESRGAN" / "2x_MyOwn.pth")
+    upscalers, restorers = build_registries(SimpleNamespace(upscaler_dirs={"ESRGAN": tmp_path / "ESRGAN"},
+                                                            models_dir=tmp_path))
+    ctx = SimpleNamespace(upscalers=upscalers, face_restorers=restorers)
+    img2img = dynamic_choices(ctx, REGISTRY["upscaler_for_img2img"])  # type: ignore[arg-type]
+    assert img2img is not None and {"None", "R-ESRGAN 4x+", "2x_MyOwn"} <= set(img2img)
+    assert dynamic_choices(ctx, REGISTRY["face_restoration_model"]) == ["CodeFormer", "GFPGAN"]  # type: ignore[arg-type]
