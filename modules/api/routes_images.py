@@ -52,7 +52,7 @@ class ExtrasBaseRequest(_Request):
     upscaler_2: str = "None"
     extras_upscaler_2_visibility: float = Field(0, ge=0, le=1)
     upscale_first: bool = False
-    restore_whole_image: bool = Field(False, description="No face detector here: restore the whole image at 512")
+    restore_whole_image: bool = Field(False, description="Restore the whole image as one face at 512 (no face detection)")
 
 
 class ExtrasSingleImageRequest(ExtrasBaseRequest):

@@ -3,7 +3,7 @@
 Processing is modules.postprocessing's `ExtrasChain` over the registries `webui.py` puts in
 `ctx.upscalers` and `ctx.face_restorers` (A1111 `postprocessing.run_postprocessing`): results
 are saved to `outputs/extras-images` (or the Batch-from-Directory output folder) with the `postprocessing` text
-chunk; the html info shows A1111's infotext plus notices (e.g. that no face detector is available).
+chunk; the html info shows A1111's infotext plus notices (e.g. that no face was found).
 Extras-tab scripts of extensions (`ScriptPostprocessing`, `ctx.scripts.postprocessing`) lay out their `ui()` below
 the built-in operations (A1111 `scripts_postproc.setup_ui()`); their values reach `process(pp, **args)` by name,
 and `image_changed()` runs when the source image changes.
@@ -94,7 +94,7 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
                                                    label="Weight (0 = maximum effect, 1 = minimum effect)",
                                                    elem_id="extras_codeformer_weight")
             c["restore_whole_image"] = gr.Checkbox(
-                label="Restore the whole image as one face (no face detector: resized to 512×512)", value=False,
+                label="Restore the whole image as one face (skip face detection; resized to 512×512)", value=False,
                 elem_id="extras_restore_whole_image")
             script_inputs = ctx.scripts.postprocessing.setup_ui(_settings(ctx))
         with gr.Column(elem_id="extras_results", elem_classes=["results"]):
