@@ -43,10 +43,14 @@ def app(webui_app: WebUIFactory) -> RunningApp:
 
 
 def run_preprocess(page: Any) -> str:
+    """Click Preprocess and wait for a new final outcome line (the previous run's line stays until then)."""
+    line = "() => (document.querySelector('#train_preprocess_outcome .train-outcome, #train_preprocess_outcome "
+    line += ".error')?.innerText || '')"
+    before = page.evaluate(line)
     page.click("#train_run_preprocess")
-    page.wait_for_function("() => /Preprocessing (finished|interrupted)|Error/.test(document.querySelector("
-                           "'#train_preprocess_outcome')?.innerText || '')", timeout=300000)
-    return str(page.inner_text("#train_preprocess_outcome"))
+    page.wait_for_function(f"(before) => {{ const text = ({line})(); return text !== before && "
+                           "/Preprocessing (finished|interrupted)|Error/.test(text); }", arg=before, timeout=300000)
+    return str(page.evaluate(line))
 
 
 def test_preprocess_images_sub_tab(app: RunningApp, browser: Any) -> None:
