@@ -24,7 +24,12 @@ from modules.postprocessing.extras import (
     plaintext_to_html,
     save_kwargs,
 )
-from modules.postprocessing.face_restorers import FACE_DETECTOR_MODEL, FaceRestorerError, FaceRestorerRegistry
+from modules.postprocessing.face_restorers import (
+    FACE_DETECTOR_MODEL,
+    RESTORER_MODELS,
+    FaceRestorerError,
+    FaceRestorerRegistry,
+)
 from modules.postprocessing.model_downloads import NAMED_MODELS
 from modules.postprocessing.spandrel_models import UpscalerModelError
 from modules.postprocessing.upscalers import (
@@ -54,5 +59,6 @@ def build_registries(paths: Any, flags: Any = None, *, settings: Any = None,
     for name in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "ScuNET", "GFPGAN", "Codeformer"):
         dirs.setdefault(name, models_dir / name)
     upscalers = UpscalerRegistry(dirs, flags=flags, named_models=NAMED_MODELS, settings=settings, env=env)
-    return upscalers, FaceRestorerRegistry(dirs, flags=flags, detector_model=FACE_DETECTOR_MODEL, settings=settings,
+    return upscalers, FaceRestorerRegistry(dirs, flags=flags, detector_model=FACE_DETECTOR_MODEL,
+                                           restorer_models=RESTORER_MODELS, settings=settings,
                                            env=env)

@@ -59,6 +59,14 @@ NO_DETECTOR_NOTICE = ("{name}: this face-restorer registry has no face detector,
                       "Enable \"restore the whole image\" to run {name} on the whole picture resized to 512×512 "
                       "(good for close-up portraits).")
 
+RESTORER_MODELS = {
+    "CodeFormer": NamedModel("CodeFormer", "Codeformer", "https://github.com/sczhou/CodeFormer/releases/download/"
+                             "v0.1.0/codeformer.pth", "codeformer-v0.1.0.pth", 1),
+    "GFPGAN": NamedModel("GFPGAN", "GFPGAN", "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/"
+                         "GFPGANv1.4.pth", "GFPGANv1.4.pth", 1),
+}
+"""Where A1111 downloads the restorer weights from on first use (`codeformer_model.py`, `gfpgan_model.py`)."""
+
 FACE_DETECTOR_MODEL = NamedModel("RetinaFace ResNet-50", "GFPGAN", "https://github.com/xinntao/facexlib/releases/"
                                  "download/v0.1.0/detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth", 1)
 """facexlib's detector weights, which A1111 keeps in `models/GFPGAN` (its `patch_facexlib(dirname)`)."""
@@ -124,6 +132,9 @@ class FaceRestorer:
         self.folder = Path(folder)
         self.extra_folders = [Path(f) for f in extra_folders]
         self.model_file = model_file
+        self.download: NamedModel | None = None
+        """A1111's weights to download when the folder has none (None: the user must put the file there)."""
+        self.env: Mapping[str, str] | None = None
         self._placement = placement
         self._model: Any = None
         self._lock = threading.Lock()
@@ -149,15 +160,27 @@ class FaceRestorer:
         """True when a weights file exists (and, for CodeFormer, spandrel_extra_arches is installed)."""
         return self.model_path() is not None and (self.name != "CodeFormer" or has_extra_arches())
 
+    def ensure_weights(self) -> Path:
+        """The weights file; when there is none, A1111's file downloaded into the folder (`download` set by the
+        registry), else `FaceRestorerError` saying which file to put where."""
+        path = self.model_path()
+        if path is not None:
+            return path
+        missing = (f"{self.name}: no weights in {self.folder} (A1111 uses {FACE_RESTORERS[self.name][2]}; put the "
+                   f"file there)")
+        if self.download is None:
+            raise FaceRestorerError(missing)
+        try:
+            return fetch_model(self.download, self.folder / self.download.file_name, self.env)
+        except ModelDownloadError as exc:
+            raise FaceRestorerError(f"{missing}: {exc}") from None
+
     def load(self) -> Any:
         """The spandrel descriptor (a "FaceSR" model), loaded once; clear errors when it cannot be."""
         with self._lock:
             if self._model is not None:
                 return self._model
-            path = self.model_path()
-            if path is None:
-                raise FaceRestorerError(f"{self.name}: no weights in {self.folder} (A1111 uses "
-                                        f"{FACE_RESTORERS[self.name][2]}; put the file there)")
+            path = self.ensure_weights()
             if self.name == "CodeFormer" and not has_extra_arches():
                 raise FaceRestorerError("CodeFormer: its architecture comes from the spandrel-extra-arches package; "
                                         "install it with `pip install spandrel-extra-arches`")
@@ -214,7 +237,8 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
 
     `folders` maps "Codeformer" / "GFPGAN" to their directories (`Paths.upscaler_dirs`). `detector` is a callable
     (tests); otherwise `detector_model` (production: `FACE_DETECTOR_MODEL`) is loaded as RetinaFace on first use,
-    downloaded into its folder when missing (`env`: mirrors, proxies, `HF_HUB_OFFLINE`). With neither, only
+    downloaded into its folder when missing (`env`: mirrors, proxies, `HF_HUB_OFFLINE`); `restorer_models`
+    (production: `RESTORER_MODELS`) are the restorers' weights downloaded on first use. With no detector, only
     whole-image restoration is possible. `settings` gives `face_restoration_unload`; `flags` the devices and
     `--gfpgan-model` / `--gfpgan-dir`.
     """
@@ -222,7 +246,8 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
     def __init__(self, folders: Mapping[str, Path], *, flags: Any = None,
                  placement: Callable[[str], DevicePlacement] | None = None,
                  detector: FaceDetector | None = None, detector_model: NamedModel | None = None,
-                 settings: Any = None, env: Mapping[str, str] | None = None) -> None:
+                 restorer_models: Mapping[str, NamedModel] | None = None, settings: Any = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self._env = env
         self._place = placement or (lambda component: placement_for(component, flags))
@@ -234,6 +259,9 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
                                extra_folders=[Path(gfpgan_dir)] if name == "GFPGAN" and gfpgan_dir else (),
                                model_file=str(gfpgan_model) if name == "GFPGAN" and gfpgan_model else None)
             for name, (sub, _component, _file) in FACE_RESTORERS.items()}
+        for name, restorer in self._restorers.items():  # A1111 downloads its restorers' weights on first use
+            restorer.download = (restorer_models or {}).get(name) if not restorer.model_file else None
+            restorer.env = env
         self.detector = detector
         self.detector_model = detector_model
         self._retinaface: RetinaFaceDetector | None = None
@@ -294,9 +322,7 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
         source = image.convert("RGB")
         if visibility <= 0:
             return RestoreResult(source)
-        if restorer.model_path() is None:
-            raise FaceRestorerError(f"{restorer.name}: no weights in {restorer.folder} (A1111 uses "
-                                    f"{FACE_RESTORERS[restorer.name][2]}; put the file there)")
+        restorer.ensure_weights()
         try:
             if whole_image:
                 restored = restorer.restore_face(source, codeformer_weight)

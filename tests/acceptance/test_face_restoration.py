@@ -1,9 +1,9 @@
 """Face restoration that finds faces, as a user reaches it: Extras (GFPGAN) and txt2img "Restore faces".
 
-The app is built by `create_app` from a data dir holding a GFPGANv1.4.pth (GFPGAN's real architecture and key
-layout, random weights). The face detector is RetinaFace in facexlib's `detection_Resnet50_Final.pth` layout with
-weights built so that it fires on bright blobs (tests/face_fixtures.py); the first app downloads it on first use
-from a local stand-in for GitHub (`GITHUB_ENDPOINT`) into `models/GFPGAN`, as A1111 does. The restored face is
+The restorer is GFPGANv1.4.pth in GFPGAN's real architecture and key layout with random weights; the face detector
+is RetinaFace in facexlib's `detection_Resnet50_Final.pth` layout with weights built so that it fires on bright
+blobs (tests/face_fixtures.py). The first app starts with neither and downloads both on first use from a local
+stand-in for GitHub (`GITHUB_ENDPOINT`) into `models/GFPGAN`, as A1111 does; the second has them in the folder. The restored face is
 pasted back through a feathered mask: pixels away from the face stay exactly as they were. No face found → the
 image is unchanged and nothing claims a restoration.
 """
@@ -27,6 +27,7 @@ from tests.acceptance.test_model_upscalers import ModelServer
 from tests.face_fixtures import firing_retinaface, random_gfpgan_file
 
 DETECTOR_URL = "/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth"
+GFPGAN_URL = "/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def _pth(sd: dict[str, torch.Tensor]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ModelServer]:
-    running = ModelServer({DETECTOR_URL: _pth(firing_retinaface(box=320, face=160))})
+def server(gfpgan: Path) -> Iterator[ModelServer]:
+    running = ModelServer({DETECTOR_URL: _pth(firing_retinaface(box=320, face=160)),
+                           GFPGAN_URL: gfpgan.read_bytes()})
     yield running
     running.close()
 
@@ -60,7 +62,7 @@ def _with_gfpgan(gfpgan: Path, detector: dict[str, torch.Tensor] | None = None) 
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory, gfpgan: Path, server: ModelServer) -> RunningApp:
-    return webui_app(["--api", "--nowebui"], prepare=_with_gfpgan(gfpgan), env={"GITHUB_ENDPOINT": server.url})
+    return webui_app(["--api", "--nowebui"], env={"GITHUB_ENDPOINT": server.url})  # no weights: A1111 downloads
 
 
 def _b64(image: Image.Image) -> str:
@@ -80,12 +82,14 @@ def _scene(blob: tuple[int, int] | None) -> Image.Image:
 
 def test_extras_restores_the_detected_face_and_nothing_else(app: RunningApp, server: ModelServer) -> None:
     detector_file = app.data_dir / "models" / "GFPGAN" / "detection_Resnet50_Final.pth"
-    assert not detector_file.exists()
+    weights = app.data_dir / "models" / "GFPGAN" / "GFPGANv1.4.pth"
+    assert not detector_file.exists() and not weights.exists()
     source = _scene((240, 60))
     response = app.client.post("/sdapi/v1/extra-single-image", json={"image": _b64(source),
                                                                    "gfpgan_visibility": 1.0})
     assert response.status_code == 200, response.text
     assert detector_file.is_file() and server.requests.count(DETECTOR_URL) == 1  # downloaded on first use
+    assert weights.is_file() and server.requests.count(GFPGAN_URL) == 1
     out = np.asarray(decode_png(response.json()["image"]).convert("RGB"), dtype=np.int16)
     before = np.asarray(source, dtype=np.int16)
     assert out.shape == before.shape
