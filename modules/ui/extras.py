@@ -12,7 +12,7 @@ and `image_changed()` runs when the source image changes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
@@ -20,6 +20,7 @@ from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UpscalerRegistry
 from modules.processing.context import AppContext
 from modules.ui.common import error_html
+from modules.ui.layout_options import scale_for_upscaler
 from modules.ui.send_to import ParamBinding, register_early
 
 
@@ -83,6 +84,9 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
                 names = upscaler_names(ctx)
                 c["upscaler_1"] = gr.Dropdown(names, value="None", label="Upscaler 1", elem_id="extras_upscaler_1")
                 c["upscaler_2"] = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
+                cast(gr.Dropdown, c["upscaler_1"]).change(  # set_scale_by_when_changing_upscaler
+                    lambda name: scale_for_upscaler(ctx, name), c["upscaler_1"], c["scale"], queue=False,
+                    show_progress="hidden")
                 c["upscaler_2_visibility"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Upscaler 2 visibility")
             with gr.Accordion("GFPGAN", open=False, elem_id="extras_gfpgan"):
                 c["gfpgan_visibility"] = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Visibility",

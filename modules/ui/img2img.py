@@ -219,6 +219,24 @@ def editor_options(ctx: AppContext) -> dict[str, Any]:
             "inpaint_sketch": gr.Brush(default_color=colour("img2img_inpaint_sketch_default_brush_color"))}
 
 
+def autosize(ctx: AppContext, value: Any) -> tuple[Any, Any]:
+    """A1111 `img2img_autosize`: Width and Height take the size of an image loaded into an img2img input (upload,
+    paste, copy or send-to); without the setting, or without an image, they stay."""
+    image = copied_image(value) if ctx.settings.get("img2img_autosize") else None
+    if image is None:
+        return gr.update(), gr.update()
+    return image.width, image.height
+
+
+def wire_autosize(ctx: AppContext, images: dict[str, gr.components.Component],
+                  fields: dict[str, gr.components.Component]) -> None:
+    """Each image input of the img2img sub-tabs updates Width/Height through `autosize` (read when the image
+    changes, so the setting acts without reloading the UI)."""
+    for key in ("init_img", "sketch", "inpaint", "inpaint_sketch", "inpaint_upload"):
+        cast(gr.Image, images[key]).change(lambda value: autosize(ctx, value), images[key],
+                                           [fields["width"], fields["height"]], queue=False, show_progress="hidden")
+
+
 def build_img2img(ctx: AppContext) -> GenerationTab:
     """Lay out and wire the img2img tab; the Generation panel's parts are built in `ui_reorder_list` order and
     `compact_prompt_box` makes the prompt row its "prompt" part (A1111)."""
@@ -303,6 +321,7 @@ def build_img2img(ctx: AppContext) -> GenerationTab:
                 build_extra_networks(ctx, "img2img")
         with gr.Column(scale=1):
             output = build_output_panel("img2img", local=is_local(ctx))
+    wire_autosize(ctx, images, fields)
     row, reuse = built["row"], built["reuse"]
     tab = GenerationTab("img2img", fields, row, output,
                         extra={"reuse_seed": reuse, "scripts": scripts, "images": images, "mode": mode, "mode_tabs": mode_tabs,

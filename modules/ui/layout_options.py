@@ -9,6 +9,7 @@ built-in `extra-options-section` extension (`extra_options_*`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -140,3 +141,12 @@ def settings_column(ctx: AppContext, tab: str) -> Iterator[None]:
             stack.enter_context(gr.Accordion("Open for Settings", open=False, elem_id=f"{tab}_settings_accordion"))
         stack.enter_context(gr.Column(scale=1, elem_id=f"{tab}_settings"))
         yield
+
+
+def scale_for_upscaler(ctx: AppContext, name: str | None) -> Any:
+    """A1111 `set_scale_by_when_changing_upscaler`: choosing Extras "Upscaler 1" sets "Resize" to the scale its
+    name states ("4x", "x2"); no update without the setting or without a scale in the name."""
+    if not ctx.settings.get("set_scale_by_when_changing_upscaler"):
+        return gr.update()
+    found = re.search(r"(\d)[xX]|[xX](\d)", str(name or ""))
+    return gr.update(value=int(found.group(1) or found.group(2))) if found else gr.update()

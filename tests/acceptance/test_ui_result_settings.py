@@ -1,4 +1,4 @@
-"""Settings that act when txt2img runs in the browser (A1111 `modules/txt2img.py`): `do_not_show_images`,
+"""Settings that act when txt2img runs in the browser (and `img2img_autosize` when an image is loaded) (A1111 `modules/txt2img.py`): `do_not_show_images`,
 `enable_console_prompts`, `samples_log_stdout`, `memmon_poll_rate` (0: no memory line),
 `hires_button_gallery_insert` (✨), and a setting shown in the
 txt2img tab through `extra_options_txt2img` overriding the setting for that generation only."""
@@ -93,3 +93,41 @@ def test_setting_shown_in_txt2img_overrides_it_for_the_generation(app: RunningAp
     assert app.client.get("/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 1  # setting unchanged
     set_number(page, "txt2img_setting_CLIP_stop_at_last_layers", 1)
     assert "Clip skip" not in generate(page, 45)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["autosize", "fixed-size"])
+def test_img2img_autosize(app: RunningApp, browser: Any, tmp_path: Path, enabled: bool) -> None:
+    from PIL import Image
+
+    set_options(app, img2img_autosize=enabled)
+    Image.new("RGB", (200, 136), (10, 120, 200)).save(tmp_path / "in.png")
+    page = open_ui(browser, app.url)
+    page.click("#tabs button:has-text('img2img')")
+    page.wait_for_selector("#img2img_image input[type=file]", state="attached", timeout=20000)
+    page.set_input_files("#img2img_image input[type=file]", str(tmp_path / "in.png"))
+    page.wait_for_selector("#img2img_image img", timeout=20000)
+    expected = ("200", "136") if enabled else ("512", "512")
+    page.wait_for_function("(e) => document.querySelector('#img2img_width input[type=number]')?.value === e[0] && "
+                           "document.querySelector('#img2img_height input[type=number]')?.value === e[1]",
+                           arg=list(expected), timeout=20000)
+    page.wait_for_timeout(1000)
+    assert (page.input_value("#img2img_width input[type=number]"),
+            page.input_value("#img2img_height input[type=number]")) == expected
+    set_options(app, img2img_autosize=False)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["scale-follows", "scale-stays"])
+def test_set_scale_by_when_changing_upscaler(app: RunningApp, browser: Any, enabled: bool) -> None:
+    set_options(app, set_scale_by_when_changing_upscaler=enabled)
+    page = open_ui(browser, app.url)
+    page.click("#tab_extras-button")
+    scale = page.locator("#extras_upscaling_resize input[type=number]").first
+    scale.wait_for(timeout=20000)
+    scale.fill("2")
+    scale.press("Tab")
+    page.click("#extras_upscaler_1 input")
+    page.locator("ul[role=listbox] li", has_text="DAT x3").first.click()
+    expected = "3" if enabled else "2"
+    page.wait_for_timeout(1500)
+    assert scale.input_value() == expected
+    set_options(app, set_scale_by_when_changing_upscaler=False)

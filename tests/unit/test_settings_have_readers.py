@@ -58,12 +58,10 @@ SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
-    "clean_temp_dir_at_start": UI, "set_scale_by_when_changing_upscaler": UI,
-    "img2img_inpaint_mask_high_contrast": UI, "img2img_autosize": UI,
+    "img2img_inpaint_mask_high_contrast": UI,
     "extra_networks_show_hidden_directories": UI, "extra_networks_dir_button_function": UI,
     "extra_networks_card_description_is_html": UI,
     "open_dir_button_choice": UI,
-    "sd_checkpoint_dropdown_use_short": UI,
     "enable_reloading_ui_scripts": UI,
     "live_preview_fast_interrupt": UI,
     "postprocessing_enable_in_main_ui": UI,
@@ -72,7 +70,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
     "gfpgan_model": FACE,
     # moved to the open issues that build what they need
-    "memmon_poll_rate": UI,
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
     "postprocessing_existing_caption_action": INTERROGATE,
 
