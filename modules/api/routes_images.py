@@ -135,7 +135,7 @@ def run_extras(services: ApiServices, req: ExtrasBaseRequest, sources: list[tupl
     try:
         return job.result()
     except JobFailedError as exc:
-        status = 422 if exc.error.type in ("ExtrasInputError", "FaceRestorerError") else 500
+        status = 422 if exc.error.type in ("ExtrasInputError", "FaceRestorerError", "UpscalerModelError") else 500
         raise ApiError(status, f"extras failed: {exc.error}") from None
 
 

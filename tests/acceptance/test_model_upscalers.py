@@ -196,6 +196,21 @@ def test_a_wrong_checksum_is_a_422_and_leaves_no_file(app: RunningApp) -> None:
     assert not (app.data_dir / "models" / "DAT" / "DAT_x2.pth").exists()
 
 
+def test_extras_with_a_model_that_cannot_be_downloaded_is_a_422(app: RunningApp) -> None:
+    response = app.client.post("/sdapi/v1/extra-single-image", json={
+        "image": _init_image(32), "upscaling_resize": 2, "upscaler_1": "DAT x2"})
+    assert response.status_code == 422
+    assert "sha256 mismatch" in response.text
+
+
+def test_extras_downloads_and_runs_a_named_model(app: RunningApp) -> None:
+    response = app.client.post("/sdapi/v1/extra-single-image", json={
+        "image": _init_image(32), "upscaling_resize": 4, "upscaler_1": "ESRGAN_4x"})
+    assert response.status_code == 200, response.text
+    assert decode_png(response.json()["image"]).size == (128, 128)
+    assert (app.data_dir / "models" / "ESRGAN" / "ESRGAN_4x.pth").is_file()
+
+
 def test_offline_download_is_a_422_saying_where_to_put_the_file(webui_app: WebUIFactory) -> None:
     offline = webui_app(["--api", "--nowebui"], env={"HF_HUB_OFFLINE": "1"})
     response = offline.client.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 64, "height": 64, "steps": 1,
