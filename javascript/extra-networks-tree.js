@@ -2,8 +2,9 @@
 // networks sit in, from the cards' paths; a click on a folder shows only the cards inside it (click again: all).
 // `extra_networks_tree_view_style` "Dirs" lists every folder as a button, "Tree" as a nested, collapsible tree;
 // `extra_networks_tree_view_default_enabled` shows the view when the page opens (the 🗂 button toggles it);
-// `extra_networks_tree_view_default_width` is its width in pixels. Cards come from modules/ui/extra_networks.py
-// (their `title` is the file's path).
+// `extra_networks_tree_view_default_width` is its width in pixels; `extra_networks_show_hidden_directories` off
+// leaves out dot folders, `extra_networks_dir_button_function` starts the Dirs labels with "/". Cards come from
+// modules/ui/extra_networks.py (their `title` is the file's path).
 (function () {
   function folders(cards) {
     const dirs = cards.map(function (card) {
@@ -66,6 +67,14 @@
     if (!grid || page.querySelector(".extra-network-dirs")) return;
     const cards = Array.from(grid.querySelectorAll(".extra-network-card"));
     const found = folders(cards);
+    // extra_networks_show_hidden_directories off: no buttons for folders whose name starts with "." (A1111)
+    if (window.opts.extra_networks_show_hidden_directories === false) {
+      found.list = found.list.filter(function (folder) {
+        return !folder.split("/").some(function (part) { return part.startsWith("."); });
+      });
+    }
+    // extra_networks_dir_button_function: Dirs buttons read "/sub/dir", from the model folder (A1111)
+    const slash = window.opts.extra_networks_dir_button_function ? "/" : "";
     const panel = document.createElement("div");
     panel.className = "extra-network-dirs";
     panel.style.width = (Number(window.opts.extra_networks_tree_view_default_width) || 180) + "px";
@@ -74,7 +83,7 @@
       panel.appendChild(tree(page, found.root, found.list));
     } else {
       panel.dataset.style = "dirs";
-      for (const folder of found.list) panel.appendChild(folderButton(page, found.root, folder, folder));
+      for (const folder of found.list) panel.appendChild(folderButton(page, found.root, folder, slash + folder));
     }
     const shown = !!(window.opts.extra_networks_tree_view_default_enabled ?? true);
     panel.style.display = shown ? "" : "none";

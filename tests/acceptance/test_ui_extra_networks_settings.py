@@ -1,6 +1,7 @@
 """Extra-networks settings in the served app (A1111 `ui_extra_networks*.py`, the Lora extension's options):
 `ui_extra_networks_tab_reorder`, `lora_show_all`, `lora_hide_unknown_for_versions`, `extra_networks_hidden_models`,
-`extra_networks_add_text_separator`, `sd_lora` ("Add network to prompt") and `lora_not_found_gradio_warning`."""
+`extra_networks_add_text_separator`, `extra_networks_show_hidden_directories`, `extra_networks_dir_button_function`,
+`sd_lora` ("Add network to prompt") and `lora_not_found_gradio_warning`."""
 
 from __future__ import annotations
 
@@ -128,3 +129,24 @@ def test_missing_lora_pops_up_a_warning_when_asked(app: RunningApp, browser: Any
         warned = page.get_by_text(f"Lora not found: nowhere{seed}").count() > 0
         assert warned == enabled
     set_options(app, lora_not_found_gradio_warning=False)
+
+
+def folder_buttons(app: RunningApp, browser: Any) -> list[str]:
+    page = open_ui(browser, app.url)
+    page.locator("#txt2img_extra_tabs button[role='tab']", has_text="Checkpoints").click()
+    page.wait_for_selector("#txt2img_checkpoints_cards .extra-network-dirs", state="attached", timeout=30000)
+    labels = page.locator("#txt2img_checkpoints_cards .extra-network-folder").all_inner_texts()
+    page.close()
+    return [label.strip() for label in labels]
+
+
+def test_directory_buttons_hidden_folders_and_leading_slash(app: RunningApp, browser: Any) -> None:
+    set_options(app, extra_networks_tree_view_style="Dirs", extra_networks_tree_view_default_enabled=True)
+    try:
+        assert folder_buttons(app, browser) == [".secret"]
+        set_options(app, extra_networks_dir_button_function=True)
+        assert folder_buttons(app, browser) == ["/.secret"]
+        set_options(app, extra_networks_show_hidden_directories=False)
+        assert folder_buttons(app, browser) == []
+    finally:
+        set_options(app, extra_networks_dir_button_function=False, extra_networks_show_hidden_directories=True)
