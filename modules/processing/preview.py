@@ -78,6 +78,17 @@ def live_preview(latents: torch.Tensor, settings: Mapping[str, Any], *, sdxl: bo
     Approx NN / TAESD networks."""
     if not bool(_setting(settings, "show_progress_grid", True)):
         latents = latents[:1]
+    images = preview_images(latents, settings, sdxl=sdxl, decode=decode, low_memory=low_memory, networks=networks)
+    if len(images) == 1:
+        return images[0]
+    return image_grid(images, rows=grid_rows(len(images)))
+
+
+def preview_images(latents: torch.Tensor, settings: Mapping[str, Any], *, sdxl: bool = False,
+                   decode: Callable[[torch.Tensor], list[Image.Image]] | None = None,
+                   low_memory: bool = False, networks: TinyVaes | None = None) -> list[Image.Image]:
+    """One image per latent with the `show_progress_type` method (see `live_preview`); also what an interrupted
+    job returns with `live_preview_fast_interrupt` (A1111 `samples_to_images_tensor`)."""
     method = str(_setting(settings, "show_progress_type", "Approx NN"))
     if method == "Full" and low_memory and not bool(_setting(settings, "live_preview_allow_lowvram_full", False)):
         method = "Approx cheap"
@@ -91,9 +102,7 @@ def live_preview(latents: torch.Tensor, settings: Mapping[str, Any], *, sdxl: bo
             _warned.add(method)
             log.info("live preview method %r is not available here; previews use 'Approx cheap'", method)
         images = [cheap_preview(latents[i:i + 1], sdxl=sdxl) for i in range(latents.shape[0])]
-    if len(images) == 1:
-        return images[0]
-    return image_grid(images, rows=grid_rows(len(images)))
+    return images
 
 
 def _network_preview(method: str, networks: TinyVaes, latents: torch.Tensor, sdxl: bool

@@ -50,6 +50,7 @@ from modules.processing.infotext_binding import bind_infotext
 from modules.processing.intermediate_saves import save_copy
 from modules.processing.job import Job
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams
+from modules.processing.preview import preview_images
 from modules.processing.profiling import job_profiler
 from modules.processing.sampling_glue import make_denoiser, model_schedule, sigmas_for
 from modules.processing.save_outputs import data_dir
@@ -288,7 +289,16 @@ def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
 
 def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
     """VAE decode with the fp32-retry notice recorded on the job; with `sd_vae_decode_method` "TAESD" the tiny
-    decoder instead, and the infotext gets "VAE Decoder: TAESD" (A1111 `decode_latent_batch`)."""
+    decoder instead, and the infotext gets "VAE Decoder: TAESD" (A1111 `decode_latent_batch`). An interrupted job
+    with `live_preview_fast_interrupt` on is decoded with the live-preview method (`show_progress_type`) instead,
+    as A1111's `samples_to_images_tensor` does, which skips the slow VAE decode."""
+    state = getattr(run.job, "state", None)
+    if state is not None and state.interrupted and opt(run.settings, "live_preview_fast_interrupt", False):
+        offloader = getattr(model, "offloader", None)
+        return preview_images(latents, run.settings, sdxl=bool(model.is_sdxl),
+                              decode=lambda x: decode_latents(model, x, run.settings)[0],
+                              low_memory=bool(offloader is not None and offloader.policy.exclusive),
+                              networks=run.ctx.tiny_vaes)
     taesd = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_decode_method", bool(model.is_sdxl), run.notices)
     if taesd is not None:
         run.extra_fields["VAE Decoder"] = "TAESD"

@@ -6,13 +6,14 @@ Chromium on the app `create_app` builds: the full page image viewer (javascript/
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
+from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui, set_number
 from tests.acceptance.test_img2img_tabs import upload
 from tests.browser.conftest import fill_text
 from tests.integration.test_extra_networks_pipeline import write_lora
@@ -35,7 +36,7 @@ CONFIG = {
     "canvas_hotkey_zoom": "Shift", "canvas_hotkey_adjust": "Alt", "canvas_hotkey_shrink_brush": "Z",
     "canvas_hotkey_grow_brush": "E", "canvas_hotkey_move": "H", "canvas_hotkey_fullscreen": "G",
     "canvas_hotkey_reset": "T", "canvas_hotkey_overlap": "Y", "canvas_show_tooltip": False,
-    "canvas_blur_prompt": True, "canvas_auto_expand": False, "canvas_disabled_functions": ["Fullscreen"],
+    "live_preview_fast_interrupt": True, "show_progress_type": "Approx cheap", "canvas_blur_prompt": True, "canvas_auto_expand": False, "canvas_disabled_functions": ["Fullscreen"],
 }
 
 
@@ -348,3 +349,28 @@ def test_extra_network_directory_view(app: RunningApp, browser: Any) -> None:
     finally:
         set_options(app, extra_networks_tree_view_style="Tree", extra_networks_tree_view_default_enabled=False,
                     extra_networks_tree_view_default_width=250)
+
+
+def interrupted_image_size(app: RunningApp) -> tuple[int, int]:
+    """Start a long txt2img over the API, interrupt it once sampling runs, and return the image's size."""
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(app.txt2img(steps=40, seed=5)))
+    worker.start()
+    app.wait_for("sampling to start", lambda: float(app.client.get("/sdapi/v1/progress").json()["progress"]) > 0,
+                 timeout=120)
+    assert app.client.post("/sdapi/v1/interrupt").status_code == 200
+    worker.join(timeout=120)
+    return decode_png(result["images"][0]).size
+
+
+def test_live_preview_fast_interrupt(app: RunningApp) -> None:
+    """With `live_preview_fast_interrupt` an interrupted job is decoded with the live-preview method (here
+    "Approx cheap": one pixel per latent, smaller than the image by the VAE's scale factor) instead of the VAE
+    (A1111 `samples_to_images_tensor`)."""
+    width, height = interrupted_image_size(app)
+    assert width == height and width < 64 and 64 % width == 0
+    set_options(app, live_preview_fast_interrupt=False)
+    try:
+        assert interrupted_image_size(app) == (64, 64)
+    finally:
+        set_options(app, live_preview_fast_interrupt=True)

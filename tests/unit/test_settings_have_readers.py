@@ -62,7 +62,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "extra_networks_card_description_is_html": UI,
     "open_dir_button_choice": UI,
     "enable_reloading_ui_scripts": UI,
-    "live_preview_fast_interrupt": UI,
     "postprocessing_enable_in_main_ui": UI,
     "gradio_debug": UI, "no_gradio_queue": UI,
     # FACE
