@@ -47,7 +47,6 @@ FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 
 TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
-FACE = "face restoration (issue 14)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
                      "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
@@ -64,9 +63,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "enable_reloading_ui_scripts": UI,
     "postprocessing_enable_in_main_ui": UI,
     "gradio_debug": UI, "no_gradio_queue": UI,
-    # FACE
-    "save_images_before_face_restoration": FACE, "face_restoration_unload": FACE, "gfpgan_dir": FACE,
-    "gfpgan_model": FACE,
     # moved to the open issues that build what they need
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
     "postprocessing_existing_caption_action": INTERROGATE,
