@@ -85,6 +85,11 @@ def _server_warnings(flags: Any) -> list[str]:
         out.append("--disable-tls-verify has no effect here: A1111 needs it so Gradio's start-up request to its own "
                    "HTTPS address accepts a self-signed certificate; this server makes no such request, so "
                    "self-signed certificates work without it")
+    if flags.gradio_debug:
+        out.append("--gradio-debug has no effect here: A1111 passes it to Gradio's launch(debug=True), which only "
+                   "keeps the main thread waiting and prints event errors in Colab notebooks; this server's main "
+                   "thread already serves until stopped, and errors of UI events are printed to the console and "
+                   "shown on the page")
     if bool(flags.tls_keyfile) != bool(flags.tls_certfile):
         given, missing = (("--tls-keyfile", "--tls-certfile") if flags.tls_keyfile
                           else ("--tls-certfile", "--tls-keyfile"))

@@ -280,7 +280,22 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             lambda: [assets_payload(ctx), *[quick_value(ctx, k) for k in all_keys]], None, [payload, *all_components],
             queue=False, show_progress="hidden").then(
             None, payload, None, js="(p) => { if (window.sdApplyAssets) window.sdApplyAssets(p); return []; }")
+    apply_no_queue(ctx, demo)
     return demo
+
+
+def apply_no_queue(ctx: AppContext, demo: gr.Blocks) -> int:
+    """A1111 `--no-gradio-queue`: events are sent as plain HTTP requests instead of through Gradio's queue (A1111
+    skips `demo.queue()`). Gradio 6 streams a generator's updates only through the queue, so the streaming events
+    (Generate, ✨, progress) stay queued; returns how many events left the queue."""
+    if not ctx.flags.no_gradio_queue:
+        return 0
+    moved = 0
+    for fn in demo.fns.values():
+        if fn.queue and not fn.types_generator:
+            fn.queue = False
+            moved += 1
+    return moved
 
 
 create_ui = build_ui

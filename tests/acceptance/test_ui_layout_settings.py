@@ -77,10 +77,15 @@ class Page:
                 for i in self.order if self.parent.get(i) == tabs]
 
 
-def page_of(app: RunningApp) -> Page:
+def config_of(app: RunningApp) -> dict[str, Any]:
     response = app.client.get("/config")
     assert response.status_code == 200, response.text
-    return Page(response.json())
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def page_of(app: RunningApp) -> Page:
+    return Page(config_of(app))
 
 
 def own_temp_dir(data_dir: Path) -> dict[str, str]:
@@ -102,7 +107,8 @@ def apps(webui_app: WebUIFactory) -> Iterator[tuple[RunningApp, RunningApp]]:
         (data_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
 
     yield (webui_app(["--api"], checkpoints=CHECKPOINTS, prepare=prepare_default),
-           webui_app(["--api", "--use-textbox-seed"], prepare=prepare, checkpoints=CHECKPOINTS))
+           webui_app(["--api", "--use-textbox-seed", "--no-gradio-queue", "--gradio-debug"], prepare=prepare,
+                     checkpoints=CHECKPOINTS))
 
 
 def test_tab_order_and_hidden_tabs(apps: tuple[RunningApp, RunningApp]) -> None:
@@ -210,3 +216,17 @@ def test_clean_temp_dir_at_start(apps: tuple[RunningApp, RunningApp]) -> None:
     assert (default / "a.png").is_file() and (default / "sub" / "b.png").is_file()
     assert not (changed / "a.png").exists() and not (changed / "sub" / "b.png").exists()
     assert (changed / "keep.txt").is_file()  # only PNGs are removed (A1111)
+
+
+def test_no_gradio_queue_sends_events_as_http_requests(apps: tuple[RunningApp, RunningApp]) -> None:
+    def queued(app: RunningApp, elem_id: str) -> bool:
+        config = config_of(app)
+        target = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+        [dependency] = [d for d in config["dependencies"] if [target, "click"] in d["targets"]]
+        return bool(dependency["queue"])
+
+    default, changed = apps
+    assert queued(default, "txt2img_extra_networks_checkpoint_apply")
+    assert not queued(changed, "txt2img_extra_networks_checkpoint_apply")
+    assert queued(changed, "txt2img_generate")  # streaming progress needs Gradio's queue
+

@@ -62,7 +62,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "open_dir_button_choice": UI,
     "enable_reloading_ui_scripts": UI,
     "postprocessing_enable_in_main_ui": UI,
-    "gradio_debug": UI, "no_gradio_queue": UI,
     # moved to the open issues that build what they need
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
     "postprocessing_existing_caption_action": INTERROGATE,
