@@ -71,6 +71,26 @@ def find_preview(path: Path) -> Path | None:
     return path if path.suffix.lower() in PREVIEW_EXTENSIONS else None
 
 
+def user_description(path: Path) -> str:
+    """The description a user wrote for a network (A1111 ``find_description`` + ``read_user_metadata``): the
+    ``description`` of ``<stem>.json`` (the user-metadata editor's file), else ``<stem>.txt`` or
+    ``<stem>.description.txt``; "" when there is none. Shown as HTML with
+    ``extra_networks_card_description_is_html``, else as text."""
+    base = str(path.with_suffix(""))
+    try:
+        metadata = json.loads(Path(base + ".json").read_text(encoding="utf-8"))
+        if isinstance(metadata, dict) and isinstance(metadata.get("description"), str):
+            return str(metadata["description"])
+    except (OSError, ValueError):
+        pass
+    for candidate in (base + ".txt", base + ".description.txt"):
+        try:
+            return Path(candidate).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+    return ""
+
+
 def thumbnail_url(ctx: AppContext, preview: Path | None) -> str | None:
     """A ``./file=`` URL of a downscaled copy of ``preview`` in the temp dir (cached by path and mtime)."""
     if preview is None:
@@ -199,7 +219,9 @@ def _card_html(ctx: AppContext, tab: str, page: str, card: Card) -> str:
             in_hidden_dir(ctx, page, card.path):  # shown only while searching (javascript/extra-networks.js)
         attrs |= {"data-hidden-dir": "1", "style": "display:none"}
     attr_text = " ".join(f'{key}="{html.escape(value)}"' for key, value in attrs.items())
-    description = f'<div class="extra-network-desc">{html.escape(card.description)}</div>' if card.description else ""
+    text = user_description(card.path) or card.description
+    shown = text if _setting(ctx, "extra_networks_card_description_is_html", False) else html.escape(text)
+    description = f'<div class="extra-network-desc">{shown}</div>' if text else ""
     return (f'<div class="extra-network-card" tabindex="0" title="{html.escape(str(card.path))}" {attr_text}>'
             f'{image}<div class="extra-network-name">{html.escape(card.name)}</div>{description}</div>')
 

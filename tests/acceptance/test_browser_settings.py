@@ -52,6 +52,8 @@ def start_app(webui_app: WebUIFactory) -> RunningApp:
         (data_dir / "models" / "Lora").mkdir(parents=True, exist_ok=True)
         write_lora(data_dir / "models" / "Lora" / "mynet.safetensors")  # an SD1 LoRA: its card says "SD1"
         (data_dir / "models" / "Lora" / "sub").mkdir()
+        (data_dir / "models" / "Lora" / "sub" / "other.json").write_text(  # user metadata (A1111 editor)
+            json.dumps({"description": "<b>bold</b> words"}), encoding="utf-8")
         write_lora(data_dir / "models" / "Lora" / "sub" / "other.safetensors", seed=2)
 
     running = webui_app(["--api"], prepare=prepare)
@@ -374,3 +376,24 @@ def test_live_preview_fast_interrupt(app: RunningApp) -> None:
         assert interrupted_image_size(app) == (64, 64)
     finally:
         set_options(app, live_preview_fast_interrupt=True)
+
+
+def test_card_description_as_html(app: RunningApp, browser: Any) -> None:
+    """The card shows the user's description (`<stem>.json` "description"): as HTML with
+    `extra_networks_card_description_is_html`, as text otherwise (A1111 default)."""
+    def description(page: Any) -> tuple[str, int]:
+        page.locator("#txt2img_extra_tabs button[role='tab']", has_text="Lora").click()
+        card = "#txt2img_lora_cards .extra-network-card[data-name='other'] .extra-network-desc"
+        page.wait_for_selector(card, state="visible", timeout=30000)
+        return str(page.inner_text(card)).strip(), page.locator(card + " b").count()
+
+    set_options(app, extra_networks_card_show_desc=True, extra_networks_card_description_is_html=True)
+    try:
+        page = open_ui(browser, app.url)
+        assert description(page) == ("bold words", 1)
+        set_options(app, extra_networks_card_description_is_html=False)
+        page.reload()
+        page.wait_for_selector("body[data-sd-ready='1']", timeout=60000)
+        assert description(page) == ("<b>bold</b> words", 0)
+    finally:
+        set_options(app, extra_networks_card_show_desc=False, extra_networks_card_description_is_html=False)
