@@ -1,7 +1,7 @@
 """Train → Preprocess images (A1111 1.0–1.6 sub-tab) as a user reaches it in the browser: a source folder becomes a
 dataset folder with A1111's file names — resized, flipped copies, oversized images split, DeepBooru captions with
 the existing caption prepended; auto focal point crop (with its debug image) and auto-sized crop; a bad source is
-a clear error."""
+a clear error; BLIP captions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from tests.acceptance.conftest import RunningApp, WebUIFactory, open_ui, set_number
 from tests.browser.conftest import fill_text
-from tests.fixtures.tiny_interrogate import lay_out_models
+from tests.fixtures.tiny_interrogate import BLIP_WORD, lay_out_models
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +86,8 @@ def test_preprocess_images_sub_tab(app: RunningApp, browser: Any) -> None:
     fill_text(page, "train_process_src", str(data / "raw2"))
     fill_text(page, "train_process_dst", str(data / "out2"))
     for box in ("train_process_flip", "train_process_split", "train_process_caption_deepbooru",
-                "train_process_focal_crop", "train_process_focal_crop_debug", "train_process_multicrop"):
+                "train_process_focal_crop", "train_process_focal_crop_debug", "train_process_multicrop",
+                "train_process_caption"):
         page.click(f"#{box} input")
     for elem_id, value in (("train_process_multicrop_mindim", 64), ("train_process_multicrop_maxdim", 256),
                            ("train_process_multicrop_maxarea", 256 * 256)):
@@ -101,5 +102,7 @@ def test_preprocess_images_sub_tab(app: RunningApp, browser: Any) -> None:
     assert Image.open(out2 / "00000-1-tall.png").size == (64, 200), "the debug image shows the whole picture"
     # auto-sized: 64×200 → 64×192 (aspect error 4%, the only size within 10%)
     assert Image.open(out2 / "00000-2-tall.png").size == (64, 192)
-    assert not list(out2.glob("*.txt")), "no caption source was chosen"
+    # "Use BLIP for caption": the interrogator's answer starts with the BLIP caption (the tiny BLIP says "cat")
+    captions = [(out2 / f"00000-{i}-tall.txt").read_text(encoding="utf-8") for i in range(3)]
+    assert all(caption.startswith(BLIP_WORD) for caption in captions), captions
     page.close()
