@@ -1,4 +1,4 @@
-"""Screenshots of every tab at desktop (1280×800) and phone (390×844) width into docs/screenshots/.
+"""Screenshots of every tab at desktop (1440×1000) and phone (390×844) width into docs/screenshots/.
 
 Starts the real server (webui.build_context + modules.server) on a free loopback port with a temporary data folder
 holding a tiny random-weight SD1 checkpoint (tests/fixtures/tiny_checkpoints.py), then drives Debian's Chromium
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 TABS = {"txt2img": "txt2img", "img2img": "img2img", "extras": "Extras", "pnginfo": "PNG Info",
         "settings": "Settings", "extensions": "Extensions"}
 """Tab id → the label Gradio shows on its button (and in the "…" overflow menu)."""
-VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+VIEWPORTS = {"desktop": (1440, 1000), "phone": (390, 844)}
 
 
 def make_data_dir(folder: Path) -> Path:
@@ -32,7 +32,7 @@ def make_data_dir(folder: Path) -> Path:
 
 
 def open_tab(page: object, tab: str, label: str) -> None:
-    """Click the top-level tab; on a narrow screen Gradio moves it into the "…" (More tabs) menu: open that, click it."""
+    """Click the top-level tab (the main tabs wrap onto rows on a phone; an older layout's "…" menu still works)."""
     button = page.locator(f"#tab_{tab}-button")  # type: ignore[attr-defined]
     if button.count() and button.first.is_visible():
         button.first.click()
