@@ -75,6 +75,10 @@ def arrange_tabs(ctx: AppContext, tabs: gr.Tabs) -> None:
     for tab in tabs.children:
         if str(getattr(tab, "label", "")) in hidden:
             tab.visible = False
+    shown = [tab for tab in tabs.children if getattr(tab, "visible", True) is not False]
+    first = getattr(shown[0], "id", None) if shown else None
+    if first is not None:
+        tabs.selected = first  # the page opens on the first tab in this order
 
 
 def visible_samplers(ctx: AppContext) -> list[str]:

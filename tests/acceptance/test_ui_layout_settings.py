@@ -119,6 +119,7 @@ def test_tab_order_and_hidden_tabs(apps: tuple[RunningApp, RunningApp]) -> None:
     tabs = changed.top_tabs()
     assert [label for label, _ in tabs][:3] == ["Settings", "img2img", "txt2img"]
     assert ("Train", False) in tabs and ("Extras", True) in tabs
+    assert changed.get("tabs")["props"]["selected"] == "settings"  # the page opens on the first tab
 
 
 def test_gradio_theme_is_served(apps: tuple[RunningApp, RunningApp]) -> None:
