@@ -28,11 +28,34 @@ def output_folder(ctx: AppContext, kind: str) -> Path:
     return output_dir(kind, settings, base_dir=ctx.paths.data_dir)
 
 
-def open_folder(ctx: AppContext, kind: str) -> None:
-    """Open the output folder in the desktop file manager (created if missing)."""
+def chosen_folder(ctx: AppContext, kind: str, saved: list[str] | None = None, index: int = 0, first: int = 0,
+                  shown: str | None = None) -> Path:
+    """The folder 📂 opens for gallery entry `index` (A1111 `open_dir_button_choice`): "Output Root" the tab's
+    samples folder; "Subdirectory" the folder the selected image was saved in (its dated subfolder, or the grids'
+    folder for the grid), else the root; "Subdirectory (even temp dir)" also the folder of an image that was only
+    shown (the temp dir). `saved` are the job's saved files, `first` the gallery index of its first image."""
+    root = output_folder(ctx, kind)
+    choice = str(ctx.settings.get("open_dir_button_choice") or "Subdirectory")
+    if choice == "Output Root":
+        return root
+    paths = [Path(p) for p in saved or []]
+    root_resolved = root.resolve()
+    samples = [p for p in paths if p.resolve().is_relative_to(root_resolved)]
+    grids = [p for p in paths if p not in samples]
+    if index < first and grids:
+        return grids[0].parent
+    if index >= first and samples:
+        return samples[min(index - first, len(samples) - 1)].parent
+    if choice == "Subdirectory (even temp dir)" and shown:
+        return Path(shown).parent
+    return root
+
+
+def open_folder(ctx: AppContext, kind: str, folder: Path | None = None) -> None:
+    """Open `folder` (default: the tab's output folder) in the desktop file manager (created if missing)."""
     if not is_local(ctx):
         raise gr.Error("Opening folders is only available when the server runs on this computer")
-    folder = output_folder(ctx, kind)
+    folder = folder or output_folder(ctx, kind)
     folder.mkdir(parents=True, exist_ok=True)
     if sys.platform == "win32":
         os.startfile(folder)  # type: ignore[attr-defined]

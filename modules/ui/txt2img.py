@@ -20,7 +20,7 @@ from modules.ui import generation_panel as panel_ui
 from modules.ui.extra_networks import build_extra_networks
 from modules.ui.gallery import OutputPanel, build_output_panel, gradio_progress, selected_image, stream_job
 from modules.ui.layout_options import apply_extra_options, build_extra_options, build_in_order, settings_column
-from modules.ui.output_actions import is_local, open_folder
+from modules.ui.output_actions import chosen_folder, is_local, open_folder
 from modules.ui.paste import (
     looks_like_infotext,
     override_settings_from_choices,
@@ -124,14 +124,21 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
                            "and press 🔄 next to the checkpoint list")
         runner = choose_runner(data) if choose_runner is not None else None
         print_prompt(ctx, kind, str(values.get("prompt") or ""))
-        yield from present(ctx, stream_job(ctx, runner or load_runner(runner_name), params, kind, out), out)
+        saved: list[str] = []
+        job = stream_job(ctx, keep_saved_paths(runner or load_runner(runner_name), saved), params, kind, out)
+        for update in present(ctx, job, out):
+            if out.generation_info in update:
+                update[saved_state] = list(saved)
+            yield update
 
+    saved_state = gr.State([])  # the last job's saved files, for 📂 (open_dir_button_choice)
     inputs = set(fields.values()) | set(tab.extra.get("inputs", [])) | set(tab.extra.get("extra_options", {}).values())
     if "scripts" in tab.extra:
         inputs |= set(tab.extra["scripts"].components())
     shown = gradio_progress(ctx)  # no_progressbar_hiding
-    row.generate.click(generate, inputs, output_components(tab), show_progress=shown, concurrency_limit=None)
-    row.prompt.submit(generate, inputs, output_components(tab), show_progress=shown, concurrency_limit=None)
+    outputs = [*output_components(tab), saved_state]
+    row.generate.click(generate, inputs, outputs, show_progress=shown, concurrency_limit=None)
+    row.prompt.submit(generate, inputs, outputs, show_progress=shown, concurrency_limit=None)
 
     def interrupt() -> None:
         """A1111 Interrupt: with `interrupt_after_current` the first click finishes the current image."""
@@ -146,7 +153,21 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
 
     row.interrupt.click(interrupt, None, None, queue=False)
     if out.open_folder is not None:
-        out.open_folder.click(lambda: open_folder(ctx, kind), None, None, queue=False)
+
+        def open_chosen(paths: list[str] | None, index: Any, info: str | None, gallery: Any) -> None:
+            """📂 with `open_dir_button_choice` (the saved files of the last job come from `saved_state`)."""
+            import json
+
+            try:
+                first = int(json.loads(info or "{}").get("index_of_first_image", 0))
+            except (ValueError, AttributeError):
+                first = 0
+            shown = selected_image(gallery, index)
+            folder = chosen_folder(ctx, kind, paths, int(index or 0), first, shown if isinstance(shown, str) else None)
+            open_folder(ctx, kind, folder)
+
+        out.open_folder.click(open_chosen, [saved_state, out.selected_index, out.generation_info, out.gallery], None,
+                              queue=False)
     wire_save_buttons(ctx, out)
     if out.upscale is not None and kind == "txt2img":
 
@@ -202,6 +223,16 @@ def wire_generation_tab(ctx: AppContext, tab: GenerationTab, kind: str, build_pa
 
     tab.extra["reuse_seed"].click(reuse_seed, [out.generation_info, out.selected_index], fields["seed"],
                                   queue=False)
+
+
+def keep_saved_paths(runner: Any, saved: list[str]) -> Any:
+    """`runner` that also records the saved files of its result into `saved`."""
+    def run_and_keep(*args: Any, **kwargs: Any) -> Any:
+        result = runner(*args, **kwargs)
+        saved.extend(str(p) for p in getattr(result, "saved_paths", None) or [])
+        return result
+
+    return run_and_keep
 
 
 def _seed_of(info: str | None, index: Any, values: dict[str, Any]) -> Any:

@@ -131,3 +131,37 @@ def test_set_scale_by_when_changing_upscaler(app: RunningApp, browser: Any, enab
     page.wait_for_timeout(1500)
     assert scale.input_value() == expected
     set_options(app, set_scale_by_when_changing_upscaler=False)
+
+
+def test_open_folder_button_choice(app: RunningApp, browser: Any, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    record = tmp_path / "opened.txt"
+    fake = tmp_path / "bin" / "xdg-open"  # the desktop's folder opener, replaced by one that writes down its argument
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$1" >> {record}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def opened_after_click(page: Any) -> Path:
+        before = record.read_text().splitlines() if record.exists() else []
+        page.click("#txt2img_open_folder")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = record.read_text().splitlines() if record.exists() else []
+            if len(lines) > len(before):
+                return Path(lines[-1])
+            time.sleep(0.2)
+        raise AssertionError("📂 opened nothing")
+
+    set_options(app, open_dir_button_choice="Subdirectory", save_to_dirs=True)
+    page = open_ui(browser, app.url)
+    generate(page, 46)
+    root = (app.data_dir / "outputs" / "txt2img-images").resolve()
+    sub = opened_after_click(page).resolve()
+    assert sub.parent == root and any(p.suffix == ".png" for p in sub.iterdir())  # the dated subfolder
+    set_options(app, open_dir_button_choice="Output Root")
+    assert opened_after_click(page).resolve() == root
+    set_options(app, open_dir_button_choice="Subdirectory")

@@ -58,7 +58,6 @@ SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "img2img_inpaint_mask_high_contrast": UI,
-    "open_dir_button_choice": UI,
     "enable_reloading_ui_scripts": UI,
     "postprocessing_enable_in_main_ui": UI,
     # moved to the open issues that build what they need
