@@ -12,6 +12,7 @@ Also from A1111: `save_init_img` writes the init images once per job ("Init imag
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,6 +31,22 @@ from modules.processing.soft_inpainting import composite, make_blend, overlay_ma
 from modules.processing.tiny_vae import job_network
 
 Composite = Callable[[int, Image.Image], Image.Image]
+
+
+@dataclass(frozen=True)
+class SampleStart:
+    """What a script's ``p.sample_start(start) -> starting latent`` gets: the running job, its model and sampler,
+    the batch, its conds and sampling call, the encoded image, the batch's seeded noise and the sigmas to run."""
+
+    run: Any
+    model: Any
+    spec: Any
+    index: slice
+    stage: Any
+    sampling: Any
+    init_latent: torch.Tensor
+    noise: torch.Tensor
+    sigmas: torch.Tensor
 
 
 def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str | None, multiplier: float, *,
@@ -74,6 +91,9 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     sampling = run.runner(spec, rng, index, pad, image_cfg_scale=image_cfg, mask=init.mask, nmask=init.nmask,
                           init_latent=init.init_latent, blend=mask_blend)
     refiner, switch_at = run.refiner_factory(spec, p.steps, index, w, h)
+    start = getattr(p, "sample_start", None)
+    if callable(start):  # a script supplies the starting latent (A1111 scripts replace `p.sample`: img2imgalt)
+        x = start(SampleStart(run, model, spec, index, stage, sampling, init.init_latent, noise, sigmas))
     run.before_sampling(x, noise, stage)
     samples = sampling.sample(stage, x, sigmas, refiner, switch_at)
     if init.mask is not None and init.nmask is not None:
