@@ -149,7 +149,7 @@ def _firstpass_image(run: Any, image: Any) -> Image.Image:
 def _encode(run: Any, model: Any, images: list[Image.Image], seed: int) -> torch.Tensor:
     """Images → latents for the hires pass: the VAE, or TAESD with `sd_vae_encode_method` "TAESD" (A1111
     `sample_hr_pass` / `txt2img_image_conditioning` firstpass: infotext "VAE Encoder: TAESD")."""
-    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
+    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", model, run.notices)
     if encoder is None:
         return encode_images(model, images, seed=seed)
     run.extra_fields["VAE Encoder"] = "TAESD"

@@ -60,7 +60,7 @@ def img2img_batch(run: Any, model: Any, index: slice, spec: Any, schedule: str |
     rng = run.rng(index, w, h)
     noise = rng.first().to(model.device)
     save_init_images(run, list(p.init_images or []))
-    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", bool(model.is_sdxl), run.notices)
+    encoder = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_encode_method", model, run.notices)
     if encoder is not None:
         run.extra_fields["VAE Encoder"] = "TAESD"  # A1111 img2img `init`: extra_generation_params['VAE Encoder']
     init = prepare_img2img(model, p, run.settings, w, h, index.stop - index.start, run.seeds[index], noise,

@@ -299,7 +299,7 @@ def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
                               decode=lambda x: decode_latents(model, x, run.settings)[0],
                               low_memory=bool(offloader is not None and offloader.policy.exclusive),
                               networks=run.ctx.tiny_vaes)
-    taesd = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_decode_method", bool(model.is_sdxl), run.notices)
+    taesd = job_network(run.ctx.tiny_vaes, run.settings, "sd_vae_decode_method", model, run.notices)
     if taesd is not None:
         run.extra_fields["VAE Decoder"] = "TAESD"
         return taesd_images(taesd, latents)

@@ -34,6 +34,7 @@ from modules.models.nn.vae_approx import VAEApprox
 from modules.models.safe_unpickle import load_torch_file
 from modules.postprocessing.model_downloads import NamedModel
 from modules.processing.image_ops import tensor_to_pil
+from modules.processing.vae_io import latent_factor
 from modules.runtime.download import DownloadError, download_file
 
 log = logging.getLogger(__name__)
@@ -169,12 +170,21 @@ def _setting(settings: Any, key: str) -> str:
     return str(value or "Full")
 
 
-def job_network(vaes: TinyVaes | None, settings: Any, key: str, sdxl: bool,
+def job_network(vaes: TinyVaes | None, settings: Any, key: str, model: Any,
                 notices: list[str] | None = None) -> nn.Module | None:
-    """The TAESD network a job uses instead of the full VAE when the setting `key` (`sd_vae_decode_method` or
+    """The TAESD network a job uses instead of `model`'s VAE when the setting `key` (`sd_vae_decode_method` or
     `sd_vae_encode_method`) is "TAESD" (A1111 `approximation_indexes`), else None. When TAESD is chosen but its
-    file is not available, the full VAE is used and `notices` says so (once per job)."""
+    file is not available, or the model's VAE does not make TAESD's 8× latents, the full VAE is used and
+    `notices` says so (once per job)."""
     if vaes is None or _setting(settings, key) != "TAESD":
+        return None
+    sdxl = bool(getattr(model, "is_sdxl", False))
+    factor = latent_factor(model)
+    if factor != 8:
+        message = (f"{key}: TAESD works on the 1/8-size latents of SD VAEs; this model's VAE makes 1/{factor}-size "
+                   f"latents, so the full VAE was used")
+        if notices is not None and message not in notices:
+            notices.append(message)
         return None
     net = vaes.decoder(sdxl) if key == "sd_vae_decode_method" else vaes.encoder(sdxl)
     if net is None and notices is not None:

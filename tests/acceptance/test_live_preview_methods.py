@@ -148,5 +148,14 @@ def test_taesd_downloads_on_first_use_and_missing_files_fall_back(webui_app: Web
         wanted = str(running.data_dir / "models" / "VAE-approx" / "model.pt")
         lines = [line for line in running.console.splitlines() if wanted in line and "by hand" in line]
         assert len(lines) == 1, lines
+        # the tiny test checkpoint's VAE makes 1/2-size latents, which TAESD cannot stand in for: the full VAE
+        # encodes and decodes and the job says why (no 500, no TAESD infotext)
+        response = running.client.post("/sdapi/v1/txt2img", json={
+            "prompt": "a cat", "width": 64, "height": 64, "steps": 2, "seed": 1, "sampler_name": "Euler",
+            "override_settings": {"sd_vae_decode_method": "TAESD"}})
+        assert response.status_code == 200, response.text
+        info = json.loads(response.json()["info"])
+        assert any("1/8-size" in notice for notice in info["notices"]), info["notices"]
+        assert "VAE Decoder" not in info["infotexts"][0]
     finally:
         server.shutdown()
