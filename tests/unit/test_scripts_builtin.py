@@ -90,7 +90,7 @@ def fake_pipeline(calls: list[Any]) -> Any:
 
 def test_builtin_titles() -> None:
     assert _runner(False).titles() == ["Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"]
-    assert _runner(True).titles() == ["Loopback", "Outpainting mk2", "Poor man's outpainting", "Prompt matrix",
+    assert _runner(True).titles() == ["img2img alternative test", "Loopback", "Outpainting mk2", "Poor man's outpainting", "Prompt matrix",
                                       "Prompts from file or textbox", "SD upscale", "X/Y/Z plot"]
 
 
