@@ -284,8 +284,9 @@ class ExtrasChain:
         return self.process_all(image, options, settings, notices, name, scripts)[0]
 
     def _target_size(self, image: Image.Image, o: ExtrasOptions) -> tuple[int, int]:
-        """The size the upscale will produce (A1111's Upscale `process_firstpass` sets `pp.shared` from it)."""
-        if not o.upscale_enabled or o.upscaler_1 in (None, "", "None"):
+        """The size the upscale is set to produce (A1111's Upscale `process_firstpass` sets `pp.shared` from the
+        "Scale by"/"Scale to" fields even when upscaler 1 is "None": split and focal crop use it as their size)."""
+        if not o.upscale_enabled:
             return image.width, image.height
         if o.resize_mode == 1:
             return int(o.upscaling_resize_w), int(o.upscaling_resize_h)

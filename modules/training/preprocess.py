@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from modules.postprocessing.captions import combine_caption
 from modules.processing.context import AppContext
 from modules.processing.image_ops import resize_image
 from modules.runtime.jobs import Interrupted, Job
@@ -117,16 +118,7 @@ class _Writer:
             parts.append(self.ctx.interrogators.interrogate(image, "clip"))
         if self.options.process_caption_deepbooru:
             parts.append(self.ctx.interrogators.interrogate(image, "deepdanbooru"))
-        caption = ", ".join(p for p in parts if p)
-        action = self.options.preprocess_txt_action
-        if existing:
-            if action == "prepend":
-                caption = f"{existing} {caption}"
-            elif action == "append":
-                caption = f"{caption} {existing}"
-            elif action == "copy":
-                caption = existing
-        return caption.strip()
+        return combine_caption(", ".join(p for p in parts if p), existing, self.options.preprocess_txt_action)
 
     def save(self, image: Image.Image, index: int, subindex: list[int], stem: str, existing: str | None) -> None:
         images = [image, ImageOps.mirror(image)] if self.options.process_flip else [image]

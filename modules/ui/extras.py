@@ -123,6 +123,7 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
             folder_sources,
             save_kwargs,
         )
+        from modules.postprocessing.captions import write_caption
 
         upscalers, restorers = _registries(ctx)
         options = ExtrasOptions(resize_mode=int(size_i), upscaling_resize=float(scale), max_side_length=int(max_side),
@@ -151,8 +152,9 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
 
             def save(done: Any) -> Path:
                 path = save_image(done.image, out_dir, **save_kwargs(done, settings)).path
-                if done.caption:  # a script's `pp.caption` (A1111 writes it beside the image)
-                    path.with_suffix(".txt").write_text(done.caption.strip(), encoding="utf-8")
+                # a script's `pp.caption` goes to `<image>.txt`, per `postprocessing_existing_caption_action`
+                source = Path(input_dir).expanduser() / done.name if int(mode_i) == 2 and done.name else None
+                write_caption(path, done.caption, settings, source)
                 return path
 
             scripts = ctx.scripts.postprocessing.bind(list(script_values), settings)

@@ -62,7 +62,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     "postprocessing_enable_in_main_ui": UI,
     # moved to the open issues that build what they need
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
-    "postprocessing_existing_caption_action": INTERROGATE,
 
     # TRAINING
     "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
