@@ -46,6 +46,7 @@ from modules.processing.vae_io import encode_tensor
 from modules.runtime.jobs import Interrupted, Job
 from modules.training.atomic import atomic_torch_save
 from modules.training.tasks import loaded_model
+from modules.training.tensorboard_log import open_tensorboard
 from modules.training.textual_inversion import CLIP_GRAD_MODES, LATENT_SAMPLING, diffusion_loss, write_loss_csv
 from modules.training.ti_dataset import (
     Sample,
@@ -244,6 +245,7 @@ def train_hypernetwork_job(ctx: AppContext, options: TrainHypernetworkOptions, *
         "activation_func": original.get("activation_func"), "weight_init": original.get("weight_initialization"),
         "add_layer_norm": original.get("is_layer_norm"), "use_dropout": original.get("use_dropout")})
     csv_every = max(1, int(settings.get("training_write_csv_every") or 500))
+    board = open_tensorboard(ctx.settings, log_dir)
     per_epoch = steps_per_epoch(len(samples), int(settings.get("training_image_repeats_per_epoch") or 1),
                                 int(options.batch_size), int(options.gradient_step))
     rng = random.Random()
@@ -319,6 +321,9 @@ def train_hypernetwork_job(ctx: AppContext, options: TrainHypernetworkOptions, *
             if step % csv_every == 0 or step == options.steps:
                 write_loss_csv(log_dir / "hypernetwork_loss.csv", step, (step - 1) // per_epoch,
                                (step - 1) % per_epoch + 1, mean_loss, rate)
+                if board is not None:
+                    board.add_scalars(loss=mean_loss, learn_rate=rate, global_step=step, epoch=(step - 1) // per_epoch,
+                                      epoch_step=(step - 1) % per_epoch + 1)
             if options.save_hypernetwork_every > 0 and step % options.save_hypernetwork_every == 0 \
                     and step < options.steps:
                 save_hypernetwork(network, original, step, model, log_dir / "hypernetworks" / f"{name}-{step}.pt")
@@ -335,11 +340,15 @@ def train_hypernetwork_job(ctx: AppContext, options: TrainHypernetworkOptions, *
                     patcher.apply()
                 if preview is not None:
                     previews.append(preview)
+                    if board is not None:
+                        board.add_preview(preview, global_step=step, epoch=(step - 1) // per_epoch)
                 job.state.set_sampling_steps(total_steps)
                 job.state.step(step - start)
     except Interrupted:
         interrupted = True
     finally:
+        if board is not None:
+            board.close()
         if patcher.is_applied:
             patcher.restore()
         if model_state.active:

@@ -48,6 +48,7 @@ from modules.runtime.jobs import Interrupted, Job
 from modules.training.atomic import atomic_torch_save
 from modules.training.create_networks import A1111_STRING_TO_TOKEN
 from modules.training.tasks import loaded_model
+from modules.training.tensorboard_log import open_tensorboard
 from modules.training.ti_dataset import (
     Sample,
     TrainingError,
@@ -251,6 +252,7 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
         "model_hash": model.checkpoint.shorthash, "initial_step": start, "num_of_dataset_images": len(samples),
         "template_file": str(template), "num_vectors_per_token": int(vec.shape[0])})
     csv_every = max(1, int(settings.get("training_write_csv_every") or 500))
+    board = open_tensorboard(ctx.settings, log_dir)
     per_epoch = steps_per_epoch(len(samples), int(settings.get("training_image_repeats_per_epoch") or 1),
                                 int(options.batch_size), int(options.gradient_step))
     rng = random.Random()
@@ -318,6 +320,9 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
             if step % csv_every == 0 or step == options.steps:
                 write_loss_csv(log_dir / "textual_inversion_loss.csv", step, (step - 1) // per_epoch,
                                (step - 1) % per_epoch + 1, mean_loss, rate)
+                if board is not None:
+                    board.add_scalars(loss=mean_loss, learn_rate=rate, global_step=step, epoch=(step - 1) // per_epoch,
+                                      epoch_step=(step - 1) % per_epoch + 1)
             if options.save_embedding_every > 0 and step % options.save_embedding_every == 0 \
                     and step < options.steps:
                 save_embedding(vec, name, step, model, log_dir / "embeddings" / f"{name}-{step}.pt")
@@ -332,11 +337,15 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
                                            images_dir=log_dir / "images")
                 if preview is not None:
                     previews.append(preview)
+                    if board is not None:
+                        board.add_preview(preview, global_step=step, epoch=(step - 1) // per_epoch)
                 job.state.set_sampling_steps(options.steps - start)
                 job.state.step(step - start)
     except Interrupted:
         interrupted = True
     finally:
+        if board is not None:
+            board.close()
         if model_state.active:
             model_state.leave()
         for parameter, flag in frozen:

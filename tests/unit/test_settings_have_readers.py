@@ -45,7 +45,6 @@ of path-dependent defaults. Their flag reads still count."""
 SETTINGS_RECEIVER = re.compile(r"(opts|settings|snapshot|snap|options)$")
 FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 
-TRAINING = "training (issue 14)"
 INTERROGATE = "interrogate (issue 14)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
@@ -63,9 +62,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     # moved to the open issues that build what they need
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
 
-    # TRAINING
-    "training_enable_tensorboard": TRAINING, "training_tensorboard_save_images": TRAINING,
-    "training_tensorboard_flush_every": TRAINING,
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
     # SECURITY
