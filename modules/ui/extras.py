@@ -158,9 +158,14 @@ def build_extras(ctx: AppContext) -> dict[str, gr.components.Component]:
                 return path
 
             scripts = ctx.scripts.postprocessing.bind(list(script_values), settings)
+            errors_before = len(ctx.scripts.postprocessing.hook_errors)
             with ctx.jobs.exclusive():
                 result = chain.run(sources, options, settings=settings, save=save,
                                    show_results=int(mode_i) != 2 or bool(show), scripts=scripts)
+            # a script that failed (e.g. Caption without interrogator weights) is shown, not only logged
+            for message in ctx.scripts.postprocessing.hook_errors[errors_before:]:
+                if message not in result.notices:
+                    result.notices.append(message)
         except (ExtrasInputError, FaceRestorerError, UpscalerModelError) as exc:
             raise gr.Error(f"Extras: {exc}") from None
         images = [done.image for done in result.images]

@@ -149,3 +149,20 @@ def test_api_extras_leave_the_scripts_off(app: RunningApp) -> None:
     body = {"image": base64.b64encode(buffer.getvalue()).decode("ascii"), "upscaling_resize": 1}
     answer = app.client.post("/sdapi/v1/extra-single-image", json=body)
     assert answer.status_code == 200, answer.text  # A1111's API has no fields for them: they stay off
+
+
+def test_caption_without_interrogator_weights_is_reported(app: RunningApp, browser: Any, tmp_path: Path) -> None:
+    source = _images(tmp_path)
+    out = tmp_path / "out"
+    page = _batch_page(browser, app, source, out)
+    _open(page, "extras_caption")
+    page.locator("#extras_caption_option label", has_text="Deepbooru").click()  # off
+    page.locator("#extras_caption_option label", has_text="BLIP").click()  # on: no BLIP/CLIP weights here
+    page.click("#extras_generate")
+    page.wait_for_function("document.querySelector('#html_log_extras')?.innerText.includes('Caption')",
+                           timeout=90000)
+    text = page.locator("#html_log_extras").inner_text()
+    page.close()
+    assert "process of 'Caption' failed" in text
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]  # the images are still saved
+    assert not list(out.glob("*.txt"))
