@@ -166,3 +166,34 @@ def test_caption_without_interrogator_weights_is_reported(app: RunningApp, brows
     assert "process of 'Caption' failed" in text
     assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]  # the images are still saved
     assert not list(out.glob("*.txt"))
+
+
+def test_focal_crop_with_debug_image_and_auto_sized_crop(app: RunningApp, browser: Any, tmp_path: Path) -> None:
+    from modules.training.autocrop import best_size
+
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.new("RGB", (1024, 512), (90, 140, 30)).save(source / "wide.png")
+    out = tmp_path / "out"
+    page = _batch_page(browser, app, source, out)
+    page.click("#extras_scale_to_tab-button")  # the focal crop's size: 512×512
+    _open(page, "extras_focal_crop")
+    page.locator("#train_process_focal_crop_debug input[type=checkbox]").check()
+    page.click("#extras_generate")
+    files = _wait_files(out, "*.png", 2)
+    names = {p.name: p for p in files}
+    assert set(names) == {"wide.png", "wide-focal-crop-debug.png"}
+    with Image.open(names["wide.png"]) as crop, Image.open(names["wide-focal-crop-debug.png"]) as debug:
+        assert crop.size == (512, 512) and debug.size == (1024, 512)
+
+    out2 = tmp_path / "out2"
+    page.close()
+    page = _batch_page(browser, app, source, out2)
+    _open(page, "extras_autosized_crop")
+    page.click("#extras_generate")
+    files = _wait_files(out2, "*.png", 1)
+    page.close()
+    expected = best_size(1024, 512, 384, 768, 64 * 64, 640 * 640, "Maximize area", 0.1)
+    assert expected is not None
+    with Image.open(files[0]) as image:
+        assert image.size == expected
