@@ -61,6 +61,8 @@ from modules.training.ti_dataset import (
 from modules.training.train_common import (
     PreviewOptions,
     TrainingModelState,
+    TrainingOptions,
+    TrainingResult,
     epoch_text,
     make_preview,
     pinned,
@@ -70,47 +72,19 @@ from modules.training.train_common import (
 
 
 @dataclass
-class TrainHypernetworkOptions:
+class TrainHypernetworkOptions(TrainingOptions):
     """The A1111 ``train/hypernetwork`` fields (names and defaults as A1111)."""
 
     hypernetwork_name: str
-    learn_rate: str = "0.00001"
-    batch_size: int = 1
-    gradient_step: int = 1
-    data_root: str = ""
-    log_directory: str = "textual_inversion"
-    training_width: int = 512
-    training_height: int = 512
-    varsize: bool = False
-    steps: int = 100000
-    clip_grad_mode: str = "disabled"
-    clip_grad_value: str = "0.1"
-    shuffle_tags: bool = False
-    tag_drop_out: float = 0.0
-    latent_sampling_method: str = "once"
-    use_weight: bool = False
-    save_hypernetwork_every: int = 500
-    template_filename: str = "style_filewords.txt"
-    preview: PreviewOptions = field(default_factory=PreviewOptions)
+    learn_rate: str = field(default="0.00001", kw_only=True)
+    save_hypernetwork_every: int = field(default=500, kw_only=True)
 
 
 @dataclass
-class HypernetworkTrainResult:
+class HypernetworkTrainResult(TrainingResult):
     """Where training ended."""
 
-    path: Path
-    step: int
-    steps_done: int
-    loss: float | None
-    interrupted: bool
-    log_dir: Path
-    previews: list[Path]
-
-    @property
-    def info(self) -> str:
-        """A1111's API answer text."""
-        word = "interrupted" if self.interrupted else "complete"
-        return f"train hypernetwork {word}: filename: {self.path} error: None"
+    KIND = "hypernetwork"
 
 
 def trainable_modules(network: Hypernetwork) -> list[nn.Module]:

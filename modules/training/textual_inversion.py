@@ -60,8 +60,9 @@ from modules.training.ti_dataset import (
     read_template,
 )
 from modules.training.train_common import (
-    PreviewOptions,
     TrainingModelState,
+    TrainingOptions,
+    TrainingResult,
     epoch_text,
     make_preview,
     pinned,
@@ -74,47 +75,18 @@ CLIP_GRAD_MODES = ("disabled", "value", "norm")
 
 
 @dataclass
-class TrainEmbeddingOptions:
+class TrainEmbeddingOptions(TrainingOptions):
     """The A1111 ``train/embedding`` fields this trainer uses (names and defaults as A1111)."""
 
     embedding_name: str
-    learn_rate: str = "0.005"
-    batch_size: int = 1
-    gradient_step: int = 1
-    data_root: str = ""
-    log_directory: str = "textual_inversion"
-    training_width: int = 512
-    training_height: int = 512
-    varsize: bool = False
-    steps: int = 100000
-    clip_grad_mode: str = "disabled"
-    clip_grad_value: str = "0.1"
-    shuffle_tags: bool = False
-    tag_drop_out: float = 0.0
-    latent_sampling_method: str = "once"
-    use_weight: bool = False
-    save_embedding_every: int = 500
-    template_filename: str = "style_filewords.txt"
-    preview: PreviewOptions = field(default_factory=PreviewOptions)
+    save_embedding_every: int = field(default=500, kw_only=True)
 
 
 @dataclass
-class TrainResult:
+class TrainResult(TrainingResult):
     """Where training ended."""
 
-    path: Path
-    step: int
-    steps_done: int
-    loss: float | None
-    interrupted: bool
-    log_dir: Path
-    previews: list[Path] = field(default_factory=list)
-
-    @property
-    def info(self) -> str:
-        """A1111's API answer text."""
-        word = "interrupted" if self.interrupted else "complete"
-        return f"train embedding {word}: filename: {self.path} error: None"
+    KIND = "embedding"
 
 
 @dataclass

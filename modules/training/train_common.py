@@ -33,7 +33,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,51 @@ class PreviewOptions:
     preview_seed: int = -1
     preview_width: int = 512
     preview_height: int = 512
+
+
+@dataclass(kw_only=True)
+class TrainingOptions:
+    """The fields A1111's ``train/embedding`` and ``train/hypernetwork`` share (names and defaults as A1111; each
+    trainer's options class adds its name and save-every field and its own learning-rate default)."""
+
+    learn_rate: str = "0.005"
+    batch_size: int = 1
+    gradient_step: int = 1
+    data_root: str = ""
+    log_directory: str = "textual_inversion"
+    training_width: int = 512
+    training_height: int = 512
+    varsize: bool = False
+    steps: int = 100000
+    clip_grad_mode: str = "disabled"
+    clip_grad_value: str = "0.1"
+    shuffle_tags: bool = False
+    tag_drop_out: float = 0.0
+    latent_sampling_method: str = "once"
+    use_weight: bool = False
+    template_filename: str = "style_filewords.txt"
+    preview: PreviewOptions = field(default_factory=PreviewOptions)
+
+
+@dataclass
+class TrainingResult:
+    """Where a training run ended; ``KIND`` names the trainer in A1111's API answer."""
+
+    KIND = "embedding"
+
+    path: Path
+    step: int
+    steps_done: int
+    loss: float | None
+    interrupted: bool
+    log_dir: Path
+    previews: list[Path] = field(default_factory=list)
+
+    @property
+    def info(self) -> str:
+        """A1111's API answer text."""
+        word = "interrupted" if self.interrupted else "complete"
+        return f"train {self.KIND} {word}: filename: {self.path} error: None"
 
 
 def steps_per_epoch(images: int, repeats: int, batch_size: int, gradient_step: int) -> int:
