@@ -26,13 +26,17 @@
   window.sdForever = {};
   let menu = null;
   function closeMenu() { if (menu) { menu.remove(); menu = null; } }
-  document.addEventListener("click", closeMenu);
+  // only a user's click closes the menu: the forever loop's own click on Generate must not close it under the mouse
+  document.addEventListener("click", function (ev) { if (ev.isTrusted) closeMenu(); });
   document.addEventListener("contextmenu", function (ev) {
-    const btn = ev.target.closest && ev.target.closest("#txt2img_generate, #img2img_generate");
+    // while a job runs Interrupt/Skip cover Generate, so the menu is on them too (A1111 adds "Cancel generate
+    // forever" to the Interrupt button as well)
+    const btn = ev.target.closest && ev.target.closest(
+      "#txt2img_generate, #img2img_generate, #txt2img_interrupt, #img2img_interrupt, #txt2img_skip, #img2img_skip");
     if (!btn) return;
     ev.preventDefault();
     closeMenu();
-    const tab = btn.id.replace("_generate", "");
+    const tab = btn.id.replace(/_(generate|interrupt|skip)$/, "");
     menu = document.createElement("nav");
     menu.id = "context-menu";
     menu.className = "context-menu";

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import fill_text, open_ui, start_ui_server
 
@@ -118,6 +119,19 @@ def test_pnginfo_send_to_img2img_fills_fields(server, browser, tmp_path: Path) -
                            ".includes('from 72x80 to 144x160')", timeout=20000)
 
 
+def right_click_generate_or_interrupt(page: Any) -> None:
+    """Right-click the button a user sees: Interrupt while a job of the forever loop runs (it covers Generate),
+    Generate between two jobs; both open the Generate forever menu."""
+    for _ in range(30):
+        for selector in ("#txt2img_interrupt", "#txt2img_generate"):
+            try:
+                page.click(selector, button="right", timeout=1000)
+                return
+            except PlaywrightTimeoutError:
+                continue
+    raise AssertionError("neither Generate nor Interrupt could be right-clicked")
+
+
 def test_generate_forever_repeats_until_cancelled(server, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_ui(browser, server.url)
     generate_small(page, steps=1, seed=-1)
@@ -132,7 +146,7 @@ def test_generate_forever_repeats_until_cancelled(server, browser) -> None:  # t
             break
         page.wait_for_timeout(100)
     assert len(ends) >= 3, "Generate forever did not start a new job after the previous one ended"
-    page.click("#txt2img_generate", button="right")
+    right_click_generate_or_interrupt(page)
     page.click("#context-menu a:has-text('Cancel generate forever')")
     assert page.evaluate("window.sdForever.txt2img") is False
     page.wait_for_function("document.querySelector('#txt2img_progress [data-job-state]')"
