@@ -44,7 +44,7 @@
     item.textContent = window.sdForever[tab] ? "Cancel generate forever" : "Generate forever";
     item.addEventListener("click", function () {
       window.sdForever[tab] = !window.sdForever[tab];
-      if (window.sdForever[tab] && !running(tab)) click(tab + "_generate");
+      if (window.sdForever[tab] && !running(tab)) startAgain(tab);
       closeMenu();
     });
     menu.appendChild(item);
@@ -56,6 +56,12 @@
 
   // Watch each tab's progress area: running -> done plays the sound and restarts a "forever" loop.
   const last = {};
+  const pending = {};  // tab -> time a forever start was requested; cleared when a job runs or after 15 s
+  function startAgain(tab) {
+    if (tab in pending && Date.now() - pending[tab] < 15000) return;
+    pending[tab] = Date.now();
+    setTimeout(function () { if (window.sdForever[tab] && !running(tab)) click(tab + "_generate"); }, 300);
+  }
   setInterval(function () {
     for (const tab of ["txt2img", "img2img"]) {
       const el = document.querySelector("#" + tab + "_progress [data-job-state]");
@@ -69,8 +75,13 @@
           audio.play().catch(function () {});
           window.sdNotificationsPlayed = (window.sdNotificationsPlayed || 0) + 1;
         }
-        if (window.sdForever[tab]) setTimeout(function () { if (window.sdForever[tab]) click(tab + "_generate"); }, 300);
+        if (window.sdForever[tab]) startAgain(tab);
+      } else if (window.sdForever[tab] && state !== "running") {
+        // forever is on but no job runs or is being started (it was switched on while the page still showed the
+        // previous job as running, or a start was lost): start one
+        startAgain(tab);
       }
+      if (state === "running") delete pending[tab];
       last[tab] = state;
     }
   }, 200);
