@@ -76,6 +76,14 @@ def set_number(page: Any, elem_id: str, value: Any) -> None:
     box.press("Tab")
 
 
+def two_image_dataset(data_dir: Path) -> None:
+    """`train-images/` with a red and a blue 64×64 picture whose file names are their captions (training tests)."""
+    folder = data_dir / "train-images"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "red thing.png")
+    Image.new("RGB", (64, 64), (30, 30, 200)).save(folder / "blue thing.png")
+
+
 def decode_png(b64: str) -> Image.Image:
     """An image from the API's base64 answer."""
     return Image.open(io.BytesIO(base64.b64decode(b64)))

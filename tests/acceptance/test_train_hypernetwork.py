@@ -17,19 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui
+from tests.acceptance.conftest import RunningApp, WebUIFactory, decode_png, open_ui, two_image_dataset
 from tests.browser.conftest import fill_text
 
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
-    def dataset(data: Path) -> None:
-        folder = data / "train-images"
-        folder.mkdir()
-        Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "red thing.png")
-        Image.new("RGB", (64, 64), (30, 30, 200)).save(folder / "blue thing.png")
-
-    running = webui_app(["--api"], prepare=dataset)
+    running = webui_app(["--api"], prepare=two_image_dataset)
     running.wait_for_model()
     return running
 

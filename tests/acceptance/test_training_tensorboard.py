@@ -4,26 +4,18 @@ under `<log dir>/tensorboard` with A1111's scalar tags, and the preview images o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
-from tests.acceptance.conftest import RunningApp, WebUIFactory
+from tests.acceptance.conftest import RunningApp, WebUIFactory, two_image_dataset
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
 @pytest.fixture(scope="module")
 def app(webui_app: WebUIFactory) -> RunningApp:
-    def dataset(data: Path) -> None:
-        folder = data / "train-images"
-        folder.mkdir()
-        Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "red thing.png")
-        Image.new("RGB", (64, 64), (30, 30, 200)).save(folder / "blue thing.png")
-
-    running = webui_app(["--api"], prepare=dataset)
+    running = webui_app(["--api"], prepare=two_image_dataset)
     running.wait_for_model()
     return running
 
