@@ -63,6 +63,7 @@ from modules.training.train_common import (
     TrainingModelState,
     TrainingOptions,
     TrainingResult,
+    draw_batch,
     epoch_text,
     make_preview,
     pinned,
@@ -262,11 +263,7 @@ def train_hypernetwork_job(ctx: AppContext, options: TrainHypernetworkOptions, *
             first_prompt = ""
             for _ in range(int(options.gradient_step)):
                 job.state.check()
-                batch = []
-                for _ in range(int(options.batch_size)):
-                    if not order:
-                        order = rng.sample(samples, len(samples))
-                    batch.append(order.pop())
+                batch = draw_batch(order, samples, int(options.batch_size), rng)
                 prompts = [make_prompt(lines, name, s.words, rng, shuffle_tags=options.shuffle_tags,
                                        tag_drop_out=float(options.tag_drop_out)) for s in batch]
                 first_prompt = first_prompt or prompts[0]

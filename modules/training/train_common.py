@@ -220,3 +220,14 @@ def make_preview(ctx: AppContext, job: Job, options: PreviewOptions, *, name: st
                        forced_filename=f"{name}-{step}", save_to_dirs=False)
     log.info("Training preview saved: %s", saved.path)
     return saved.path
+
+
+def draw_batch(order: list[Any], samples: list[Any], size: int, rng: Any) -> list[Any]:
+    """The next `size` samples, each epoch in a fresh random order (`order` is the rest of the current epoch and is
+    refilled with a shuffled copy of `samples` when it runs out; A1111's dataset loader shuffles per epoch)."""
+    batch = []
+    for _ in range(size):
+        if not order:
+            order.extend(rng.sample(samples, len(samples)))
+        batch.append(order.pop())
+    return batch
