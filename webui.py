@@ -52,6 +52,7 @@ from modules.postprocessing import build_registries
 from modules.processing.context import AppContext, ScriptRunners
 from modules.processing.extra_networks import NetworkLibrary
 from modules.processing.image_ops import resize_image
+from modules.processing.main_ui_postprocessing import add_to_generation_tabs
 from modules.processing.tiny_vae import TinyVaes
 from modules.prompts.styles import StyleDatabase
 from modules.runtime import startup
@@ -134,9 +135,12 @@ def _load_scripts(ctx: AppContext) -> None:
     """Fill the txt2img/img2img ScriptRunners from `<install>/scripts` and the enabled extensions (A1111
     `scripts.load_scripts()` at start-up, over `scripts/` then each enabled extension's `scripts/`) with the app
     bound for the A1111 views extensions read at import (`modules.compat.host.load_extensions`). Old-style
-    `script_callbacks.on_*` calls register in `default_registry` (a re-import of a file replaces its callbacks)."""
+    `script_callbacks.on_*` calls register in `default_registry` (a re-import of a file replaces its callbacks).
+    Then the Extras operations named in `postprocessing_enable_in_main_ui` join both tabs as always-on scripts
+    (A1111 `scripts_auto_postprocessing`)."""
     for error in extension_host.load_extensions(ctx):
         log.error("Script not loaded: %s", error)
+    add_to_generation_tabs(ctx)  # `postprocessing_enable_in_main_ui`: Extras operations as always-on scripts
 
 
 def _interrogators(flags: FlagValues, paths: Paths, settings: Settings, env: Mapping[str, str]) -> Interrogators:

@@ -105,7 +105,8 @@ INTERROGATE = section("interrogate", "Interrogate", None, {
 })
 
 POSTPROCESSING = section("postprocessing", "Postprocessing", "postprocessing", {
-    "postprocessing_enable_in_main_ui": multi([], "Enable postprocessing operations in txt2img and img2img tabs"),
+    "postprocessing_enable_in_main_ui": multi([], "Enable postprocessing operations in txt2img and img2img tabs",
+                                              needs_restart=True),
     "postprocessing_disable_in_extras": multi([], "Disable postprocessing operations in extras tab"),
     "postprocessing_operation_order": multi([], "Postprocessing operation order"),
     "upscaling_max_images_in_cache": slider(5, "Maximum number of images in upscaling cache", 0, 10, 1),

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from modules.processing.context import AppContext
+from modules.processing.main_ui_postprocessing import operation_names
 from modules.settings import CATEGORIES, OptionInfo, SettingsError
 from modules.ui.common import checkpoint_choices, error_html, vae_choices
 from modules.ui.layout_options import OPEN_CHOICES, choices_for
@@ -42,6 +43,9 @@ def dynamic_choices(ctx: AppContext, info: OptionInfo) -> list[Any] | None:
         return list(ctx.upscalers)
     if info.key == "face_restoration_model":  # A1111: the names of `shared.face_restorers`
         return list(ctx.face_restorers)
+    if info.key in ("postprocessing_enable_in_main_ui", "postprocessing_disable_in_extras",
+                    "postprocessing_operation_order"):  # A1111: `shared_items.postprocessing_scripts()` names
+        return operation_names(ctx)
     layout = choices_for(ctx, info.key)  # tabs, panel parts, themes, samplers, settings for the tabs
     if layout is not None:
         return layout

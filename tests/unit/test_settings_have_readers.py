@@ -58,7 +58,6 @@ ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "img2img_inpaint_mask_high_contrast": UI,
     "enable_reloading_ui_scripts": UI,
-    "postprocessing_enable_in_main_ui": UI,
     # moved to the open issues that build what they need
     "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
 
