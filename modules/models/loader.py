@@ -6,7 +6,10 @@ apply weights to model: 98.9s ...)" names the two costs this loader avoids:
 * hashing is not part of loading (the manager hashes in the background, :mod:`modules.models.hashes`);
 * weights are not copied into randomly initialised modules: safetensors are memory-mapped, networks are built on the
   ``meta`` device and filled with ``load_state_dict(assign=True)`` (``build_unet``/``build_vae``), so a file already
-  in the target dtype is used in place.
+  in the target dtype is used in place;
+* a safetensors file is converted while it is read (:func:`network_dtypes` gives each key its network's dtype,
+  :func:`~modules.models.state_dict_io.read_safetensors_converted` releases each converted tensor's mapped pages), so
+  loading fp32 networks from an fp16 file peaks at the fp32 weights, not at those plus the mapped file.
 
 Stages: read the file (mmap / allow-list unpickler) → detect the family from shapes (a sidecar ``<stem>.yaml`` may
 set the prediction type, as A1111 lets it override its guess) → build UNet, VAE (the checkpoint's own or the resolved
@@ -33,10 +36,10 @@ from modules.models.architectures import (
     resolve_prediction_type,
 )
 from modules.models.checkpoints import CheckpointInfo
-from modules.models.nn.unet import build_unet
+from modules.models.nn.unet import UNET_PREFIX, build_unet
 from modules.models.nn.vae import VAE_PREFIX, build_vae
 from modules.models.sd_model import LoadTimings, StableDiffusionModel
-from modules.models.state_dict_io import CheckpointLoadError, read_state_dict
+from modules.models.state_dict_io import CheckpointLoadError, DtypeRule, read_state_dict
 from modules.models.vae_files import VaeResolution, read_vae_state_dict
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,26 @@ class Builders:
 
 
 DEFAULT_BUILDERS = Builders()
+
+
+TEXT_ENCODER_PREFIXES = ("cond_stage_model.", "conditioner.")
+
+
+def network_dtypes(dtypes: DtypePolicy, *, own_vae: bool) -> DtypeRule:
+    """The read-time conversion rule: each key takes the dtype of the network it belongs to (UNet, VAE, text
+    encoders, by the LDM/SGM key prefixes); the checkpoint's VAE keys are left alone when an external VAE replaces it,
+    and keys of no network (EMA copies, optimizer leftovers) are never converted or read."""
+
+    def rule(key: str) -> torch.dtype | None:
+        if key.startswith(UNET_PREFIX):
+            return dtypes.unet
+        if key.startswith(VAE_PREFIX):
+            return dtypes.vae if own_vae else None
+        if key.startswith(TEXT_ENCODER_PREFIXES):
+            return dtypes.text_encoder
+        return None
+
+    return rule
 
 
 def _own_memory(module: nn.Module) -> None:
@@ -175,7 +198,8 @@ def load_checkpoint(
     resolution = vae or VaeResolution(None, "the checkpoint's own VAE")
     timings = LoadTimings()
     with timings.stage("load weights from disk"):
-        state = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle, mmap=policy.mmap_safetensors())
+        state = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle, mmap=policy.mmap_safetensors(),
+                                dtype_for=network_dtypes(policy.dtypes, own_vae=resolution.path is None))
     with timings.stage("detect architecture"):
         match, override = detect(info, {key: tuple(value.shape) for key, value in state.items()})
     dtypes = policy.dtypes

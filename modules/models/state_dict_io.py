@@ -3,6 +3,11 @@
 * ``.safetensors`` is read through ``safetensors`` with its default mmap backend: tensors are views of the mapped
   file, so nothing is copied until a tensor is converted or moved (A1111 loads safetensors the same way unless
   ``disable_mmap_load_safetensors`` is set).
+* With a ``dtype_for`` rule (what the loader passes: each network's dtype by key prefix) the file is mapped by
+  :func:`read_safetensors_converted` instead: tensors are converted one by one in file order and the mapped pages of
+  each converted tensor are released right after (``madvise(MADV_DONTNEED)``), while a helper thread reads ahead, so
+  a load from an fp16 file into fp32/bf16 networks holds the new weights plus one tensor, not the new weights plus
+  the whole mapped file, and the disk read overlaps the conversion.
 * ``.ckpt`` / ``.pt`` / ``.pth`` / ``.bin`` go through the allow-list unpickler (:mod:`.safe_unpickle`), or plain
   ``torch.load`` with ``--disable-safe-unpickle``.
 * Like A1111's ``get_state_dict_from_checkpoint``, a ``state_dict`` wrapper (possibly nested) is unwrapped, non-tensor
@@ -18,10 +23,12 @@
 from __future__ import annotations
 
 import json
+import mmap as mmap_module
 import os
 import struct
+import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,18 +162,109 @@ def _normalise_key(key: str) -> str:
     return key
 
 
+DtypeRule = Callable[[str], "torch.dtype | None"]
+"""``key -> dtype`` its floating-point tensor should have after the read, or None to leave it as stored."""
+
+_TORCH_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+_READ_AHEAD_CHUNK = 16 << 20
+
+
+def _read_ahead(fd: int, ranges: list[tuple[int, int]], stop: threading.Event) -> None:
+    """Pull ``ranges`` of the file into the page cache in file order (``preadv`` into one scratch buffer; the GIL
+    is released while the kernel reads), so the disk works while the caller converts what is already read."""
+    scratch = bytearray(_READ_AHEAD_CHUNK)
+    for begin, end in ranges:
+        offset = begin
+        while offset < end and not stop.is_set():
+            try:
+                got = os.preadv(fd, [memoryview(scratch)[: min(_READ_AHEAD_CHUNK, end - offset)]], offset)
+            except OSError:
+                return
+            if got <= 0:
+                return
+            offset += got
+
+
+def read_safetensors_converted(path: str | os.PathLike[str], dtype_for: DtypeRule) -> dict[str, torch.Tensor]:
+    """Map a safetensors file and convert each floating-point tensor to ``dtype_for(key)`` as it is reached.
+
+    Tensors already in their target dtype (or whose rule is None) stay zero-copy views of the private (copy-on-write)
+    mapping, like ``safetensors.torch.load_file`` gives. A converted tensor gets memory of its own and the whole
+    pages of its byte range are dropped from the mapping at once (``MADV_DONTNEED``), so the resident set never holds
+    the file and the converted weights together. Keys are normalised as by :func:`read_state_dict`. Raises
+    :class:`CheckpointLoadError` for an unreadable file; dtypes this reader does not know fall back to safetensors.
+    """
+    path = Path(path)
+    header = read_safetensors_header(path)
+    entries = sorted(((name, entry) for name, entry in header.items() if name != "__metadata__"),
+                     key=lambda item: int(item[1]["data_offsets"][0]))
+    if any(entry["dtype"] not in _TORCH_DTYPES for _, entry in entries):
+        return {k: v.to(dtype) if (dtype := dtype_for(k)) is not None and v.is_floating_point() else v
+                for k, v in read_state_dict(path).items()}
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        start = 8 + length
+        try:
+            mapped = mmap_module.mmap(handle.fileno(), 0, access=mmap_module.ACCESS_COPY)
+        except (OSError, ValueError) as error:
+            raise CheckpointLoadError(path, f"could not map the file ({error})") from None
+        wanted = [(start + int(e["data_offsets"][0]), start + int(e["data_offsets"][1]))
+                  for name, e in entries if dtype_for(_normalise_key(name)) is not None]
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_ahead, args=(handle.fileno(), wanted, stop), daemon=True)
+        reader.start()
+        try:
+            result = _convert_entries(mapped, start, entries, dtype_for)
+        finally:
+            stop.set()
+            reader.join()
+    return result
+
+
+def _convert_entries(mapped: mmap_module.mmap, start: int, entries: list[tuple[str, Any]],
+                     dtype_for: DtypeRule) -> dict[str, torch.Tensor]:
+    page = mmap_module.PAGESIZE
+    result: dict[str, torch.Tensor] = {}
+    for name, entry in entries:
+        key = _normalise_key(name)
+        dtype = _TORCH_DTYPES[entry["dtype"]]
+        shape = tuple(int(d) for d in entry["shape"])
+        begin, end = (start + int(offset) for offset in entry["data_offsets"])
+        if end == begin:
+            result[key] = torch.empty(shape, dtype=dtype)
+            continue
+        count = (end - begin) // dtype.itemsize
+        tensor = torch.frombuffer(mapped, dtype=dtype, count=count, offset=begin).reshape(shape)
+        target = dtype_for(key)
+        if target is not None and tensor.is_floating_point() and target != dtype:
+            tensor = tensor.to(target)
+            first, last = -(-begin // page) * page, end // page * page  # whole pages inside this tensor only
+            if last > first:
+                mapped.madvise(mmap_module.MADV_DONTNEED, first, last - first)
+        result[key] = tensor
+    return result
+
+
 def read_state_dict(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", *, safe_unpickle: bool = True,
-    mmap: bool = True,
+    mmap: bool = True, dtype_for: DtypeRule | None = None,
 ) -> dict[str, torch.Tensor]:
     """Read every tensor of a checkpoint into a flat ``{key: tensor}`` dict (mmap for safetensors, zero copy).
 
     ``mmap=False`` (A1111 ``disable_mmap_load_safetensors``) reads a ``.safetensors`` file into memory in one go and
     parses it from there: slower to start and more RAM, but no memory map on the file (network drives, files
-    replaced while loaded). Raises :class:`CheckpointLoadError` (naming the file) for anything unreadable and
-    :class:`UnsafeCheckpointError` when a pickle references a forbidden global.
+    replaced while loaded). ``dtype_for`` (mapped safetensors on the CPU only) converts while reading, see
+    :func:`read_safetensors_converted`; other files are returned as stored and the builders convert. Raises
+    :class:`CheckpointLoadError` (naming the file) for anything unreadable and :class:`UnsafeCheckpointError` when a
+    pickle references a forbidden global.
     """
     path = Path(path)
+    if is_safetensors(path) and mmap and dtype_for is not None and torch.device(device).type == "cpu":
+        return read_safetensors_converted(path, dtype_for)
     if is_safetensors(path):
         read_safetensors_header(path)
         from safetensors import SafetensorError
