@@ -37,10 +37,18 @@ MAX_WORD_CHARS = 1000
 
 
 def default_vocab_path() -> str:
-    """Path of `bpe_simple_vocab_16e6.txt.gz` inside the installed open_clip_torch package."""
-    import open_clip
+    """Path of `bpe_simple_vocab_16e6.txt.gz` inside the installed open_clip_torch package.
 
-    path = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
+    The package is located, not imported: importing open_clip pulls in torchvision, torch._dynamo and transformers
+    (~10 s on a 2-core CPU), which must not happen on the start-up path (issue 16: page up in ≤ 5 s).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not folders:
+        raise FileNotFoundError("CLIP BPE vocabulary not found: the open_clip_torch package is not installed")
+    path = os.path.join(folders[0], "bpe_simple_vocab_16e6.txt.gz")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CLIP BPE vocabulary not found at {path}; reinstall open_clip_torch")
     return path
@@ -107,9 +115,7 @@ class ClipTokenizer:
         if flavor not in ("clip", "open_clip"):
             raise ValueError(f"unknown tokenizer flavor {flavor!r}; expected 'clip' or 'open_clip'")
         self.flavor = flavor
-        self._vocab = _load_vocabulary(vocab_path or default_vocab_path())
-        self.encoder = self._vocab.encoder
-        self._byte_decoder = {c: b for b, c in enumerate(self._vocab.byte_table)}
+        self._vocab_path = vocab_path or default_vocab_path()
         specials = r"<\|startoftext\|>|<\|endoftext\|>" if flavor == "clip" else r"<start_of_text>|<end_of_text>"
         self._specials = {
             "<|startoftext|>": BOS_ID, "<|endoftext|>": EOS_ID, "<start_of_text>": BOS_ID, "<end_of_text>": EOS_ID
@@ -118,9 +124,28 @@ class ClipTokenizer:
             specials + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
         )
         self._words: dict[str, list[int]] = {}
-        self.comma_id = self.encoder[",</w>"]
         # A1111 pads chunks with EOS; OpenCLIP models then see 0 after the first EOS (sd_hijack_open_clip id_pad).
         self.pad_id = EOS_ID if flavor == "clip" else 0
+
+    @functools.cached_property
+    def _vocab(self) -> _Vocabulary:
+        """The vocabulary, read on first use (~0.7 s): the tokenizer is built at start-up but first needed by a
+        prompt or an embedding file, after the page answers (issue 16)."""
+        return _load_vocabulary(self._vocab_path)
+
+    @property
+    def encoder(self) -> dict[str, int]:
+        """Token string → id."""
+        return self._vocab.encoder
+
+    @functools.cached_property
+    def _byte_decoder(self) -> dict[str, int]:
+        return {c: b for b, c in enumerate(self._vocab.byte_table)}
+
+    @property
+    def comma_id(self) -> int:
+        """Id of `,</w>` (A1111 `comma_token`, where long prompts are split)."""
+        return self.encoder[",</w>"]
 
     def clean(self, text: str) -> str:
         """The flavor's text normalisation (see module docstring)."""

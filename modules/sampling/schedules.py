@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .discrete import DiscreteSchedule
 
@@ -111,6 +110,8 @@ def align_your_steps_sigmas(n: int, is_sdxl: bool = False) -> Tensor:
 def beta_sigmas(n: int, sigma_min: float, sigma_max: float, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
     """"Beta" (Lee et al. 2024, "Beta Sampling is All You Need", arXiv:2407.12173) as A1111 implements it: the
     Beta(alpha, beta) quantiles of 1 - linspace(0, 1, n), mapped linearly onto [sigma_min, sigma_max], then 0."""
+    from scipy import stats  # imported here: scipy.stats costs ~0.7 s of start-up (issue 16) and only Beta needs it
+
     qs = stats.beta.ppf(1 - np.linspace(0, 1, n), alpha, beta)
     return torch.tensor([*(sigma_min + q * (sigma_max - sigma_min) for q in qs), 0.0], dtype=torch.float32)
 
