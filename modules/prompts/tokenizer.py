@@ -29,6 +29,8 @@ import regex
 VOCAB_SIZE = 49408
 BOS_ID = 49406
 EOS_ID = 49407
+COMMA_ID = 267
+"""Id of `,</w>` in the CLIP vocabulary (A1111 `comma_token`, where long prompts are split)."""
 _MERGE_COUNT = 49152 - 256 - 2
 _WORD_CACHE_LIMIT = 100_000
 # Words longer than this many characters are split into pieces of this size before BPE (only the last piece ends
@@ -94,6 +96,8 @@ class _Vocabulary:
         self.merges = {
             (encoder[left], encoder[right]): (rank, encoder[left + right]) for rank, (left, right) in enumerate(merges)
         }
+        if encoder.get(",</w>") != COMMA_ID:
+            raise ValueError(f"{path} is not the CLIP vocabulary (',</w>' is not token {COMMA_ID})")
 
 
 @functools.lru_cache(maxsize=4)
@@ -124,6 +128,7 @@ class ClipTokenizer:
             specials + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
         )
         self._words: dict[str, list[int]] = {}
+        self.comma_id = COMMA_ID
         # A1111 pads chunks with EOS; OpenCLIP models then see 0 after the first EOS (sd_hijack_open_clip id_pad).
         self.pad_id = EOS_ID if flavor == "clip" else 0
 
@@ -141,11 +146,6 @@ class ClipTokenizer:
     @functools.cached_property
     def _byte_decoder(self) -> dict[str, int]:
         return {c: b for b, c in enumerate(self._vocab.byte_table)}
-
-    @property
-    def comma_id(self) -> int:
-        """Id of `,</w>` (A1111 `comma_token`, where long prompts are split)."""
-        return self.encoder[",</w>"]
 
     def clean(self, text: str) -> str:
         """The flavor's text normalisation (see module docstring)."""
