@@ -119,6 +119,40 @@ def apply_values(ctx: AppContext, keys: list[str], values: list[Any]) -> str:
     return f"<div class='settings-result'>{text}</div>"
 
 
+RELOAD_JS = """() => {
+  const el = document.querySelector('#settings_result [data-reload]');
+  const how = el ? el.dataset.reload : 'page';
+  if (how === 'page') { setTimeout(() => location.reload(), 100); return; }
+  if (how === 'page-late') { setTimeout(() => location.reload(), 4000); return; }
+  let down = false;
+  const poll = () => fetch('./', {cache: 'no-store'})
+    .then((r) => { if (down && r.ok) location.reload(); else setTimeout(poll, 1000); })
+    .catch(() => { down = true; setTimeout(poll, 1000); });
+  setTimeout(poll, 1000);
+}"""
+"""After "Reload UI": reload the page at once, a moment later (after a notice), or once the restarted server is
+back (the page polls until a request fails, then until one succeeds)."""
+
+
+def reload_ui_result(ctx: AppContext) -> str:
+    """"Reload UI" (A1111 `settings_restart_gradio`). A1111 rebuilds its Gradio app in-process and, with
+    `enable_reloading_ui_scripts`, first re-imports its `modules.ui*` Python modules so edits to UI code show
+    without a restart. This app builds its page once per process, so with the setting on "Reload UI" restarts the
+    server through the launcher (webui.sh / launch.py restart while `tmp/restart` exists): the UI modules and the
+    scripts are imported again and the page reloads when the server is back. With the setting off, the browser
+    reloads the page (settings read per page load apply). Returns the result line; its `data-reload` tells
+    `RELOAD_JS` how to reload."""
+    if not ctx.settings.get("enable_reloading_ui_scripts"):
+        return "<div class='settings-result' data-reload='page'></div>"
+    if ctx.request_restart is None:
+        return ("<div class='settings-result' data-reload='page-late'>Reloading the UI scripts needs a restart, and "
+                "this server was not started by webui.sh / launch.py, which restart it: restart it by hand. "
+                "Reloading the page only.</div>")
+    ctx.request_restart()
+    return ("<div class='settings-result' data-reload='restart'>Reloading the UI modules and scripts: the server "
+            "restarts; this page reloads when it is back.</div>")
+
+
 def build_settings(ctx: AppContext, tab: gr.Tab) -> None:
     """Lay out the Settings tab lazily: the ~320 option components are rendered (`gr.render`) the first time the
     tab is opened, so building the UI at start-up does not pay for them (A1111 builds them eagerly).
@@ -137,7 +171,7 @@ def build_settings(ctx: AppContext, tab: gr.Tab) -> None:
         show_all = gr.Checkbox(False, label="Show all pages", elem_id="settings_show_all_pages", scale=1)
     opened = gr.Number(value=0, visible=False, elem_id="settings_opened")
     tab.select(lambda n: 1 if not n else gr.update(), opened, opened, queue=False, show_progress="hidden")
-    reload_ui.click(None, None, None, js="() => { setTimeout(() => location.reload(), 100); }")
+    reload_ui.click(lambda: reload_ui_result(ctx), None, result, queue=False).then(None, None, None, js=RELOAD_JS)
 
     @gr.render(inputs=[opened, show_all], triggers=[opened.change, show_all.change])
     def render(flag: float | None, everything: bool) -> None:

@@ -57,9 +57,8 @@ SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "img2img_inpaint_mask_high_contrast": UI,
-    "enable_reloading_ui_scripts": UI,
     # moved to the open issues that build what they need
-    "persistent_cond_cache": SPEED, "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
+    "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
 
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
