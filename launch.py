@@ -42,6 +42,7 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -214,6 +215,31 @@ def check_torch_cuda(launcher: Launcher) -> dict[str, Any]:
               f"image instead of seconds. To silence this check, {CUDA_SKIP_HINT}.",
               file=sys.stderr, flush=True)
     return info
+
+
+class CudaCheck:
+    """`check_torch_cuda` on a thread: the child Python's torch import (~2 s) then overlaps the web UI's own imports
+    on the other core instead of delaying the page (issue 16: page up ≤ 5 s after start). `wait()` gives the same
+    outcome as the synchronous check: its warning is printed by then, a broken torch raises its LaunchError."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self.error: LaunchError | None = None
+        self.info: dict[str, Any] | None = None
+        self._thread = threading.Thread(target=self._run, args=(launcher,), name="torch-cuda-check", daemon=True)
+        self._thread.start()
+
+    def _run(self, launcher: Launcher) -> None:
+        try:
+            self.info = check_torch_cuda(launcher)
+        except LaunchError as exc:
+            self.error = exc
+
+    def wait(self) -> dict[str, Any] | None:
+        """Block until the probe finished; its result, or its LaunchError raised."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.info
 
 
 # -- 7. requirements -------------------------------------------------------------------------------------------------
@@ -400,8 +426,11 @@ def dump_sysinfo(flags: Any, args: Sequence[str], env: Mapping[str, str], out: T
     return path
 
 
-def prepare_environment(launcher: Launcher) -> None:
-    """Steps 2-9 of the module docstring (step 1 runs in ``main`` so that it also happens when this is skipped)."""
+def prepare_environment(launcher: Launcher) -> CudaCheck | None:
+    """Steps 2-9 of the module docstring (step 1 runs in ``main`` so that it also happens when this is skipped).
+
+    The CUDA test (step 5) runs in the background (`CudaCheck`); the result is the pending check, which ``start``
+    waits for once the web UI's modules are imported (``--exit`` waits for it here)."""
     flags = launcher.flags
     if not flags.skip_python_version_check:
         warning = python_version_warning()
@@ -414,8 +443,7 @@ def prepare_environment(launcher: Launcher) -> None:
         check_for_update(launcher)
 
     install_torch(launcher)
-    if cuda_test_needed(flags):
-        check_torch_cuda(launcher)
+    cuda_check = CudaCheck(launcher) if cuda_test_needed(flags) else None
     if flags.xformers and launcher.system in ("Linux", "Windows") and (
             flags.reinstall_xformers or not launcher.is_installed("xformers")):
         launcher.pip("install", "-U", "-I", "--no-deps", launcher.env.get("XFORMERS_PACKAGE") or "xformers",
@@ -425,12 +453,18 @@ def prepare_environment(launcher: Launcher) -> None:
     if flags.update_all_extensions:
         update_all_extensions(launcher)
     if flags.exit:
+        if cuda_check is not None:
+            cuda_check.wait()
         launcher.say("Exiting because of --exit argument")
         raise SystemExit(0)
+    return cuda_check
 
 
-def start(flags: Any, args: Sequence[str], out: TextIO = sys.stdout) -> Any:
-    """Import ``webui`` and run it: ``webui.main()`` parses ``sys.argv`` + ``COMMANDLINE_ARGS`` itself."""
+def start(flags: Any, args: Sequence[str], out: TextIO = sys.stdout, cuda_check: CudaCheck | None = None) -> Any:
+    """Import ``webui`` and run it: ``webui.main()`` parses ``sys.argv`` + ``COMMANDLINE_ARGS`` itself.
+
+    A pending `cuda_check` is waited for after the import and before ``main``, so its warning (or its error about a
+    broken torch, also when that broke the import) comes before the web UI starts, as in A1111's order."""
     from modules.cli.flags import masked_argv
 
     kind = "API server" if flags.nowebui else "Web UI"
@@ -439,8 +473,16 @@ def start(flags: Any, args: Sequence[str], out: TextIO = sys.stdout) -> Any:
         webui = importlib.import_module("webui")
     except ModuleNotFoundError as exc:
         if exc.name != "webui":
+            if cuda_check is not None:
+                cuda_check.wait()
             raise
         raise LaunchError(f"webui.py was not found in {ROOT}; the installation is incomplete (git pull?)") from None
+    except BaseException:
+        if cuda_check is not None:
+            cuda_check.wait()
+        raise
+    if cuda_check is not None:
+        cuda_check.wait()
     return webui.main()
 
 
@@ -461,13 +503,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         clear_restart_marker(ROOT, os.environ)
-        if not flags.skip_prepare_environment:
-            prepare_environment(Launcher(flags, env=os.environ))
+        cuda_check = None if flags.skip_prepare_environment else prepare_environment(Launcher(flags, env=os.environ))
         if flags.test_server:  # webui.main() reads sys.argv and COMMANDLINE_ARGS again
             merged = argv_for_test_server(merged)
             sys.argv[1:] = merged
             os.environ["COMMANDLINE_ARGS"] = ""
-        status = start(flags, merged)
+        status = start(flags, merged, cuda_check=cuda_check)
     except LaunchError as exc:
         print(f"\nlaunch.py: error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -307,8 +307,46 @@ def test_prepare_environment_order_and_exit(tmp_path: Path) -> None:
     assert info.value.code == 0
     commands = [c for c in runner.calls if c[0] == "/venv/bin/python"]
     assert commands[0][2:4] == ["pip", "install"] and "torch==2.14.1" in commands[0]  # torch first
-    assert commands[1][1] == "-c"  # then the CUDA probe
-    assert commands[2][2:6] == ["pip", "install", "-r", str(tmp_path / "reqs.txt")]  # then requirements
+    # then the CUDA probe (on its own thread, issue 16) and the requirements, in either order
+    assert sorted(c[1] for c in commands[1:]) == ["-c", "-m"]
+    assert [c[2:6] for c in commands[1:] if c[1] == "-m"] == [["pip", "install", "-r", str(tmp_path / "reqs.txt")]]
+
+
+def test_cuda_probe_overlaps_the_web_ui_import_and_start_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The child Python's torch import runs while the web UI imports (issue 16); `start` waits for its outcome
+    before `webui.main()`: the no-GPU warning is printed by then, and a broken torch is the launcher's clear error."""
+    import io
+    import threading
+
+    release = threading.Event()
+
+    class SlowProbe(Recorder):
+        def __call__(self, args, *, env, cwd, live=True):
+            if args[1:2] == ["-c"]:
+                release.wait(10)
+            return super().__call__(args, env=env, cwd=cwd, live=live)
+
+    calls: list[str] = []
+    monkeypatch.setitem(sys.modules, "webui", SimpleNamespace(main=lambda: calls.append("main") or 0))
+    launcher = _launcher(tmp_path, runner=SlowProbe({"torch": "2.14.1+cpu", "cuda": None, "available": False}))
+    pending = launch.prepare_environment(launcher)  # returns while the probe still runs
+    assert pending is not None and calls == []
+    threading.Timer(0.2, release.set).start()
+    assert launch.start(launcher.flags, [], out=io.StringIO(), cuda_check=pending) == 0
+    assert calls == ["main"]
+    assert "Torch is not able to use a GPU" in capsys.readouterr().err
+
+    class Broken(Recorder):
+        def __call__(self, args, *, env, cwd, live=True):
+            self.calls.append(list(args))
+            return subprocess.CompletedProcess(args, 1, stdout="", stderr="ImportError: libtorch.so: cannot open")
+
+    calls.clear()
+    broken = launch.prepare_environment(_launcher(tmp_path, runner=Broken()))
+    with pytest.raises(launch.LaunchError, match="Torch could not be imported"):
+        launch.start(launcher.flags, [], out=io.StringIO(), cuda_check=broken)
+    assert calls == []
 
 
 def test_python_version_warning_and_restart_marker(tmp_path: Path) -> None:
