@@ -54,7 +54,9 @@ def _host_of(scope: Scope) -> str:
             host = value.decode("latin-1").strip().lower()
             if host.startswith("["):  # [::1]:7860
                 return host[1:host.find("]")] if "]" in host else host
-            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+            host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+            # "localhost." is the same DNS name as "localhost" (the root label); browsers send it as typed
+            return host[:-1] if host.endswith(".") and not host.endswith("..") else host
     return ""
 
 
@@ -220,15 +222,22 @@ class BodyLimit:
         await self.app(scope, counting_receive, tracking_send)
 
 
-ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
-                          "text/javascript", "application/javascript", "application/x-javascript", "text/css",
-                          "application/pdf"})
-"""Content types a browser would run or render with the app's origin (scripts in HTML/SVG/XML, JS, CSS, PDF)."""
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
+                          "image/x-icon", "image/vnd.microsoft.icon", "image/tiff", "text/plain", "text/csv",
+                          "application/json"})
+"""Content types a browser only displays, never runs (raster images, plain text, JSON), plus `audio/*` and
+`video/*`: served inline. Every other type (HTML, SVG, XML, JS, CSS, PDF, HTA, MHTML, WML, unknown …) comes back as
+a sandboxed download. An allow-list, not a block-list: a type nobody thought of is a download, not a page."""
+
+
+def is_inline_type(kind: str) -> bool:
+    """True for a content type (without parameters, lower case) that may be shown inline (`INLINE_TYPES`)."""
+    return kind in INLINE_TYPES or kind.startswith(("audio/", "video/"))
 
 
 class UploadedFileGuard:
-    """Files served through `/file=` and Gradio's `/gradio_api/file=` routes that a browser would execute
-    (uploaded HTML, SVG, JS …) are sent as downloads (`Content-Disposition: attachment`) in a sandbox
+    """Files served through `/file=` and Gradio's `/gradio_api/file=` routes that a browser would execute or
+    render as a page (uploaded HTML, SVG, JS …: every type outside `INLINE_TYPES`) are sent as downloads (`Content-Disposition: attachment`) in a sandbox
     (`Content-Security-Policy: sandbox`), so a file a stranger uploaded cannot run script with the app's origin.
     Images keep their real type and display inline. Extension assets (their own JS/CSS from the extension
     folders) are exempt: the page loads them on purpose."""
@@ -252,7 +261,7 @@ class UploadedFileGuard:
                 headers = list(message.get("headers", []))
                 kind = next((v.decode("latin-1").split(";")[0].strip().lower() for k, v in headers
                              if k.lower() == b"content-type"), "")
-                if kind in ACTIVE_TYPES or kind.endswith("+xml"):
+                if not is_inline_type(kind):
                     headers = [(k, v) for k, v in headers
                                if k.lower() not in (b"content-disposition", b"content-security-policy")]
                     headers += [(b"content-disposition", b"attachment"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import secrets
 import threading
 import time
@@ -45,6 +46,22 @@ def credentials_match(credentials: Mapping[str, str], user: str, password: str) 
     return ok
 
 
+def client_key(request: HTTPConnection) -> str:
+    """Who the brake counts: the client's IPv4 address, or its IPv6 /64 network. One IPv6 subscriber (a home
+    line, a cloud VM) gets a whole /64 and could otherwise take a fresh address for every guess (RFC 6177 §2);
+    IPv4-mapped IPv6 addresses count as their IPv4 address."""
+    host = request.client.host if request.client else "?"
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class LoginThrottle:
     """Brute-force brake per client address: `free_attempts` wrong logins within `window` seconds are answered
     normally; then the client is refused (429, `Retry-After`) for `base_lock` seconds, doubling with each further
@@ -77,6 +94,11 @@ class LoginThrottle:
                 self._failures[client] = []
             if len(self._failures) > 10000:  # bounded memory under a distributed attack
                 self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < self.window}
+            if len(self._locked_until) > 10000:  # locks that ran out are forgotten (strikes with them)
+                expired = [k for k, until in self._locked_until.items() if until <= now]
+                for key in expired:
+                    self._locked_until.pop(key, None)
+                    self._strikes.pop(key, None)
 
     def succeeded(self, client: str) -> None:
         with self._lock:
@@ -106,7 +128,7 @@ class AuthGuard:
     def user(self, request: HTTPConnection) -> str | None:
         """The authenticated user of a request or websocket, or None (also None when auth is disabled). A wrong
         login is counted for the client's address; a braked client gets None even with the right password."""
-        client = request.client.host if request.client else "?"
+        client = client_key(request)
         if self.throttle.retry_after(client) > 0:
             return None
         pair = parse_basic_header(request.headers.get("authorization"))
@@ -119,7 +141,7 @@ class AuthGuard:
 
     def refusal(self, request: HTTPConnection) -> HTTPException:
         """429 while the client is braked, else the 401 login request."""
-        client = request.client.host if request.client else "?"
+        client = client_key(request)
         wait = self.throttle.retry_after(client)
         if wait > 0:
             return HTTPException(status_code=429, detail=f"Too many wrong logins; try again in {int(wait) + 1} s",

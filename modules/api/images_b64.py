@@ -83,13 +83,40 @@ def resolve_host(host: str) -> list[str]:
     return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
 
 
+NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+"""NAT64 prefixes (RFC 6052 well-known, RFC 8215 local-use): the last 32 bits are an IPv4 address a NAT64
+gateway connects to."""
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+"""Deprecated IPv4-compatible IPv6 addresses (RFC 4291 §2.5.5.1, `::127.0.0.1`)."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and reaches (IPv4-mapped, IPv4-compatible, 6to4, Teredo server and
+    client, NAT64), or None."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address (2001::/32 itself is not global either)
+    if any(address in net for net in NAT64_PREFIXES) or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public_address(address: str) -> bool:
     """True only for globally routable addresses: loopback, private, link-local (cloud metadata 169.254.169.254),
     carrier-grade NAT, unspecified (0.0.0.0 reaches this machine on Linux), multicast and reserved are refused;
-    IPv4-mapped IPv6 is judged by its IPv4 address."""
+    an IPv6 address that carries an IPv4 address (IPv4-mapped `::ffff:127.0.0.1`, IPv4-compatible, 6to4
+    `2002:7f00:1::`, Teredo, NAT64 `64:ff9b::10.0.0.1`) must pass with both (OWASP SSRF prevention)."""
     parsed = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
+    if isinstance(parsed, ipaddress.IPv6Address):
+        inner = embedded_ipv4(parsed)
+        if inner is not None:
+            if not (inner.is_global and not inner.is_multicast):
+                return False
+            if parsed.ipv4_mapped is not None:
+                return True
     return parsed.is_global and not parsed.is_multicast
 
 

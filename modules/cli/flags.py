@@ -333,9 +333,20 @@ def public_flags(flags: FlagValues) -> dict[str, Any]:
     return data
 
 
+def _names_a_secret(option: str) -> bool:
+    """True when argparse would read `option` as one of `SECRET_OPTIONS`: the option itself or, since the parser
+    allows abbreviations (as A1111's), any prefix of one that is not itself a flag (`--gradio-au` is
+    `--gradio-auth`, `--api` is its own flag)."""
+    if option in SECRET_OPTIONS:
+        return True
+    if not option.startswith("--") or len(option) < 3 or option in {spec.option for spec in FLAG_SPECS}:
+        return False
+    return any(secret.startswith(option) for secret in SECRET_OPTIONS)
+
+
 def masked_argv(args: Sequence[str]) -> list[str]:
     """Command-line arguments for a log line, with the values of `SECRET_OPTIONS` masked (both `--flag value` and
-    `--flag=value` forms)."""
+    `--flag=value` forms, also when the flag is abbreviated)."""
     out: list[str] = []
     hide_next = False
     for arg in args:
@@ -344,7 +355,7 @@ def masked_argv(args: Sequence[str]) -> list[str]:
             hide_next = False
             continue
         option, eq, value = arg.partition("=")
-        if option in SECRET_OPTIONS:
+        if _names_a_secret(option):
             if eq:
                 out.append(f"{option}={mask_logins(value)}")
             else:

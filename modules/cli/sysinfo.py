@@ -61,6 +61,22 @@ def _config(path: Path | None) -> Any:
         return f"unreadable: {exc}"
 
 
+def _environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The whitelisted variables; `COMMANDLINE_ARGS` with its passwords and tokens masked like the command line
+    (users put `--gradio-auth user:password` there in webui-user.sh)."""
+    import shlex
+
+    from modules.cli.flags import masked_argv
+
+    out = {key: env[key] for key in ENVIRONMENT_WHITELIST if key in env}
+    if "COMMANDLINE_ARGS" in out:
+        try:
+            out["COMMANDLINE_ARGS"] = shlex.join(masked_argv(shlex.split(out["COMMANDLINE_ARGS"])))
+        except ValueError:  # cannot be split like a shell line: nothing of it is shown
+            out["COMMANDLINE_ARGS"] = "***"
+    return out
+
+
 def get_sysinfo(*, argv: Sequence[str], env: Mapping[str, str], root: Path, data_dir: Path,
                 config_file: Path | None = None, version: str | None = None, commit: str | None = None,
                 extensions: Sequence[str] = ()) -> dict[str, Any]:
@@ -79,7 +95,7 @@ def get_sysinfo(*, argv: Sequence[str], env: Mapping[str, str], root: Path, data
         "CPU": {"model": platform.processor(), "count logical": os.cpu_count()},
         "RAM": _ram(),
         "Extensions": list(extensions),
-        "Environment": {key: env[key] for key in ENVIRONMENT_WHITELIST if key in env},
+        "Environment": _environment(env),
         "Config": _config(config_file),
         "Startup": {"argv": masked_argv(list(sys.argv))},
         "Packages": _packages(),

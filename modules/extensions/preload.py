@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import importlib.util
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -69,26 +71,55 @@ class PreloadResult:
     errors: list[str] = field(default_factory=list)
 
 
-def run_preloads(extensions: Iterable[Extension], scope: ImportScope | None = None) -> PreloadResult:
-    """Import each enabled extension's preload.py and call `preload(parser)` (A1111 `preload_extensions`)."""
+def _run_one_preload(ext: Extension, script: Path, parser: PreloadParser, scope: ImportScope | None) -> None:
+    name = f"webui_preload_{ext.name}".replace("-", "_").replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{script} is not a loadable Python file")
+    module = importlib.util.module_from_spec(spec)
+    with scope(ext.path) if scope is not None else contextlib.nullcontext():
+        spec.loader.exec_module(module)
+        preload = getattr(module, "preload", None)
+        if callable(preload):
+            preload(parser)
+
+
+def run_preloads(extensions: Iterable[Extension], scope: ImportScope | None = None,
+                 timeout: float = 0.0) -> PreloadResult:
+    """Import each enabled extension's preload.py and call `preload(parser)` (A1111 `preload_extensions`).
+
+    With `timeout` > 0 (`--script-import-timeout`), a preload.py still running after that many seconds (a download
+    that never ends, a prompt waiting for input) is reported and skipped, its flags dropped, and start-up goes on;
+    the issue "safe to expose" §12 (A1111 waits forever)."""
     result = PreloadResult()
     for ext in extensions:
         script = ext.preload_script
         if not ext.enabled or script is None:
             continue
         parser = PreloadParser(result.arguments)
-        try:
-            name = f"webui_preload_{ext.name}".replace("-", "_").replace(".", "_")
-            spec = importlib.util.spec_from_file_location(name, script)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"{script} is not a loadable Python file")
-            module = importlib.util.module_from_spec(spec)
-            with scope(ext.path) if scope is not None else contextlib.nullcontext():
-                spec.loader.exec_module(module)
-                preload = getattr(module, "preload", None)
-                if callable(preload):
-                    preload(parser)
-        except (Exception, SystemExit) as exc:
+        failure: list[BaseException] = []
+
+        def work(ext: Extension = ext, script: Path = script, parser: PreloadParser = parser,
+                 failure: list[BaseException] = failure) -> None:
+            try:
+                _run_one_preload(ext, script, parser, scope)
+            except (Exception, SystemExit) as error:
+                failure.append(error)
+
+        if timeout > 0:
+            worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True,
+                                      name=f"preload {ext.name}")
+            worker.start()
+            worker.join(timeout)
+            if worker.is_alive():
+                result.errors.append(f"extension {ext.name!r}: {script} still importing after {timeout:g} s "
+                                     "(--script-import-timeout); skipped so that the server starts, its flags are "
+                                     "not available")
+                continue
+        else:
+            work()
+        if failure:
+            exc = failure[0]
             result.errors.append(f"extension {ext.name!r}: {script} failed, its flags are not available: "
                                  f"{type(exc).__name__}: {exc}")
             continue
@@ -122,7 +153,8 @@ def parse_command_line(argv: Sequence[str] | None, env: Mapping[str, str], *, sc
     """Flags of the command line (+ `COMMANDLINE_ARGS`) including the ones extensions add in `preload.py`;
     returns (flags, preload error messages). Raises `FlagError` on a bad command line, like `parse_flags`."""
     known = parse_flags(argv, {**env, ENV_IGNORE_ERRORS: "1"}, stderr=stderr)
-    preloaded = run_preloads(enabled_extensions(known, env), scope)
+    preloaded = run_preloads(enabled_extensions(known, env), scope,
+                             timeout=float(getattr(known, "script_import_timeout", 0) or 0))
     for message in preloaded.errors:
         log.error("preload.py skipped: %s", message)
     flags = parse_flags(argv, env, extension_arguments=preloaded.arguments, stderr=stderr)

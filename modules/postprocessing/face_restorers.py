@@ -21,6 +21,7 @@ file and `--gfpgan-dir` is a second folder searched for it (A1111's legacy GFPGA
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from modules.models.safe_unpickle import CheckpointLoadError, load_torch_file
 from modules.postprocessing.face_align import align_face, paste_face
 from modules.postprocessing.model_downloads import ModelDownloadError, NamedModel, fetch_model
 from modules.postprocessing.retinaface import DetectedFace, RetinaFaceDetector
@@ -300,10 +302,12 @@ class FaceRestorerRegistry(Mapping[str, FaceRestorer]):
                         fetch_model(model, path, self._env)
                     except ModelDownloadError as exc:
                         raise FaceRestorerError(f"face detection: {exc}") from None
-                try:
-                    state = torch.load(path, map_location="cpu", weights_only=True)
+                try:  # the start-up reference to torch.load through the allow-list: an extension's patch of
+                    # torch.load cannot turn this file's pickle into running code (docs/security.md §12)
+                    state = load_torch_file(path, map_location="cpu")
                     self._retinaface = RetinaFaceDetector(state, self._place("gfpgan").device)
-                except (OSError, RuntimeError, KeyError, ValueError, EOFError) as exc:
+                except (OSError, RuntimeError, KeyError, ValueError, EOFError, CheckpointLoadError,
+                        pickle.UnpicklingError) as exc:
                     raise FaceRestorerError(f"face detection: {path.name} is not a usable RetinaFace "
                                             f"detection_Resnet50_Final.pth ({exc})") from None
             else:

@@ -65,10 +65,15 @@ class FreezePolicy:
         into a folder the app imports from would let a crafted file name become code (A1111 issue #2571)."""
         if info.key not in self.dir_keys or not isinstance(value, str) or not value.strip():
             return None
-        path = Path(os.path.expanduser(value.strip()))
-        if not path.is_absolute() and self.base_dir is not None:
-            path = self.base_dir / path
-        target = Path(os.path.abspath(path)).resolve()
+        if "\x00" in value:  # no file system takes it; os calls would raise instead of answering
+            return f"{value!r} contains a NUL character, which no folder name can hold"
+        try:
+            path = Path(os.path.expanduser(value.strip()))
+            if not path.is_absolute() and self.base_dir is not None:
+                path = self.base_dir / path
+            target = Path(os.path.abspath(path)).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long for the system …
+            return f"{value!r} is not a usable folder ({exc})"
         for folder in self.code_dirs:
             root = folder.resolve()
             if target == root or root in target.parents:

@@ -207,7 +207,7 @@ def train_hypernetwork_job(ctx: AppContext, options: TrainHypernetworkOptions, *
     keep_optimizer = bool(settings.get("save_optimizer_state"))
     optim_file = target.with_name(target.name + ".optim")
     if keep_optimizer and optim_file.is_file():
-        saved = torch.load(optim_file, map_location="cpu", weights_only=True)
+        saved = load_torch_file(optim_file, map_location="cpu")  # start-up torch.load + allow-list (security §12)
         if isinstance(saved, dict) and saved.get("hash") == weights_hash(modules):
             optimizer.load_state_dict(saved["optimizer_state_dict"])
     log_dir = Path(ctx.paths.data_dir) / options.log_directory / datetime.date.today().isoformat() / name

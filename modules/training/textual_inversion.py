@@ -37,6 +37,7 @@ from torch import nn
 
 from modules.models.networks.embeddings import Embedding
 from modules.models.nn.text_encoders import encode_prompts
+from modules.models.safe_unpickle import load_torch_file
 from modules.models.sd_model import StableDiffusionModel
 from modules.processing.conditioning import find_text_encoders
 from modules.processing.context import AppContext
@@ -215,7 +216,7 @@ def train_embedding_job(ctx: AppContext, options: TrainEmbeddingOptions, *, job:
     keep_optimizer = bool(settings.get("save_optimizer_state"))
     optim_file = target.with_name(target.name + ".optim")
     if keep_optimizer and optim_file.is_file():
-        saved = torch.load(optim_file, map_location="cpu", weights_only=True)
+        saved = load_torch_file(optim_file, map_location="cpu")  # start-up torch.load + allow-list (security §12)
         if isinstance(saved, dict) and saved.get("hash") == checksum(vec):
             optimizer.load_state_dict(saved["optimizer_state_dict"])
     log_dir = Path(ctx.paths.data_dir) / options.log_directory / datetime.date.today().isoformat() / name

@@ -6,12 +6,13 @@ import http.server
 import io
 import threading
 from collections.abc import Iterator
+from urllib.parse import quote, unquote
 
 import pytest
 from PIL import Image
 
 from modules.api.errors import ApiError
-from modules.api.images_b64 import fetch_image_url, is_public_address
+from modules.api.images_b64 import fetch_image_url, is_public_address, resolve_host
 
 SETTINGS = {"api_enable_requests": True, "api_forbid_local_requests": True}
 
@@ -37,6 +38,10 @@ def server() -> Iterator[tuple[int, list[str]]]:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+            elif self.path.startswith("/redirect/"):  # /redirect/<quoted Location>
+                self.send_response(302)
+                self.send_header("Location", unquote(self.path[len("/redirect/"):]))
+                self.end_headers()
             else:
                 self.send_response(302)
                 self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/img.png")
@@ -54,7 +59,9 @@ def server() -> Iterator[tuple[int, list[str]]]:
 
 def test_local_and_special_addresses_are_not_public() -> None:
     for address in ("127.0.0.1", "10.1.2.3", "192.168.0.5", "172.16.0.1", "169.254.169.254", "0.0.0.0", "::1",
-                    "::ffff:127.0.0.1", "100.64.0.1", "fd00::1", "224.0.0.1"):
+                    "::ffff:127.0.0.1", "100.64.0.1", "fd00::1", "224.0.0.1",
+                    # IPv6 forms that carry a local IPv4 address: IPv4-compatible, 6to4, NAT64 (both prefixes)
+                    "::127.0.0.1", "2002:7f00:1::", "2002:a00:1::1", "64:ff9b::127.0.0.1", "64:ff9b:1::a00:1"):
         assert not is_public_address(address), address
     assert is_public_address("93.184.216.34") and is_public_address("2606:4700::1111")
 
@@ -103,3 +110,27 @@ def test_every_redirect_hop_is_checked(server: tuple[int, list[str]]) -> None:
                         allowed=allowed)
     assert "local" in str(raised.value)
     assert hits[before:] == [f"first.test:{port} /to-local"]  # the redirect target was never fetched
+
+
+def test_redirects_to_local_addresses_in_any_spelling_are_refused(server: tuple[int, list[str]]) -> None:
+    """A public first hop redirecting to this machine written as 0.0.0.0, an IPv4-mapped or 6to4/NAT64 IPv6
+    address, a decimal or hex IPv4 number, or the cloud metadata address: every hop is resolved and checked."""
+    port, hits = server
+    for target in (f"http://0.0.0.0:{port}/img.png", f"http://[::ffff:127.0.0.1]:{port}/img.png",
+                   f"http://2130706433:{port}/img.png", f"http://0x7f.1:{port}/img.png",
+                   f"http://[2002:7f00:1::]:{port}/img.png", f"http://[64:ff9b::7f00:1]:{port}/img.png",
+                   f"http://localhost.:{port}/img.png", "http://169.254.169.254/latest/meta-data/"):
+        first_hop = [True]
+
+        def allowed(address: str, first_hop: list[bool] = first_hop) -> bool:  # "public.test" passes once;
+            return first_hop.pop() if first_hop else is_public_address(address)  # later hops: the real rule
+
+        def resolve(host: str) -> list[str]:
+            return ["127.0.0.1"] if host == "public.test" else resolve_host(host)
+
+        before = len(hits)
+        with pytest.raises(ApiError) as raised:
+            fetch_image_url(f"http://public.test:{port}/redirect/{quote(target, safe='')}", "init_images[0]",
+                            SETTINGS, resolve=resolve, allowed=allowed)
+        assert raised.value.status_code == 422 and "local" in str(raised.value), (target, str(raised.value))
+        assert len(hits) == before + 1, (target, hits[before:])  # only the first hop was ever fetched
