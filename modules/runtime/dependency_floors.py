@@ -9,6 +9,7 @@ published vulnerability in code this app reaches:
 | gradio | 6.0 | every CVE published for Gradio 4/5 (file-route traversal, SSRF, upload path issues) is fixed there |
 | starlette | 0.49.1 | CVE-2025-54121 (multipart upload blocks the event loop), CVE-2025-62727 (Range header DoS in FileResponse) |
 | fastapi | 0.115 | first release on a maintained Starlette line |
+| python-multipart | 0.0.18 | CVE-2024-53981 (CPU exhaustion from data around multipart boundaries) — every upload is parsed by it |
 | h11 | 0.16.0 | CVE-2025-43859 (request smuggling through chunked-encoding parsing) — uvicorn's HTTP parser |
 | pillow | 11.3.0 | CVE-2025-48379 (DDS write overflow) and the earlier decoder CVEs of 10.x |
 | torch | 2.6.0 | CVE-2025-32434 (`torch.load(weights_only=True)` could still run code) |
@@ -27,6 +28,7 @@ FLOORS: Mapping[str, str] = {
     "starlette": "0.49.1",
     "fastapi": "0.115",
     "h11": "0.16.0",
+    "python-multipart": "0.0.18",
     "pillow": "11.3.0",
     "torch": "2.6.0",
     "transformers": "4.48.0",

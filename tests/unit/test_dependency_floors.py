@@ -21,7 +21,8 @@ def test_requirements_pin_at_least_every_floor() -> None:
 
 def test_outdated_packages_are_named_with_the_fix() -> None:
     installed = {"gradio": "5.49.1", "starlette": "0.47.0", "pillow": "12.3.0", "torch": "2.14.1+cu130",
-                 "h11": "0.16.0", "fastapi": "0.115.0", "transformers": "4.48.0", "safetensors": "0.8.0"}
+                 "h11": "0.16.0", "fastapi": "0.115.0", "transformers": "4.48.0", "safetensors": "0.8.0",
+                 "python-multipart": "0.0.18"}
 
     def version_of(name: str) -> str:
         return installed[name]
