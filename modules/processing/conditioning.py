@@ -13,10 +13,13 @@
   switches them to the networks of the pass's prompts (A1111 activates per batch, and the hires prompt's networks
   for the hires pass), and encoding passes the textual-inversion lookup to the text encoders' splice hook and
   records the embeddings used (for `TI hashes`).
+* With `persistent_cond_cache` (default on) the conds also outlive the job (`modules.processing.cond_cache`): a
+  next job with the same prompt texts, model and encoder options does not run the text encoder again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +28,9 @@ import torch
 
 from modules.models.nn.conditioner import SDXLConditioner, forces_zero_embeddings
 from modules.models.nn.text_encoders import ClipTextEncoder, OpenClipTextEncoder, encode_prompts
+from modules.processing.cond_cache import CachedCond, CondCache, used_by
 from modules.processing.extra_networks import active_networks
+from modules.processing.job_timing import JobTimes
 from modules.prompts import get_learned_conditioning_prompt_schedules, get_multicond_prompt_list, parse_prompts
 from modules.sampling import CondSchedule, MultiCond, ScheduledCond, WeightedCond
 from modules.sampling.conditioning import Cond
@@ -60,16 +65,22 @@ def find_text_encoders(conditioner: Any) -> tuple[ClipTextEncoder | None, OpenCl
 
 @dataclass
 class PromptEncoder:
-    """Encodes prompt texts of one job with the current model, caching each (text, is_negative, zeroed) once."""
+    """Encodes prompt texts of one job with the current model, caching each (text, is_negative, zeroed) once; with
+    `persistent` and the `persistent_cond_cache` setting on, also across jobs."""
 
     model: Any
     settings: Mapping[str, Any]
     width: int
     height: int
     cache: dict[tuple[str, bool, bool], Cond] = field(default_factory=dict)
+    times: JobTimes | None = None
+    """The job's stage timings: "text encoder" (seconds, texts encoded) and the persistent-cache hits."""
+    persistent: CondCache | None = None
+    """The app's cond cache across jobs (`AppContext.cond_cache`)."""
 
     def __post_init__(self) -> None:
         found = getattr(self.model, "text_encoders", None) or getattr(self.model, "conditioner", None)
+        self._owner = found
         self.clip_l, self.open_clip = find_text_encoders(found)
         self.family: str = self.model.family
         self.sdxl: SDXLConditioner | None = None
@@ -95,7 +106,50 @@ class PromptEncoder:
         if networks is not None and used:
             networks.note_embeddings(dict(used))
 
-    def _encode(self, texts: list[str], negative: bool, zeroed: bool) -> list[Cond]:
+    def _persistent_key(self) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+        """(validity key, objects whose ids it holds) of the persistent cache for this job's encoding now, or None
+        when the cache is off (see `modules.processing.cond_cache` for what the key holds)."""
+        if self.persistent is None or not bool(opt(self.settings, "persistent_cond_cache", True)):
+            return None
+        options = tuple(sorted((k, v) for k, v in self._options().items() if k != "embedding_lookup"))
+        networks = active_networks(self.model)
+        embeddings = tuple(networks.library.embeddings.word_embeddings.values()) if networks is not None else ()
+        sdxl: tuple[Any, ...] = ()
+        if self.sdxl is not None:
+            sdxl = (self.family, self.width, self.height, opt(self.settings, "sdxl_crop_top", 0),
+                    opt(self.settings, "sdxl_crop_left", 0), opt(self.settings, "sdxl_refiner_low_aesthetic_score", 2.5),
+                    opt(self.settings, "sdxl_refiner_high_aesthetic_score", 6.0))
+        key = (options, networks.signature() if networks is not None else None,
+               tuple((e.name, id(e)) for e in embeddings), sdxl)
+        return key, embeddings
+
+    def _from_persistent(self, texts: list[str], negative: bool, zeroed: bool,
+                         key: tuple[Any, ...] | None) -> list[str]:
+        """Fill the job's cache from the persistent one; returns the texts still to encode."""
+        if key is None or self.persistent is None:
+            return texts
+        left = []
+        for text in texts:
+            hit = self.persistent.lookup(self._owner, key, (text, negative, zeroed))
+            if hit is None:
+                left.append(text)
+                continue
+            self.cache[(text, negative, zeroed)] = hit.cond
+            self._note_embeddings(hit.used_embeddings)
+            if self.times is not None:
+                self.times.cache_hits += 1
+        return left
+
+    def _encode(self, texts: list[str], negative: bool, zeroed: bool) -> tuple[list[Cond], dict[str, Any]]:
+        """Run the text encoder(s) on `texts`: (one cond per text, the embeddings the batch used)."""
+        started = time.perf_counter()
+        try:
+            return self._run_encoders(texts, negative, zeroed)
+        finally:
+            if self.times is not None:
+                self.times.add("text encoder", time.perf_counter() - started, count=len(texts))
+
+    def _run_encoders(self, texts: list[str], negative: bool, zeroed: bool) -> tuple[list[Cond], dict[str, Any]]:
         with torch.no_grad():
             if self.sdxl is not None:
                 key, default = (("sdxl_refiner_low_aesthetic_score", 2.5) if negative
@@ -107,22 +161,29 @@ class PromptEncoder:
                                 force_zero_embeddings=zeroed, **self._options())
                 self._note_embeddings(out.used_embeddings)
                 return [{"crossattn": out.crossattn[i].float(), "vector": out.vector[i].float()}
-                        for i in range(len(texts))]
+                        for i in range(len(texts))], dict(out.used_embeddings)
             encoder = self.clip_l if self.clip_l is not None else self.open_clip
             assert encoder is not None  # find_text_encoders returns at least one
             encoded = encode_prompts(encoder, texts, **self._options())
             self._note_embeddings(encoded.used_embeddings)
-            return [{"crossattn": encoded.cond[i].float()} for i in range(len(texts))]
+            return [{"crossattn": encoded.cond[i].float()} for i in range(len(texts))], dict(encoded.used_embeddings)
 
     def encode(self, texts: Sequence[str], negative: bool = False, zeroed: bool = False) -> list[Cond]:
         """Conds for `texts` (extra-network tags stripped), from the cache where possible. `zeroed`: the texts
         make up negative prompts that SDXL encodes as zeros (`forces_zero_embeddings`; ignored for SD1/SD2)."""
         zeroed = zeroed and self.sdxl is not None
         missing = sorted({t for t in texts if (t, negative, zeroed) not in self.cache})
+        persistent = self._persistent_key() if missing else None
+        key = persistent[0] if persistent is not None else None
+        missing = self._from_persistent(missing, negative, zeroed, key)
         if missing:
             stripped, _networks = parse_prompts(missing)
-            for text, cond in zip(missing, self._encode(list(stripped), negative, zeroed), strict=True):
+            conds, used = self._encode(list(stripped), negative, zeroed)
+            for text, cond in zip(missing, conds, strict=True):
                 self.cache[(text, negative, zeroed)] = cond
+                if persistent is not None and self.persistent is not None:
+                    self.persistent.store(self._owner, persistent[0], (text, negative, zeroed),
+                                          CachedCond(cond, used_by(text, used, len(missing))), pinned=persistent[1])
         return [self.cache[(t, negative, zeroed)] for t in texts]
 
 

@@ -25,6 +25,7 @@ from modules.models.manager import ModelManager
 from modules.models.vae_files import VaeRegistry
 from modules.postprocessing.face_restorers import FaceRestorerRegistry
 from modules.postprocessing.upscalers import UpscalerRegistry
+from modules.processing.cond_cache import CondCache
 from modules.processing.extra_networks import NetworkLibrary
 from modules.processing.tiny_vae import TinyVaes
 from modules.prompts.styles import StyleDatabase
@@ -72,6 +73,8 @@ class AppContext:
     """Every discovered extension (enabled or not) in load order; their scripts are in `scripts`, their
     javascript/, style.css and localizations/ go to the page."""
     startup_warnings: list[str] = field(default_factory=list)
+    cond_cache: CondCache = field(default_factory=CondCache)
+    """The last job's prompt conds, kept for the next job with `persistent_cond_cache` (A1111 `cached_c`)."""
     request_restart: Callable[[], None] | None = None
     """Set only when a launcher restarts the server (webui.sh exports SD_WEBUI_RESTART; `webui.wire_restart`)."""
 

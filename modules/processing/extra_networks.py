@@ -281,6 +281,11 @@ class NetworkActivation:
         """The TI lookup for the text encoders' splice hook."""
         return self.library.lookup()
 
+    def signature(self) -> tuple[Any, ...]:
+        """What the networks patched into the weights now are (A1111 `extra_network_data` in `cached_params`):
+        equal signatures mean equal text-encoder weights, for the persistent cond cache."""
+        return (self.enabled, self._current)
+
     def _note(self, message: str, *, console: bool = True) -> None:
         if message not in self.notices:
             self.notices.append(message)

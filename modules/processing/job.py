@@ -23,6 +23,7 @@ from modules.processing.context import AppContext, GenerationResult
 from modules.processing.hooks import JobHooks
 from modules.processing.img2img_init import txt2img_image_conditioning, unet_in_channels
 from modules.processing.infotext_fields import VERSION, ImageContext, generation_fields
+from modules.processing.job_timing import JobTimes
 from modules.processing.params import GenerationParams, Img2ImgParams, rounded_size
 from modules.processing.rng import ImageRNG
 from modules.processing.sampling_glue import Pass, SamplingRun
@@ -72,6 +73,8 @@ class Job:
     total_progress: TotalProgress | None = None
     """The console's "Total progress" bar of the job (`multiple_tqdm`); closed by `close_console`."""
     checked_vae_hash: tuple[str | None] | None = None
+    times: JobTimes = field(default_factory=JobTimes)
+    """Wall time per stage, networks apart from the work around them (`modules.processing.job_timing`)."""
 
     # -- stage 1: settings and checkpoint -------------------------------------------------------------------------
     def resolve(self) -> None:
@@ -131,7 +134,8 @@ class Job:
     def encoder(self, model: Any, width: int, height: int) -> PromptEncoder:
         key = (id(model), width, height)
         if key not in self.encoders:
-            self.encoders[key] = PromptEncoder(model, self.settings, width, height)
+            self.encoders[key] = PromptEncoder(model, self.settings, width, height, times=self.times,
+                                               persistent=self.ctx.cond_cache)
         return self.encoders[key]
 
     def conds(self, model: Any, spec: Any, steps: int, index: slice, width: int, height: int,
@@ -139,13 +143,14 @@ class Job:
               hires_steps: int | None = None, switch_networks: bool = True) -> tuple[Pass, torch.Tensor]:
         """(conds of the pass, the empty-prompt chunk for padding); `switch_networks=False` encodes with the
         extra networks active now instead of those of `prompts` (see `build_conds`)."""
-        encoder = self.encoder(model, width, height)
-        multiplier = 2 if spec.second_order else 1
-        cond, uncond = build_conds(encoder, (prompts or self.prompts)[index],
-                                   (negatives or self.negative_prompts)[index], steps * multiplier,
-                                   None if hires_steps is None else hires_steps * multiplier,
-                                   switch_networks=switch_networks)
-        return Pass(model, cond, uncond), empty_chunk_cond(encoder)
+        with self.times.measure("conditioning"):
+            encoder = self.encoder(model, width, height)
+            multiplier = 2 if spec.second_order else 1
+            cond, uncond = build_conds(encoder, (prompts or self.prompts)[index],
+                                       (negatives or self.negative_prompts)[index], steps * multiplier,
+                                       None if hires_steps is None else hires_steps * multiplier,
+                                       switch_networks=switch_networks)
+            return Pass(model, cond, uncond), empty_chunk_cond(encoder)
 
     # -- stage 4: sampling -----------------------------------------------------------------------------------------
     def rng(self, index: slice, width: int, height: int, model: Any = None) -> ImageRNG:
@@ -168,7 +173,8 @@ class Job:
         return SamplingRun(spec, self.params, self.settings, self.job, rng, self.seeds[index],
                            self.params.cfg_scale, pad_with=pad_with, hooks=self.hooks.cfg_hooks(),
                            console_bars=console_bars_enabled(self.ctx.flags), total_bar=self.total_progress,
-                           token_merging=tome, hypertile=tile, tiny_vaes=self.ctx.tiny_vaes, **kwargs)
+                           token_merging=tome, hypertile=tile, tiny_vaes=self.ctx.tiny_vaes, times=self.times,
+                           **kwargs)
 
     def before_sampling(self, x: torch.Tensor, noise: torch.Tensor, stage: Pass) -> None:
         """`process_before_every_sampling(p, x=, noise=, c=, uc=)` (A1111 1.10), before each sampling call."""
@@ -279,7 +285,8 @@ class Job:
         """Infotexts, grid (`image_grid` callback), saving (`before_image_saved`/`image_saved`) and the result."""
         p = self.params
         self.job.state.set_textinfo("Saving")
-        infotexts = [self.infotext(i, spec, schedule) for i in done]
+        with self.times.measure("infotext"):
+            infotexts = [self.infotext(i, spec, schedule) for i in done]
         seeds = [self.seeds[i] for i in done]
         prompts = [self.prompts[i] for i in done]
         negatives = [self.negative_prompts[i] for i in done]
@@ -294,7 +301,9 @@ class Job:
         request = SaveRequest(self.kind, images, infotexts, seeds, prompts, negatives, p.batch_size, p.n_iter,
                               p.do_not_save_samples, p.do_not_save_grid, filename_job, params=p,
                               unsaved=self.unsaved_positions(done))
-        saved = save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks, notices=self.notices) if images else []
+        with self.times.measure("saving"):
+            saved = (save_outputs(self.ctx, self.settings, request, grid, hooks=self.hooks, notices=self.notices)
+                     if images else [])
         out_images, out_infos, first = with_returned_extras(images, infotexts, done, self.returned_extras)
         if grid is not None and opt(self.settings, "return_grid", True):
             out_images, out_infos, first = [grid, *out_images], [infotexts[0], *out_infos], 1

@@ -133,13 +133,15 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
                 hooks: JobHooks | None = None) -> GenerationResult:
     """The pipeline's `process_images(p)`: stages 1–7 with every script hook (see module docstring)."""
     started = time.perf_counter()
+    ctx.cond_cache.begin_job()
     hooks = hooks or JobHooks()
     p = _job_copy(params)
     hooks.script("setup", p)
     run = Job(ctx, p, job, kind, hooks)
     run.resolve()
     hooks.script("before_process", p)
-    run.prepare_prompts()
+    with run.times.measure("prompts"):
+        run.prepare_prompts()
     run.prepare_seeds()
     given = _expose(run)
     hooks.script("process", p)
@@ -160,6 +162,9 @@ def process_job(ctx: AppContext, params: GenerationParams, job: Any, kind: str,
             deactivate_extension_networks(ctx.networks, p)
     result = run.finish(images, done, spec, schedule, started)
     hooks.script("postprocess", p, result)
+    run.times.log(time.perf_counter() - started)  # --loglevel DEBUG: where the job's time went
+    if not bool(opt(run.settings, "persistent_cond_cache", True)):
+        ctx.cond_cache.clear()  # A1111 `StableDiffusionProcessing.close`: off → the conds do not outlive the job
     return result
 
 
@@ -303,7 +308,7 @@ def decode(run: Job, model: Any, latents: torch.Tensor) -> list[Image.Image]:
     if taesd is not None:
         run.extra_fields["VAE Decoder"] = "TAESD"
         return taesd_images(taesd, latents)
-    images, notice = decode_latents(model, latents, run.settings)
+    images, notice = decode_latents(model, latents, run.settings, run.times)
     if notice:
         run.notices.append(notice)
     return images

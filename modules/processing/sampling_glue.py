@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,11 @@ from typing import Any
 import torch
 
 from modules.memory.precision import check_for_nans
+from modules.models.fp8_storage import compute_dtype
 from modules.models.speedups import HypertileConfig, TokenMergeConfig, unet_speedups
 from modules.processing.conditioning import opt
 from modules.processing.console_progress import TotalProgress
+from modules.processing.job_timing import JobTimes
 from modules.processing.preview import live_preview, preview_latents
 from modules.processing.rng import ImageRNG
 from modules.processing.tiny_vae import TinyVaes
@@ -66,23 +69,27 @@ def model_schedule(model: Any) -> DiscreteSchedule:
     return DiscreteSchedule(alphas)
 
 
-def unet_apply(model: Any) -> Callable[[Tensor, Tensor, dict[str, Tensor]], Tensor]:
+def unet_apply(model: Any, times: JobTimes | None = None) -> Callable[[Tensor, Tensor, dict[str, Tensor]], Tensor]:
     """`apply_model(x, t, cond)` for the UNet: `concat` joins the channels (inpainting 9-ch, pix2pix 8-ch),
     `crossattn` is the context and `vector` SDXL's `y`. Runs in the UNet's dtype, under `torch.autocast` when the
     precision policy says so (`--precision autocast`, A1111's default for half precision; `full`/`half` run without
     it), and returns float32, so the sampler's maths stays in fp32 (A1111 `--upcast-sampling` casts the UNet's
-    input to its dtype and its output back the same way)."""
+    input to its dtype and its output back the same way). `times` books each call as "UNet"."""
     unet = model.unet
-    dtype = next(unet.parameters()).dtype
+    dtype = compute_dtype(unet)  # not the stored dtype: FP8-stored layers compute in the policy dtype
     precision = model.dtypes
 
     def apply(x: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
         if "concat" in cond:
             x = torch.cat([x, cond["concat"].to(x)], dim=1)
         y = cond.get("vector")
+        start = time.perf_counter()
         with torch.no_grad(), precision.autocast_context():
             out = unet(x.to(dtype), t, context=cond["crossattn"].to(dtype), y=None if y is None else y.to(dtype))
-        return out.float()
+        out = out.float()
+        if times is not None:
+            times.add("UNet", time.perf_counter() - start)
+        return out
 
     return apply
 
@@ -111,11 +118,13 @@ def schedule_infotext(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_denoiser(model: Any, spec: SamplerSpec, schedule: DiscreteSchedule) -> DiscreteDenoiser:
-    """eps/v `DiscreteDenoiser` (or `LCMDenoiser` for the LCM sampler) over the model's UNet."""
+def make_denoiser(model: Any, spec: SamplerSpec, schedule: DiscreteSchedule, times: JobTimes | None = None
+                  ) -> DiscreteDenoiser:
+    """eps/v `DiscreteDenoiser` (or `LCMDenoiser` for the LCM sampler) over the model's UNet (`times`: see
+    `unet_apply`)."""
     if spec.denoiser == "lcm":
-        return LCMDenoiser(unet_apply(model), schedule.alphas_cumprod)
-    return DiscreteDenoiser(unet_apply(model), schedule, model.prediction_type)
+        return LCMDenoiser(unet_apply(model, times), schedule.alphas_cumprod)
+    return DiscreteDenoiser(unet_apply(model, times), schedule, model.prediction_type)
 
 
 def sigmas_for(spec: SamplerSpec, steps: int, scheduler: str | None, denoiser: DiscreteDenoiser,
@@ -238,6 +247,8 @@ class SamplingRun:
     """The Approx NN / TAESD networks of the "Approx NN" and "TAESD" live previews (`show_progress_type`)."""
     interrupted: bool = False
     """An interrupt stopped the sampling: `sample` returned the last prediction (A1111 `last_latent`)."""
+    times: JobTimes | None = None
+    """The job's stage timings: "sampling" (the whole call), "UNet", "progress", "previews"."""
 
     def callback(self, sdxl: bool, cfg: CFGDenoiser | None = None, model: Any = None
                  ) -> Callable[[dict[str, Any]], None]:
@@ -250,13 +261,18 @@ class SamplingRun:
         def decode(latents: Tensor) -> list[Any]:
             return decode_latents(model, latents, self.settings)[0]
 
+        times = self.times if self.times is not None else JobTimes()
+
         def on_step(info: dict[str, Any]) -> None:
-            state.sampler_callback({"i": info["i"] + self.step_offset, "denoised": info["denoised"]})
-            if self.total_bar is not None:
-                left_in_pass = max(0, state.sampling_steps - state.sampling_step)
-                later_batches = max(0, state.job_count - state.job_no - 1) * state.sampling_steps
-                self.total_bar.step(left_in_pass + later_batches)
-            if previews and every > 0 and state.preview_due(every):
+            with times.measure("progress"):
+                state.sampler_callback({"i": info["i"] + self.step_offset, "denoised": info["denoised"]})
+                if self.total_bar is not None:
+                    left_in_pass = max(0, state.sampling_steps - state.sampling_step)
+                    later_batches = max(0, state.job_count - state.job_no - 1) * state.sampling_steps
+                    self.total_bar.step(left_in_pass + later_batches)
+                due = previews and every > 0 and state.preview_due(every)
+            if due:
+                preview_started = time.perf_counter()
                 latents = preview_latents(self.settings, info["denoised"],
                                           None if cfg is None else cfg.last_cond_denoised,
                                           None if cfg is None else cfg.last_uncond_denoised)
@@ -265,6 +281,7 @@ class SamplingRun:
                                                decode=decode if model is not None else None,
                                                low_memory=bool(offloader is not None and offloader.policy.exclusive),
                                                networks=self.tiny_vaes))
+                times.add("previews", time.perf_counter() - preview_started)
 
         return on_step
 
@@ -272,7 +289,7 @@ class SamplingRun:
         schedule = schedule_with_settings(model_schedule(stage.model), self.settings)
         # A1111 builds its k-diffusion denoisers with `quantize=opts.enable_quantization` (timestep samplers don't)
         schedule.quantize = bool(opt(self.settings, "enable_quantization", False)) and not self.spec.timestep_schedule
-        denoiser = make_denoiser(stage.model, self.spec, schedule)
+        denoiser = make_denoiser(stage.model, self.spec, schedule, self.times)
         policy = CFGPolicy(batch_cond_uncond=bool(opt(self.settings, "batch_cond_uncond", True)),
                            pad_with=self.pad_with if opt(self.settings, "pad_cond_uncond", False) else None,
                            s_min_uncond=float(self.params.s_min_uncond or opt(self.settings, "s_min_uncond", 0.0)),
@@ -332,6 +349,15 @@ class SamplingRun:
                switch_at: float = 1.0) -> Tensor:
         """Run `sigmas` from `x`; with a refiner (built on demand: loading it swaps the model), hand the remaining
         sigmas over at the switch point."""
+        started = time.perf_counter()
+        try:
+            return self._sample(base, x, sigmas, refiner, switch_at)
+        finally:
+            if self.times is not None:
+                self.times.add("sampling", time.perf_counter() - started)
+
+    def _sample(self, base: Pass, x: Tensor, sigmas: Tensor, refiner: Callable[[], Pass] | None,
+                switch_at: float) -> Tensor:
         total = len(sigmas) - 1
         self.job.state.set_sampling_steps(total)
         split = total

@@ -19,6 +19,7 @@ from PIL import Image
 
 from modules.memory.precision import decode_with_nan_retry
 from modules.processing.image_ops import pil_to_tensor, tensor_to_pil
+from modules.processing.job_timing import JobTimes
 
 Tensor = torch.Tensor
 
@@ -47,15 +48,19 @@ def encode_images(model: Any, images: list[Image.Image], seed: int = 0) -> Tenso
     return encode_tensor(model, pil_to_tensor(images), seed)
 
 
-def decode_latents(model: Any, latents: Tensor, settings: Any) -> tuple[list[Image.Image], str | None]:
-    """Scaled latents → RGB images; returns the fp32-retry notice when the half-precision decode gave NaN."""
+def decode_latents(model: Any, latents: Tensor, settings: Any, times: JobTimes | None = None
+                   ) -> tuple[list[Image.Image], str | None]:
+    """Scaled latents → RGB images; returns the fp32-retry notice when the half-precision decode gave NaN.
+    `times` books the VAE call as "VAE" and the conversion to PIL as "to PIL" (`modules.processing.job_timing`)."""
     scale = float(model.architecture.latent_scale_factor)
     auto = bool(settings.get("auto_vae_precision", True)) if hasattr(settings, "get") else True
     bf16 = bool(settings.get("auto_vae_precision_bfloat16", False)) if hasattr(settings, "get") else False
-    with torch.no_grad():
+    times = times if times is not None else JobTimes()
+    with torch.no_grad(), times.measure("VAE"):
         result = decode_with_nan_retry(model.vae.decode, latents / scale, model.vae, model.dtypes,
                                        auto_vae_precision=auto, auto_vae_precision_bfloat16=bf16)
-    return tensor_to_pil(result.images.float()), result.message
+    with times.measure("to PIL"):
+        return tensor_to_pil(result.images), result.message
 
 
 _PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]

@@ -52,13 +52,10 @@ UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `module
 SECURITY = "security (issue 15)"
 UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
-SPEED = "speed and memory work: FP8 weight storage, cross-job cond cache (issue 16)"
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UI
     "img2img_inpaint_mask_high_contrast": UI,
-    # moved to the open issues that build what they need
-    "fp8_storage": SPEED, "cache_fp16_weight": SPEED,
 
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
