@@ -43,6 +43,7 @@ from modules.memory.attention import AttentionSelector, configure_backends, pref
 from modules.memory.devices import probe_devices
 from modules.memory.precision import PrecisionFlags, resolve_dtype_policy
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
+from modules.models.fp8_storage import WeightStorage
 from modules.models.hashes import BackgroundHasher, HashCache
 from modules.models.loader import DevicePolicy
 from modules.models.manager import CacheLimits, ModelManager, OffloadFlags
@@ -99,6 +100,7 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                                upcast_sampling=flags.upcast_sampling, disable_nan_check=flags.disable_nan_check)
     policy = DevicePolicy(device=device, dtypes=resolve_dtype_policy(device, precision),
                           safe_unpickle=not flags.disable_safe_unpickle, channels_last=bool(flags.opt_channelslast),
+                          cpu_fast_path=not flags.disable_opt_cpu_fast_path,
                           share_file_memory=not flags.disable_model_loading_ram_optimization,
                           mmap_safetensors=lambda: not settings.get("disable_mmap_load_safetensors"))
     configure_backends(flags.as_dict())  # --sub-quad-* chunk sizes
@@ -107,7 +109,19 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                                   upcast=lambda: bool(settings.get("upcast_attn")))
     return ModelManager(registry, policy, hasher=BackgroundHasher(cache), vae_resolver=_vae_resolver(vaes, settings),
                         attention=attention, offload=OffloadFlags(flags.medvram, flags.medvram_sdxl, flags.lowvram),
-                        limits=lambda: _cache_limits(settings))
+                        limits=lambda: _cache_limits(settings), storage=_weight_storage(settings))
+
+
+def _weight_storage(settings: Settings) -> Callable[[Mapping[str, Any] | None], WeightStorage]:
+    """The FP8 settings of a job's snapshot (its ``override_settings`` included) or, without one, the global ones."""
+
+    def read(options: Mapping[str, Any] | None) -> WeightStorage:
+        def value(key: str) -> Any:
+            return options[key] if options is not None and key in options else settings.get(key)
+
+        return WeightStorage(str(value("fp8_storage") or "Disable"), bool(value("cache_fp16_weight")))
+
+    return read
 
 
 def _cache_limits(settings: Settings) -> CacheLimits:

@@ -39,7 +39,13 @@ from modules.models.checkpoints import CheckpointInfo
 from modules.models.nn.unet import UNET_PREFIX, build_unet
 from modules.models.nn.vae import VAE_PREFIX, build_vae
 from modules.models.sd_model import LoadTimings, StableDiffusionModel
-from modules.models.state_dict_io import CheckpointLoadError, DtypeRule, read_state_dict
+from modules.models.state_dict_io import (
+    CheckpointLoadError,
+    DtypeRule,
+    is_safetensors,
+    read_safetensors_header,
+    read_state_dict,
+)
 from modules.models.vae_files import VaeResolution, read_vae_state_dict
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,9 @@ class DevicePolicy:
     """False only with --disable-safe-unpickle."""
     channels_last: bool = False
     """``--opt-channelslast``: the UNet's 4-D weights in ``torch.channels_last`` (A1111 ``sd_models``)."""
+    cpu_fast_path: bool = False
+    """On a CPU device, switch the UNet and VAE to :mod:`modules.models.nn.cpu_fast` (oneDNN linears, channels_last);
+    webui turns it on unless ``--disable-opt-cpu-fast-path``."""
     share_file_memory: bool = True
     """False with ``--disable-model-loading-ram-optimization``: every weight gets memory of its own after the load
     instead of possibly still referencing the checkpoint file's mapped pages (A1111's flag turns off its RAM-saving
@@ -118,6 +127,34 @@ def network_dtypes(dtypes: DtypePolicy, *, own_vae: bool) -> DtypeRule:
         return None
 
     return rule
+
+
+def estimated_weight_bytes(info: CheckpointInfo, dtypes: DtypePolicy) -> int | None:
+    """Bytes the networks of ``info`` will take once loaded under ``dtypes``: from the safetensors header (each
+    float tensor of a network at its network's dtype), or the file size scaled from fp16 for pickles. None when the
+    file cannot be inspected (the load itself will report why)."""
+    path = info.filename
+    rule = network_dtypes(dtypes, own_vae=True)
+    try:
+        if not is_safetensors(path):
+            return int(path.stat().st_size * dtypes.unet.itemsize / 2)
+        header = read_safetensors_header(path)
+    except (OSError, CheckpointLoadError):
+        return None
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        dtype = rule(name)
+        if dtype is None:
+            continue
+        itemsize = FLOAT_ITEMSIZES.get(entry["dtype"])
+        total += (end - begin) if itemsize is None else (end - begin) // itemsize * dtype.itemsize
+    return total
+
+
+FLOAT_ITEMSIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def _own_memory(module: nn.Module) -> None:

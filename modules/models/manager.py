@@ -21,12 +21,22 @@ at each switch through :class:`CacheLimits`):
   gains its ``[shorthash]`` when it is done.
 * The offload policy (``--medvram``/``--medvram-sdxl``/``--lowvram``) is resolved per model, since
   ``--medvram-sdxl`` depends on the family, and applied with a :class:`ModelOffloader`.
+* When RAM is short — the new model's weights (estimated from the file header) do not fit in the available memory —
+  and the current model would not be kept anyway (no cache slot), it is dropped **before** the new one is read, as
+  A1111 reuses/trashes the old model before loading (``reuse_model_from_already_loaded``, ``send_model_to_trash``);
+  if the new file then fails, the previous checkpoint is read again ("Failed to load checkpoint, restoring
+  previous") and the error raised.
+* FP8 weight storage (``fp8_storage``, ``cache_fp16_weight``, :mod:`modules.models.fp8_storage`) is decided per load
+  from the job's settings (so the X/Y/Z "FP8 mode" axis and ``override_settings`` act per job); a loaded or cached
+  model whose storage differs is read from its file again, as A1111 forces a reload when ``check_fp8`` changes
+  ("load from state dict again to prevent extra numerical errors").
 
 All public methods hold one re-entrant lock: one switch at a time.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -39,12 +49,14 @@ from typing import Any
 
 import torch
 
-from modules.memory.attention import AttentionSelector, set_attention_backend
+from modules.memory.attention import AttentionSelector, free_memory_bytes, set_attention_backend
 from modules.memory.devices import free_memory
 from modules.memory.offload import DeviceBudget, ModelOffloader, resolve_offload_policy
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
+from modules.models.fp8_storage import WeightStorage, fp8_state, store_fp8
 from modules.models.hashes import BackgroundHasher
-from modules.models.loader import DevicePolicy, load_checkpoint
+from modules.models.loader import DevicePolicy, estimated_weight_bytes, load_checkpoint
+from modules.models.nn.cpu_fast import enable_cpu_fast_path, should_pack
 from modules.models.nn.unet import apply_channels_last
 from modules.models.sd_model import StableDiffusionModel
 from modules.models.vae_files import VaeResolution
@@ -56,6 +68,8 @@ Loader = Callable[..., StableDiffusionModel]
 VaeResolver = Callable[[CheckpointInfo, Mapping[str, Any] | None], VaeResolution]
 """``resolver(info, options)``: the VAE for a checkpoint under ``options`` (a job's settings snapshot with its
 ``override_settings``), or under the global settings when ``options`` is None."""
+StorageReader = Callable[[Mapping[str, Any] | None], WeightStorage]
+"""``reader(options)``: the ``fp8_storage``/``cache_fp16_weight`` settings of a job (or the global ones for None)."""
 
 
 class UnknownCheckpointError(LookupError):
@@ -103,14 +117,20 @@ class ModelManager:
         cache_size: int = 0,
         budget: DeviceBudget | None = None,
         limits: Callable[[], CacheLimits] | None = None,
+        storage: StorageReader | None = None,
+        available_ram: Callable[[], int] | None = None,
     ) -> None:
         """Every collaborator is required (the composition root, `webui.build_context`, passes them): `hasher`
         fills in sha256/shorthash after a load (a disabled `HashCache` with `--no-hashing` makes it answer None),
         `vae_resolver` decides the VAE per checkpoint (`sd_vae`, `--vae-path`, sidecars, per-model preferences),
         `attention` the attention backend applied to every model the manager hands out. `limits` reads the cache
         settings at each switch (the app reads them from its settings); without it ``cache_size`` models are kept
-        in RAM."""
+        in RAM. `storage` reads the FP8 settings per load (None: FP8 off); `available_ram` is the free host memory in
+        bytes (default: MemAvailable), compared with the next model's size to decide whether the old one must go
+        first."""
         self.registry = registry
+        self.storage = storage or (lambda options: WeightStorage())
+        self.available_ram = available_ram or (lambda: free_memory_bytes(torch.device("cpu")))
         self.policy = policy
         self.loader = loader
         self.cache_size = max(0, cache_size)
@@ -171,7 +191,15 @@ class ModelManager:
         with self._lock:
             info = self.resolve(checkpoint)
             vae = self.vae_resolver(info, options)
+            storage = self.storage(options)
             current = self._current
+            if current is not None and current.checkpoint.filename == info.filename and not self._storage_matches(
+                    current, storage):
+                log.info("FP8 weight setting changed: reading %s again", info.title)
+                self._current = None
+                self._release_budget(current)
+                current.to("cpu")
+                current = None
             if current is not None and current.checkpoint.filename == info.filename:
                 if vae != current.vae_resolution:
                     self.reload_vae(options)
@@ -180,10 +208,12 @@ class ModelManager:
                 self._apply_attention(current)
                 return current
             model = self._cache.get(info.filename)
-            if model is None or model.vae_resolution != vae:
-                # cached with another VAE (or not cached): load from disk; a failure raises here, before anything
-                # about the current model or the cache has changed
-                model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
+            if model is None or model.vae_resolution != vae or not self._storage_matches(model, storage):
+                # cached with another VAE or storage (or not cached): load from disk; a failure raises here, before
+                # anything about the current model or the cache has changed (unless RAM is short, see below)
+                current = None  # no reference of ours may keep the old model alive if it has to go first
+                model = self._load_from_disk(info, vae, storage)
+                current = self._current
             else:
                 log.info("Loading weights of %s from cache", info.title)
             self._cache.pop(info.filename, None)
@@ -209,6 +239,49 @@ class ModelManager:
                 listener(model)
             return model
 
+    def _storage_matches(self, model: StableDiffusionModel, storage: WeightStorage) -> bool:
+        state = fp8_state(model.unet)
+        if not storage.fp8_for(model.is_sdxl):
+            return state is None
+        return state is not None and state.fp16_cached == storage.cache_fp16_weight
+
+    def _load_from_disk(self, info: CheckpointInfo, vae: VaeResolution, storage: WeightStorage
+                        ) -> StableDiffusionModel:
+        """Read ``info`` (dropping the current model first when RAM is short, see the module docstring) and apply
+        the FP8 storage setting."""
+        previous = self._current
+        if previous is not None and self.limits().cached_models == 0 and self._ram_is_short(info):
+            log.info("Not enough free RAM for %s next to %s: unloading it first", info.title,
+                     previous.checkpoint.title)
+            self._retire_current()
+            self._cache.pop(previous.checkpoint.filename, None)
+            previous_info, previous_vae = previous.checkpoint, previous.vae_resolution
+            del previous
+            gc.collect()
+            try:
+                model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
+            except Exception:
+                log.warning("Failed to load checkpoint %s, restoring previous %s", info.title, previous_info.title)
+                restored = self.loader(previous_info, self.policy, vae=previous_vae, device=torch.device("cpu"))
+                self._apply_storage(restored, storage)
+                self._current = restored
+                self._place(restored)
+                raise
+        else:
+            model = self.loader(info, self.policy, vae=vae, device=torch.device("cpu"))
+        self._apply_storage(model, storage)
+        return model
+
+    def _ram_is_short(self, info: CheckpointInfo) -> bool:
+        need = estimated_weight_bytes(info, self.policy.dtypes)
+        return need is not None and need > self.available_ram()
+
+    def _apply_storage(self, model: StableDiffusionModel, storage: WeightStorage) -> None:
+        """FP8 weight storage of the UNet when the settings ask for it (A1111 ``check_fp8``)."""
+        if storage.fp8_for(model.is_sdxl) and isinstance(model.unet, torch.nn.Module):
+            state = store_fp8(model.unet, model.dtypes.unet, keep_fp16=storage.cache_fp16_weight)
+            log.info("%s: %s", model.checkpoint.title, state.summary())
+
     def _apply_attention(self, model: StableDiffusionModel) -> None:
         """Point the model's attention layers at the selected backend (the `cross_attention_optimization` setting
         and the command-line preference); logged when it changes, as A1111's "Applying attention optimization"."""
@@ -227,8 +300,20 @@ class ModelManager:
         if self.policy.channels_last:
             apply_channels_last(model.unet)
             log.info("%s: UNet weights in channels_last memory format (--opt-channelslast)", model.checkpoint.title)
+        if self.policy.cpu_fast_path and self.policy.device.type == "cpu":
+            self._cpu_fast_path(model)
         model.offloader = ModelOffloader(model.components(), policy, self.policy.device, budget=self.budget)
         self._on_device = True
+
+    def _cpu_fast_path(self, model: StableDiffusionModel) -> None:
+        """The CPU fast paths (:mod:`modules.models.nn.cpu_fast`) for the UNet and VAE: oneDNN linears, prepacked
+        while the copies fit a quarter of the free RAM, and NHWC weights; one log line says what is on."""
+        packing = should_pack(model.unet, free_memory_bytes(self.policy.device))
+        report = enable_cpu_fast_path(model.unet, pack=packing, name=model.checkpoint.title)
+        enable_cpu_fast_path(model.vae, linear=False, name=model.checkpoint.title)
+        linears = ("prepacked oneDNN" if report.packed else "oneDNN") if report.linear else "plain"
+        log.info("%s: CPU fast path: %s linears, NHWC weights (--disable-opt-cpu-fast-path turns it off)",
+                 model.checkpoint.title, linears)
 
     def _retire_current(self) -> None:
         """The current model stops being current: cached (see module docstring) or dropped."""

@@ -38,6 +38,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from modules.models.fp8_storage import fp16_copy
+
 WeightDeltaFn = Callable[[Tensor], Tensor]
 """``original weight (fp32, on the parameter's device) -> delta`` with the same number of elements."""
 
@@ -232,7 +234,9 @@ class ModelPatcher:
         original = param.detach()
         device = original.device if self.backup_device is None else self.backup_device
         self._backups[key] = original.to(device, copy=True)
-        base = original.to(torch.float32)
+        # an fp8-stored weight with "Cache FP16 weight for LoRA" is patched from its fp16 copy (A1111 fp16_weight)
+        cached = fp16_copy(param)
+        base = (original if cached is None else cached).to(device=original.device, dtype=torch.float32)
         total = base.clone()
         for patch in patches:
             delta = patch.delta(base)
@@ -241,7 +245,8 @@ class ModelPatcher:
                     f"{patch.source}: delta for {key!r} has shape {tuple(delta.shape)}, the weight {tuple(base.shape)}"
                 )
             total += delta.to(device=base.device, dtype=torch.float32).reshape(base.shape)
-        param.data.copy_(total.to(param.dtype))
+        with torch.no_grad():  # an in-place copy that bumps the version counter: caches keyed on it see the change
+            param.copy_(total.to(param.dtype))
 
     def _register(self, point: WrapPoint) -> None:
         module = self.module(point.module_key)
@@ -285,7 +290,7 @@ class ModelPatcher:
             for key, backup in self._backups.items():
                 param = self.parameter(key)
                 if param is not None:
-                    param.data.copy_(backup)
+                    param.copy_(backup)  # under no_grad: bumps the version (cpu_fast's packed weights)
         self._backups.clear()
         for component in self.components.values():
             if _ACTIVE_PATCHERS.get(component) is self:
