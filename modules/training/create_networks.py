@@ -56,11 +56,20 @@ class AlreadyExistsError(CreateError):
     """The target file exists and overwriting was not asked for."""
 
 
+MAX_NAME_BYTES = 200
+"""File systems hold 255 bytes per name; training derives `<name>-<step>.pt`, `<name>.pt.optim` and preview images
+from the name, so it keeps room for those (A1111 has no limit and fails with "File name too long")."""
+
+
 def clean_name(name: str) -> str:
-    """Letters, digits and ``._- `` only (A1111); CreateError when nothing is left."""
+    """Letters, digits and ``._- `` only (A1111); CreateError when nothing is left or the name is longer than
+    `MAX_NAME_BYTES` as a file name."""
     cleaned = "".join(ch for ch in str(name or "") if ch.isalnum() or ch in "._- ").strip()
     if not cleaned or set(cleaned) <= {"."}:
         raise CreateError("Name cannot be empty!")
+    size = len(cleaned.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise CreateError(f"Name is too long for a file name ({size} bytes; at most {MAX_NAME_BYTES})")
     return cleaned
 
 

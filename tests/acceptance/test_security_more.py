@@ -265,3 +265,12 @@ def test_corrupt_settings_files_do_not_stop_the_app(webui_app: WebUIFactory) -> 
     assert app.txt2img()["images"]
     assert app.client.post("/sdapi/v1/options", json={"samples_format": "jpg"}).status_code == 200
     assert app.client.get("/sdapi/v1/options").json()["samples_format"] == "jpg"
+
+
+def test_names_too_long_for_a_file_are_4xx_naming_the_field(webui_app: WebUIFactory) -> None:
+    app = webui_app(["--api"], checkpoints={})
+    for route in ("/sdapi/v1/create/embedding", "/sdapi/v1/create/hypernetwork"):
+        response = app.client.post(route, json={"name": "x" * 70000})
+        assert response.status_code == 400 and "name" in response.text and "too long" in response.text, (
+            route, response.status_code, response.text[:200])
+    assert not list((app.data_dir / "embeddings").glob("*.pt")) if (app.data_dir / "embeddings").exists() else True
