@@ -154,6 +154,8 @@ FLAG_SPECS: tuple[FlagSpec, ...] = (
     _s("--opt-sdp-no-mem-attention", "prefer SDP without the memory-efficient kernel (deterministic)", D),
     _s("--disable-opt-split-attention", "prefer no attention optimisation for the Automatic choice", D),
     _s("--opt-channelslast", "use the channels_last memory format for the model", D),
+    _s("--disable-opt-cpu-fast-path", "on the CPU, run the plain PyTorch path instead of oneDNN linears with "
+       "prepacked weights and channels_last networks", D),
     _s("--disable-nan-check", "do not check latents/images for NaNs", D),
     _s("--disable-model-loading-ram-optimization", "turn off the low-RAM model loading path", D),
     _s("--no-hashing", "never compute sha256 hashes of checkpoints", D),

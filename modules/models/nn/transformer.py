@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from modules.memory.attention import AttentionFn, sdp_attention
 
 from .blocks import GROUPS
+from .cpu_fast import FastLinear
 from .spatial_attention import HW, SpatialWrap
 
 
@@ -29,10 +30,10 @@ class CrossAttention(nn.Module):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
-        self.to_q = nn.Linear(query_dim, inner, bias=False)
-        self.to_k = nn.Linear(context_dim or query_dim, inner, bias=False)
-        self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Identity())
+        self.to_q = FastLinear(query_dim, inner, bias=False)
+        self.to_k = FastLinear(context_dim or query_dim, inner, bias=False)
+        self.to_v = FastLinear(context_dim or query_dim, inner, bias=False)
+        self.to_out = nn.Sequential(FastLinear(inner, query_dim), nn.Identity())
         self.attention_fn: AttentionFn = sdp_attention
         self.spatial_wrap: SpatialWrap | None = None
 
@@ -54,7 +55,7 @@ class GEGLU(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.proj = FastLinear(dim_in, dim_out * 2)
 
     def forward(self, x: Tensor) -> Tensor:
         value, gate = self.proj(x).chunk(2, dim=-1)
@@ -66,7 +67,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, mult: int = 4) -> None:
         super().__init__()
-        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim))
+        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Identity(), FastLinear(dim * mult, dim))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -102,11 +103,11 @@ class SpatialTransformer(nn.Module):
         inner = heads * dim_head
         self.use_linear = use_linear
         self.norm = nn.GroupNorm(GROUPS, channels, eps=1e-6)
-        self.proj_in: nn.Module = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
+        self.proj_in: nn.Module = FastLinear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
             [BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)]
         )
-        self.proj_out: nn.Module = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
+        self.proj_out: nn.Module = FastLinear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         b, _, height, width = x.shape
