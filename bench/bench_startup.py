@@ -8,12 +8,17 @@ so launch.py's own preparation (git version lines, the torch/requirements checks
 The flags are `--api --port <free> --data-dir <temp dir>` plus anything after `--`; the data dir holds one small
 checkpoint (the tiny random-weight SD1 file of the test fixtures, `models/Stable-diffusion/sd1.safetensors`).
 
+Python's bytecode caches are kept as on a user's machine (PYTHONDONTWRITEBYTECODE is dropped; the caches go to
+a temp folder through PYTHONPYCACHEPREFIX, so the install folder is not touched) and a first, uncounted run writes
+them: the numbers are those of every start after the first one.
+
 For each run it measures, from `Popen` to:
 * `page`: the first 200 from `GET /` (the UI page);
 * `sd-models`: the first 200 from `GET /sdapi/v1/sd-models`;
 * `model`: `sd_model_checkpoint` is set in `/sdapi/v1/options` (the checkpoint loaded in the background);
-and the process's CPU time (user + system, its children included) when the page answered, which depends far less
-on the load of a shared machine than the wall time. It prints the medians, the load average before and after, the
+and the process's CPU time (user + system; its finished children, i.e. the CUDA probe, apart) when the page answered,
+which depends far less on the load of a shared machine than the wall time (on an idle machine the page time is close
+to it: start-up is one busy thread). It prints the medians, the load average before and after, the
 app's own "Startup time: ..." breakdown (A1111 style) and whether the page answered before the model had loaded.
 
 Then (unless `--no-importtime`) one more run under `python -X importtime` prints the 20 costliest packages (self
@@ -57,6 +62,9 @@ class Run:
     models: float = float("nan")
     model: float = float("nan")
     cpu: float = float("nan")
+    """CPU seconds of the web UI process itself when the page answered."""
+    child_cpu: float = float("nan")
+    """CPU seconds of its finished children by then (launch.py's CUDA probe, git)."""
     trace_bytes: int = 0
     """How much of the -X importtime output was written when the page answered."""
     console: list[str] = field(default_factory=list)
@@ -92,18 +100,19 @@ def get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime + cutime + cstime of `pid` (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(v) for v in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime + stime, cutime + cstime) of `pid` (Linux /proc): its own CPU seconds and its finished children's."""
+    fields = [int(v) for v in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:15]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (fields[0] + fields[1]) / tick, (fields[2] + fields[3]) / tick
 
 
 def start(python: str, data_dir: Path, port: int, extra: Sequence[str], *, importtime: Path | None = None
           ) -> subprocess.Popen[str]:
     env = dict(os.environ, ERROR_REPORTING="FALSE", PIP_IGNORE_INSTALLED="0", SD_WEBUI_RESTART="tmp/restart",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", PYTHONPYCACHEPREFIX=str(data_dir / "pycache"))
     env.pop("COMMANDLINE_ARGS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's Python keeps its bytecode caches (see module docstring)
     args = [python, "-u", *(["-X", "importtime"] if importtime else []), "launch.py", "--api", "--port", str(port),
             "--data-dir", str(data_dir), *extra]
     stderr = importtime.open("w") if importtime else subprocess.STDOUT
@@ -145,7 +154,7 @@ def measure(python: str, data_dir: Path, extra: Sequence[str], *, importtime: Pa
                 raise RuntimeError("the page did not answer in time:\n" + "\n".join(run.console[-30:]))
             if get(base + "/")[0] == 200:
                 run.page = time.perf_counter() - began
-                run.cpu = cpu_seconds(process.pid)
+                run.cpu, run.child_cpu = cpu_seconds(process.pid)
                 run.trace_bytes = importtime.stat().st_size if importtime else 0
                 break
             time.sleep(0.02)
@@ -174,6 +183,19 @@ def first_seen(run: Run, pattern: str) -> float:
         if re.search(pattern, line):
             return when
     return float("nan")
+
+
+def phases(run: Run) -> str:
+    """launch.py preparation (until its "Launching Web UI" line), importing webui and the start-up checks and facts,
+    the app's own stages (its "Startup time" line) and the rest until the page answered (uvicorn start, first
+    request); times from the console lines, so ±0.1 s."""
+    launching = first_seen(run, r"^Launching (Web UI|API server)")
+    summary_at = first_seen(run, r"^Startup time:")
+    line = startup_line(run)
+    match = re.match(r"Startup time: ([\d.]+)s", line)
+    app = float(match.group(1)) if match else float("nan")
+    return (f"launch.py preparation {launching:.2f} s, import webui + checks {summary_at - launching - app:.2f} s, "
+            f"app {app:.2f} s [{line.removeprefix('Startup time: ')}], serve {run.page - summary_at:.2f} s")
 
 
 def import_report(path: Path, size: int) -> None:
@@ -217,19 +239,21 @@ def main() -> None:
     try:
         print(f"CPU cores: {os.cpu_count()}; load average before: {load_average()}")
         print(f"Command: {args.python} -u launch.py --api --port <free> --data-dir {data_dir} {' '.join(args.extra)}")
+        warm = measure(args.python, data_dir, args.extra)
+        print(f"warm-up run (writes the bytecode caches, not counted): page {warm.page:.2f} s")
         runs: list[Run] = []
         for index in range(args.runs):
             run = measure(args.python, data_dir, args.extra)
             runs.append(run)
-            launching = first_seen(run, r"^Launching (Web UI|API server)")
             print(f"run {index + 1}: page {run.page:.2f} s, /sdapi/v1/sd-models {run.models:.2f} s, model loaded "
-                  f"{run.model:.2f} s, CPU at page {run.cpu:.2f} s; launch.py preparation done at {launching:.2f} s; "
-                  f"{startup_line(run)}")
+                  f"{run.model:.2f} s, CPU at page {run.cpu:.2f} s (+ children {run.child_cpu:.2f} s)")
+            print("       phases: " + phases(run))
         page = statistics.median(r.page for r in runs)
         print(f"\nMedian of {len(runs)}: page {page:.2f} s, /sdapi/v1/sd-models "
               f"{statistics.median(r.models for r in runs):.2f} s, model loaded "
               f"{statistics.median(r.model for r in runs):.2f} s, CPU time at page "
-              f"{statistics.median(r.cpu for r in runs):.2f} s")
+              f"{statistics.median(r.cpu for r in runs):.2f} s (+ children "
+              f"{statistics.median(r.child_cpu for r in runs):.2f} s)")
         background = all(r.model >= r.page for r in runs)
         print("The checkpoint loads in the background: " + ("yes (the page answered before the model was loaded)"
                                                             if background else "NO (the page waited for the model)"))
