@@ -36,8 +36,11 @@ All public methods hold one re-entrant lock: one switch at a time.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -70,6 +73,16 @@ VaeResolver = Callable[[CheckpointInfo, Mapping[str, Any] | None], VaeResolution
 ``override_settings``), or under the global settings when ``options`` is None."""
 StorageReader = Callable[[Mapping[str, Any] | None], WeightStorage]
 """``reader(options)``: the ``fp8_storage``/``cache_fp16_weight`` settings of a job (or the global ones for None)."""
+
+
+def _trim_host_heap() -> None:
+    """Give freed heap memory back to the OS after a model is dropped. glibc keeps freed blocks below its (adaptive,
+    up to 32 MiB) mmap threshold in its arenas, so without ``malloc_trim(0)`` a dropped model's weights stay in the
+    resident set and the next load grows it further. A no-op off glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class UnknownCheckpointError(LookupError):
@@ -233,6 +246,10 @@ class ModelManager:
                     self._current = current
                     self._place(current)
                 raise
+            if current is not None:
+                current = None  # the last reference of ours: the old model's memory can go back to the OS now
+                gc.collect()
+                _trim_host_heap()
             self._hash_in_background(info)
             self._apply_attention(model)
             for listener in list(self.on_loaded):
