@@ -11,7 +11,22 @@ UI (unless `--nowebui`), mount the API (with `--api` / `--nowebui`) and serve wi
 server still starts and says where to put one. A busy port is a one-line error (exit status 1).
 """
 
+# ruff: noqa: E402 - the imports are timed in stages (IMPORT_STARTED ... OTHERS_IMPORTED)
 from __future__ import annotations
+
+import time
+
+IMPORT_STARTED = time.perf_counter()
+"""When this module began importing; with the marks below, the import stages of the "Startup time" line (A1111
+times "import torch", "import gradio" and "other imports" the same way, in `modules/initialize.imports`)."""
+
+import torch  # first, so that its cost is its own stage
+
+TORCH_IMPORTED = time.perf_counter()
+
+import gradio as gr
+
+GRADIO_IMPORTED = time.perf_counter()
 
 import contextlib
 import functools
@@ -24,7 +39,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gradio as gr
 from fastapi import FastAPI
 
 from modules.cli.app_settings import load_settings
@@ -64,6 +78,8 @@ from modules.runtime.jobs import JobQueue
 from modules.server import PortInUseError, ServerHandle, bind_for_flags, build_app, local_url, run_server
 from modules.settings.store import Settings, SettingsError
 from modules.ui import build_ui
+
+OTHERS_IMPORTED = time.perf_counter()
 
 log = logging.getLogger("webui")
 
@@ -161,8 +177,6 @@ def _interrogators(flags: FlagValues, paths: Paths, settings: Settings, env: Map
     """CLIP/DeepBooru interrogation on the `--use-cpu interrogate` device; weights in models/BLIP, the CLIP models
     folder (`--clip-models-path`) and models/torch_deepdanbooru, downloaded on first use unless
     `--do-not-download-clip` (docs/interrogate.md)."""
-    import torch
-
     device = probe_devices(flags.device_id, flags.use_cpu or ()).device_for("interrogate")
     dtype = torch.float32 if flags.no_half else torch.float16
     folders = InterrogatorPaths(blip=paths.model_subdir("BLIP") / "blip-image-captioning-large",
@@ -243,8 +257,6 @@ def _ensure_checkpoint(ctx: AppContext) -> None:
 def _print_startup_facts(ctx: AppContext) -> None:
     """Warnings, then Python/torch/GPU facts with the chosen device, dtype and attention backend."""
     import importlib.util
-
-    import torch
 
     flags, policy = ctx.flags, ctx.models.policy
     xformers = importlib.util.find_spec("xformers") is not None
@@ -349,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"webui: error: {exc}", file=sys.stderr, flush=True)
         return 1
     timer = StageTimer(on_record=startup.StartupLog(bool(flags.log_startup)).stage_done)
+    startup.book_stages(timer, IMPORT_STARTED, [
+        ("import torch", TORCH_IMPORTED), ("import gradio", GRADIO_IMPORTED), ("other imports", OTHERS_IMPORTED),
+        ("initialize", time.perf_counter())])  # flags, port (and launch.py's CUDA check, when it was still running)
     try:
         app = create_app(args, os.environ, timer=timer, parsed=parsed)
     except AuthFormatError as exc:

@@ -9,6 +9,9 @@
   (`--nowebui`) or while restarting (`SD_WEBUI_RESTARTING=1`).
 * `stack_dump`: with `dump_stacks_on_signal`, the stack of every thread is printed when Ctrl+C / SIGTERM arrives,
   before the server shuts down (A1111 `dumpstacks` in its SIGINT handler) — for finding where a job hangs.
+* `book_stages`: the stages before the app's timer started (importing torch, gradio and the rest of the app, then
+  flag parsing and the port) join the "Startup time" line, as A1111's "import torch", "import gradio",
+  "other imports", "initialize" stages do.
 * `StartupLog`: `--log-startup` prints each start-up stage with its time as it finishes (A1111
   `Timer(print_log=True)`: "  >>> name took 1.23s").
 * `apply_warning_filters`: Python's `UserWarning`s reach the console only with `show_warnings` (default off), and
@@ -24,8 +27,10 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TextIO
+
+from modules.runtime.diagnostics import StageTimer
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -87,6 +92,18 @@ class StartupLog:
     def stage_done(self, name: str, seconds: float) -> None:
         if self.enabled:
             print(f"  >>> {name} took {seconds:.2f}s", file=self.out or sys.stdout, flush=True)
+
+
+def book_stages(timer: StageTimer, started: float, marks: Sequence[tuple[str, float]]) -> None:
+    """Book on `timer` each stage that ran before it existed: `marks` are (name, end time) in order, the first
+    stage began at `started` (same clock as the timer). `--log-startup` prints them as usual."""
+    begin = started
+    for name, end in marks:
+        seconds = max(0.0, end - begin)
+        timer.records[name] = timer.records.get(name, 0.0) + seconds
+        if timer.on_record is not None:
+            timer.on_record(name, seconds)
+        begin = end
 
 
 def apply_warning_filters(settings: Any) -> None:

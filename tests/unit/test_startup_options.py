@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from modules.runtime.diagnostics import StageTimer
-from modules.runtime.startup import StartupLog, log_level, opens_browser, stack_dump
+from modules.runtime.startup import StartupLog, book_stages, log_level, opens_browser, stack_dump
 
 
 def flags(**kw: Any) -> SimpleNamespace:
@@ -64,6 +64,21 @@ def test_log_startup_prints_each_stage() -> None:
     quiet = io.StringIO()
     StartupLog(False, quiet).stage_done("x", 1.0)
     assert quiet.getvalue() == ""
+
+
+def test_import_stages_join_the_startup_time_line() -> None:
+    """The stages before the app's timer (imports, flags) are booked like A1111's "import torch: 2.0s, ..." and
+    printed by --log-startup; the app's own stages follow them in the summary."""
+    out = io.StringIO()
+    clock = iter([10.0, 11.0])
+    timer = StageTimer(lambda: next(clock), on_record=StartupLog(True, out).stage_done)
+    book_stages(timer, 5.0, [("import torch", 7.0), ("import gradio", 8.5), ("other imports", 9.5),
+                             ("initialize", 10.0)])
+    timer.record("create ui")
+    assert list(timer.records) == ["import torch", "import gradio", "other imports", "initialize", "create ui"]
+    assert timer.summary() == ("6.0s (import torch: 2.0s, import gradio: 1.5s, other imports: 1.0s, initialize: 0.5s, "
+                               "create ui: 1.0s)")
+    assert out.getvalue().splitlines()[0] == "  >>> import torch took 2.00s"
 
 
 def test_warning_filters_follow_the_settings() -> None:
