@@ -30,6 +30,7 @@ from modules.api.auth import parse_basic_header
 from modules.api.errors import ApiError
 from modules.api.images_b64 import decode_image, encode_image
 from modules.api.schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from modules.api.script_arg_checks import check_script_values
 from modules.extensions.runner import ScriptRunner
 from modules.processing.params import GenerationParams, Img2ImgParams, Txt2ImgParams, validate_params
 from modules.processing.run import run_img2img, run_txt2img
@@ -39,7 +40,7 @@ services_log = logging.getLogger(__name__)
 
 JOB_ERROR_STATUS = {"ParamError": 422, "PromptError": 422, "UnknownSamplerError": 400, "UnknownCheckpointError": 400,
                     "SettingValueError": 422, "UnknownSettingError": 400, "SettingsFrozenError": 403,
-                    "ScriptInputError": 422}
+                    "ScriptInputError": 422, "AxisValueError": 422}
 """Status for a job that failed with one of these exception types (the queue records only type and message)."""
 
 
@@ -170,13 +171,19 @@ def check_scripts(services: ApiServices, kind: str, data: dict[str, Any]) -> Non
     p = SimpleNamespace(script_name=title, script_args=data.get("script_args") or [],
                         alwayson_scripts=data.get("alwayson_scripts") or {})
     try:
-        runner.selected_args(p)
+        selected, selected_values = runner.selected_args(p)
     except ScriptArgumentError as exc:
         raise ApiError(422, f"script_name: {exc}", field="script_name") from None
+    if selected is not None:
+        check_script_values(selected, selected_values, "script_args")
     try:
-        runner.alwayson_args(p)
+        alwayson = runner.alwayson_args(p)
     except ScriptArgumentError as exc:
         raise ApiError(422, f"alwayson_scripts: {exc}", field="alwayson_scripts") from None
+    given = {str(name).lower() for name in data.get("alwayson_scripts") or {}}
+    for script, values in alwayson:
+        if script.title().lower() in given:  # defaults of scripts the request did not mention are the app's own
+            check_script_values(script, values, f"alwayson_scripts[{script.title().lower()!r}].args")
 
 
 def check_overrides(services: ApiServices, overrides: dict[str, Any]) -> None:

@@ -274,3 +274,27 @@ def test_names_too_long_for_a_file_are_4xx_naming_the_field(webui_app: WebUIFact
         assert response.status_code == 400 and "name" in response.text and "too long" in response.text, (
             route, response.status_code, response.text[:200])
     assert not list((app.data_dir / "embeddings").glob("*.pt")) if (app.data_dir / "embeddings").exists() else True
+
+
+def test_hostile_script_arguments_are_4xx_naming_the_field(webui_app: WebUIFactory) -> None:
+    """NaN, 1e309, NUL, objects and nested lists as the arguments of every txt2img script (selectable and
+    always-on), as an API client can send them: a 4xx naming the field, never a 500 from inside the script."""
+    import json as json_module
+
+    app = webui_app(["--api"])
+    base = '{"prompt": "a", "steps": 1, "width": 64, "height": 64, '
+    scripts = [s for s in app.client.get("/sdapi/v1/script-info").json() if not s["is_img2img"]]
+    assert any(s["name"] == "x/y/z plot" for s in scripts)
+    for script in scripts:
+        count = max(1, len(script["args"]))
+        for bad in ("NaN", "1e309", '{"x": [NaN]}', "[[[[-1e309]]]]", '"\\u0000"', '{"a": {"b": 1}}'):
+            values = "[" + ", ".join([bad] * count) + "]"
+            name = json_module.dumps(script["name"])
+            body = base + (f'"alwayson_scripts": {{{name}: {{"args": {values}}}}}}}' if script["is_alwayson"]
+                           else f'"script_name": {name}, "script_args": {values}}}')
+            response = app.client.post("/sdapi/v1/txt2img", content=body,
+                                       headers={"content-type": "application/json"})
+            assert response.status_code < 500, (script["name"], bad, response.text[:300])
+            if bad != '"\\u0000"':
+                assert 400 <= response.status_code < 500, (script["name"], bad, response.status_code)
+                assert "script_args" in response.text or "alwayson_scripts" in response.text, response.text[:300]
