@@ -70,6 +70,17 @@ def test_packed_weight_follows_in_place_changes_and_replacement() -> None:
 
 
 @needs_onednn
+def test_inference_tensor_weights_are_used_unpacked() -> None:
+    with torch.inference_mode():  # weights made under inference_mode have no version counter to key a cache on
+        layer = fast_layer()
+        x = torch.randn(5, 64)
+        assert rel_error(layer(x), F.linear(x, layer.weight, layer.bias)) < 1e-5
+        layer.weight.mul_(3.0)
+        assert rel_error(layer(x), F.linear(x, layer.weight, layer.bias)) < 1e-5
+    assert layer._packed is None
+
+
+@needs_onednn
 def test_autograd_takes_the_plain_path() -> None:
     layer = fast_layer()
     x = torch.randn(4, 64, requires_grad=True)

@@ -56,7 +56,8 @@ class FastLinear(nn.Linear):
         weight = self.weight
         if (self.fast and x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype == weight.dtype
                 and not torch.is_grad_enabled()):
-            packed = self.packed_weight() if self.pack else weight
+            # inference tensors (made under torch.inference_mode) have no version counter: never cached
+            packed = self.packed_weight() if self.pack and not weight.is_inference() else weight
             return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
         return F.linear(x, weight, self.bias)
 
