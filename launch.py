@@ -337,7 +337,8 @@ def enabled_extensions(flags: Any, root: Path) -> list[Path]:
 
 
 def run_extension_installers(launcher: Launcher) -> None:
-    """Run each enabled extension's ``install.py`` with ``PYTHONPATH=<webui root>``; a failure is reported, not fatal."""
+    """Run each enabled extension's ``install.py`` with ``PYTHONPATH=<webui root>``, through
+    ``modules.compat.run_installer`` (it checks the web UI's packages afterwards); a failure is reported, not fatal."""
     if launcher.flags.skip_install:
         return
     env = launcher.child_env(PYTHONPATH=str(launcher.root))
@@ -346,8 +347,9 @@ def run_extension_installers(launcher: Launcher) -> None:
         if not installer.is_file():
             continue
         try:
-            result = launcher.execute([launcher.python, str(installer)], f"install.py of extension {extension.name}",
-                                      live=False, env=env)
+            # under the guard: an installer that runs pip itself cannot leave the web UI's packages broken
+            result = launcher.execute([launcher.python, "-m", "modules.compat.run_installer", str(installer)],
+                                      f"install.py of extension {extension.name}", live=False, env=env)
             if result.stdout and result.stdout.strip():
                 launcher.say(result.stdout.rstrip())
         except LaunchError as exc:

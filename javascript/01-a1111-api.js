@@ -3,7 +3,8 @@
 // the `opts` object (current settings, sent with each page load), get_uiCurrentTab(), get_uiCurrentTabContent(),
 // updateInput(), uiElementIsVisible(), uiElementInSight(). Extension scripts are added after the app's own
 // (modules/ui/app.py); onUiLoaded callbacks run once the UI, every script and `opts` are there (A1111 may run them
-// before `opts` is filled), onUiUpdate ones on every DOM change, onAfterUiUpdate ones 200 ms after the last change.
+// before `opts` is filled) and every extension tab was mounted, onUiUpdate ones on every DOM change, onAfterUiUpdate
+// ones 200 ms after the last change.
 (function () {
   const queues = { loaded: [], update: [], after: [], options: [], available: [], tab: [] };
   let loaded = false;
@@ -18,6 +19,9 @@
   window.gradioApp = function () {
     const apps = document.getElementsByTagName("gradio-app");
     const app = apps.length ? apps[0] : document;
+    // Gradio 6 has no shadow root: A1111 then gives the <gradio-app> element a getElementById (extensions call
+    // gradioApp().getElementById(...)), answered by the document.
+    if (app !== document && !app.getElementById) app.getElementById = function (id) { return document.getElementById(id); };
     return app.shadowRoot ? app.shadowRoot : app;
   };
 
@@ -84,10 +88,34 @@
     return !!gradioApp().querySelector("#txt2img_prompt");
   }
 
+  // Gradio 6 mounts a tab's contents when it is first opened (and keeps them); Gradio 3, which A1111 extensions were
+  // written for, had every tab in the page, and their page scripts look up their tab's elements from onUiLoaded
+  // (images-browser). So each extension tab (a top-level tab marked `render_children` by
+  // modules/ui/extension_ui.py) is opened once, then the selected tab again, before the onUiLoaded callbacks run.
+  async function mountExtensionTabs() {
+    const config = window.gradio_config;
+    const ids = !config ? [] : config.components.filter(function (c) {
+      return c.type === "tabitem" && c.props && c.props.render_children === true && c.props.elem_id;
+    }).map(function (c) { return c.props.elem_id; });
+    const current = get_uiCurrentTab();
+    let opened = false;
+    for (const id of ids) {
+      const button = document.getElementById(id + "-button");
+      if (document.getElementById(id) || !button) continue;
+      button.click();
+      opened = true;
+      for (let i = 0; i < 100 && !document.getElementById(id); i++) {
+        await new Promise(function (resolve) { setTimeout(resolve, 20); });
+      }
+    }
+    if (opened && current) current.click();
+  }
+
   function afterChanges(mutations) {
     if (!loaded && uiReady() && started) {
       loaded = true;
-      executeCallbacks(queues.loaded);
+      mountExtensionTabs().catch(function (e) { console.error("opening the extension tabs:", e); })
+        .then(function () { executeCallbacks(queues.loaded); });
     }
     executeCallbacks(queues.update, mutations);
     clearTimeout(afterTimer);

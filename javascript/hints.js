@@ -1,7 +1,8 @@
 // Tooltips of the tool buttons (A1111 hints.js titles), set as each button appears (Gradio mounts tabs lazily);
 // a symbol button without a hint gets its aria-label; localization.js translates them.
-(function () {
-  const titles = {
+// `window.titles` is A1111's global hint table: extension scripts add their own (`titles = {...titles, ...}`,
+// sd-dynamic-prompts) and A1111 shows them on buttons and labels whose text is a key.
+window.titles = {
     "\u{1F3B2}\uFE0F": "Set seed to -1, which will cause a new random number to be used every time",
     "\u{1F3B2}": "Set seed to -1, which will cause a new random number to be used every time",
     "\u267B\uFE0F": "Reuse seed from last generation, mostly useful if it was randomized",
@@ -22,7 +23,9 @@
     "Generate": "Right click generate forever menu",
     "Interrupt": "Stop processing images and return any results accumulated so far.",
     "Skip": "Stop processing current image and continue processing.",
-  };
+};
+(function () {
+  const ownHints = Object.keys(window.titles).length;
   // By element id (tab name stripped): the same icon means different things in different places (💾).
   const byId = {
     save_: "Save the image to a dedicated directory (log/images).",
@@ -44,7 +47,7 @@
         if (id === tab + suffix) return text;
       }
     }
-    return titles[btn.textContent.trim()];
+    return window.titles[btn.textContent.trim()];
   }
   // Ids whose icon means something else here than its usual hint.
   const byFullId = { txt2img_style_create: "Save the current prompts as a style",
@@ -54,6 +57,13 @@
       if (btn.title) continue;
       const t = byFullId[btn.id] || titleFor(btn) || btn.getAttribute("aria-label");
       if (t) btn.title = t;
+    }
+    // Labels, options and spans whose text is a key of `titles` (A1111 hints.js updateTooltip).
+    const extra = Object.keys(window.titles).length > ownHints;  // only once extensions added hints
+    for (const el of extra ? document.querySelectorAll("span, label, p, option") : []) {
+      if (el.title || el.children.length) continue;
+      const t = window.titles[el.textContent.trim()];
+      if (typeof t === "string" && t) el.title = t;
     }
     // Top-bar boxes: their help line becomes the tooltip of the whole box (style.css hides the line).
     for (const info of document.querySelectorAll("#quicksettings .info-text")) {

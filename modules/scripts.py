@@ -47,10 +47,10 @@ def __getattr__(name: str) -> Any:
         return HOST.current().scripts.postprocessing
     if name == "scripts_current":
         return None
-    if name == "ScriptFile":  # A1111 namedtuple(basedir, filename, path), what `Extension.list_files` returns
-        from modules.compat.extensions import ScriptFile
+    if name in ("ScriptFile", "list_scripts"):  # A1111 namedtuple(basedir, filename, path) and its lister
+        from modules.compat import extensions
 
-        return ScriptFile
+        return getattr(extensions, name)
     raise AttributeError(f"module 'modules.scripts' has no attribute {name!r} in this web UI")
 
 

@@ -50,6 +50,10 @@ EXTENSION_ASSET_SUFFIXES = frozenset({".js", ".mjs", ".css", ".map", ".png", ".j
                                       ".svg", ".ico", ".woff", ".woff2", ".ttf", ".otf", ".csv", ".txt", ".json"})
 """Static files an extension folder may serve (scripts, styles, images, fonts, and the data files extensions' page
 scripts fetch: csv, txt, json — tag lists, wildcards); its Python code, configs and models never are."""
+EXTENSION_DATA_SUFFIXES = frozenset({".csv", ".txt", ".json"})
+"""Data files also served from the install's `tmp/` folder, where A1111 extensions write what their page script
+reads back as `file=tmp/<name>` (a1111-sd-webui-tagcomplete's `tmp/tagAutocompletePath.txt`; A1111 serves paths
+relative to its install folder)."""
 
 
 class PortInUseError(OSError):
@@ -156,6 +160,9 @@ def servable_file(ctx: AppContext, requested: str) -> Path | None:
         for root in (ctx.paths.extensions_dir, ctx.paths.extensions_builtin_dir):
             if target.is_relative_to(_resolved(root)):
                 return target
+    install_tmp = _resolved(ctx.paths.script_dir / "tmp")
+    if target.suffix.lower() in EXTENSION_DATA_SUFFIXES and target.is_relative_to(install_tmp):
+        return target
     return None
 
 

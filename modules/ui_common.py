@@ -41,4 +41,44 @@ def create_refresh_button(refresh_component: Any, refresh_method: Callable[[], N
     return button
 
 
-__all__ = ["ToolButton", "create_refresh_button", "folder_symbol", "plaintext_to_html", "refresh_symbol"]
+def save_files(js_data: str, images: list[Any], do_make_zip: bool, index: int) -> tuple[dict[str, Any], str]:
+    """What A1111's 💾/🗃️ buttons call, for extensions (images-browser's "Save"): `js_data` is the job's JSON
+    (`infotexts`, `index_of_first_image`, …), `images` the gallery value — (image or path, caption) pairs, file dicts,
+    or base64 PNG strings; files go to `opts.outdir_save` (with a `log.csv` row) as the app's own buttons save them
+    (`modules/ui/save_files.py`). Returns A1111's `(file update with the written paths, "Saved: <first>" html)`."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from modules.compat.host import HOST
+    from modules.ui.save_files import NothingToSave
+    from modules.ui.save_files import save_files as save
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths: list[str] = []
+        for n, entry in enumerate(images or []):
+            item = entry[0] if isinstance(entry, tuple | list) else entry
+            if isinstance(item, dict):
+                item = item.get("path") or item.get("name")
+            if isinstance(item, str) and not Path(item).is_file():  # base64 (A1111 also takes data: URLs)
+                target = Path(folder) / f"{n}.png"
+                target.write_bytes(base64.b64decode(item.split(",", 1)[-1]))
+                item = str(target)
+            if isinstance(item, Image.Image):
+                target = Path(folder) / f"{n}.png"
+                item.save(target)
+                item = str(target)
+            paths.append(str(item))
+        try:
+            saved = save(HOST.current(), js_data, paths, bool(do_make_zip), index)
+        except NothingToSave as exc:
+            return {"__type__": "update"}, plaintext_to_html(str(exc))
+    files = [str(f) for f in saved.files]
+    return {"__type__": "update", "value": files, "visible": True}, plaintext_to_html(
+        f"Saved: {saved.names[0] if saved.names else ''}")
+
+
+__all__ = ["ToolButton", "create_refresh_button", "folder_symbol", "plaintext_to_html", "refresh_symbol",
+           "save_files"]

@@ -137,4 +137,20 @@ def find_extension(filename: str) -> Extension | None:
     return None
 
 
-__all__ = ["Extension", "ScriptFile", "active", "all_extensions", "find_extension", "list_extensions"]
+def list_scripts(scriptdirname: str, extension: str, *, include_extensions: bool = True) -> list[ScriptFile]:
+    """Files `<install>/<scriptdirname>/*<extension>`, then each enabled extension's `<scriptdirname>/*<extension>`
+    (A1111 `scripts.list_scripts`; images-browser uses it to look for other extensions' script files)."""
+    from modules.compat.paths import script_path
+
+    folder = os.path.join(script_path, scriptdirname)
+    found = [ScriptFile(script_path, n, os.path.join(folder, n)) for n in sorted(os.listdir(folder))] \
+        if os.path.isdir(folder) else []
+    found = [f for f in found if os.path.splitext(f.path)[1].lower() == extension.lower() and os.path.isfile(f.path)]
+    if include_extensions:
+        for ext in active():
+            found += ext.list_files(scriptdirname, extension)
+    return found
+
+
+__all__ = ["Extension", "ScriptFile", "active", "all_extensions", "find_extension", "list_extensions",
+           "list_scripts"]

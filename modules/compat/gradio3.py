@@ -7,7 +7,8 @@ the process gets Gradio 6 unchanged. It forwards every name to Gradio 6 and adds
 * `component.style(...)` (removed in Gradio 4): applies what still exists (`height`, `container`, `full_width`,
   Gallery `grid`/`columns`, `preview`, …) and returns the component, so chained calls keep working;
 * `gr.Textbox.update(...)` and friends (removed in Gradio 4): `gr.update(...)`;
-* `_js=` on event listeners (renamed `js=` in Gradio 4); `show_progress=True/False` (now "full"/"hidden");
+* `_js=` on event listeners (renamed `js=` in Gradio 4), also on `.then(...)`/`.success(...)` chained to them;
+  `show_progress=True/False` (now "full"/"hidden");
 * constructor arguments Gradio 6 no longer takes (`gr.Image(source=..., tool=..., shape=...)`,
   `gr.File(type="file")`, …): translated where there is an equivalent (`source` → `sources`, `type="file"` →
   "filepath"), dropped otherwise.
@@ -95,9 +96,26 @@ def _init_for(base: type) -> Callable[..., None]:
     return __init__
 
 
+def _chained(dependency: Any) -> Any:
+    """The event's dependency with `.then` / `.success` / `.failure` taking Gradio 3 arguments too (images-browser
+    chains `.then(fn=None, _js=...)`)."""
+    for name in ("then", "success", "failure"):
+        chain = getattr(dependency, name, None)
+        if callable(chain) and not getattr(chain, "_gradio3", False):
+            def translated(*args: Any, _chain: Any = chain, **kwargs: Any) -> Any:
+                return _chained(_chain(*args, **_listener_kwargs(kwargs)))
+
+            translated._gradio3 = True  # type: ignore[attr-defined]
+            try:
+                setattr(dependency, name, translated)
+            except (AttributeError, TypeError):
+                return dependency
+    return dependency
+
+
 def _listener_for(base: type, name: str) -> Callable[..., Any]:
     def listener(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return getattr(base, name)(self, *args, **_listener_kwargs(kwargs))
+        return _chained(getattr(base, name)(self, *args, **_listener_kwargs(kwargs)))
 
     listener.__name__ = name
     return listener

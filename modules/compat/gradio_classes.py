@@ -39,8 +39,14 @@ def gradio_base(cls: type) -> type:
 
 
 def frontend_name(cls: type) -> str:
-    """The name the page knows the component by ("checkbox", "button", "row", …)."""
-    return gradio_base(cls).__name__.lower()
+    """The name the page knows the component by ("checkbox", "button", "row", …; "tabitem" for `gr.Tab`,
+    "nativeplot" for the plots: the Gradio classes that name their Svelte file themselves)."""
+    from gradio.blocks import Block
+
+    base: Any = gradio_base(cls)
+    if base.get_block_name is not Block.get_block_name:
+        return str(base.get_block_name(base.__new__(base)))
+    return base.__name__.lower()
 
 
 class RendersAsGradio:

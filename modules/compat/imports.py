@@ -145,6 +145,8 @@ def missing_internal(exc: ImportError) -> str | None:
         for prefix, what in INTERNALS.items():
             if name == prefix or name.startswith(prefix + "."):
                 return f"{name} ({what})"
+    if found and found.group(2).startswith("modules.") and found.group(2) in sys.modules:
+        return f"{names[0]} (an A1111 name; the module is there, this name is not)"
     for name in names:
         if name.startswith("modules.") and name.count(".") == 1:
             return f"{name} (an A1111 module)"

@@ -255,18 +255,31 @@ def guarded_pip(extension: str, args: Sequence[str], desc: str, live: bool,
         if bad:
             raise InstallRefusedError(f"extension {extension!r}: refused to install {desc}: pip would change "
                                       f"{', '.join(bad)}")
-    before = {name: installed_version(name) for name in needs}
+    before = snapshot(needs)
     command = [python, "-m", "pip", *args, "--prefer-binary", *(["--index-url", index_url] if index_url else [])]
     output = run(command, desc=f"Installing {desc}", errdesc=f"Couldn't install {desc}", live=live)
-    after = {name: installed_version(name) for name in needs}
-    broken = conflicts({name: v for name, v in after.items() if v is not None and v != before[name]}, needs)
+    restore_broken(extension, f"installing {desc}", before, needs, live)
+    return output
+
+
+def snapshot(needs: Mapping[str, Requirement]) -> dict[str, str | None]:
+    """The installed version of each of the app's required packages (None when missing)."""
+    importlib.invalidate_caches()
+    return {name: installed_version(name) for name in needs}
+
+
+def restore_broken(extension: str, what: str, before: Mapping[str, str | None], needs: Mapping[str, Requirement],
+                   live: bool = False) -> None:
+    """After pip (or an install.py that ran pip itself) changed packages: put back every app package moved to a
+    version the app cannot run with, then raise `InstallRefusedError` naming the extension and the packages."""
+    after = snapshot(needs)
+    broken = conflicts({name: v for name, v in after.items() if v is not None and v != before.get(name)}, needs)
     if broken:
-        restore = [f"{name}=={v}" for name, v in before.items() if v is not None and after[name] != v]
+        restore = [f"{name}=={v}" for name, v in before.items() if v is not None and after.get(name) != v]
         run([python, "-m", "pip", "install", *restore], desc=f"Restoring {', '.join(restore)}",
             errdesc="Couldn't restore the web UI's packages", live=live)
-        raise InstallRefusedError(f"extension {extension!r}: installing {desc} changed {', '.join(broken)}; "
+        raise InstallRefusedError(f"extension {extension!r}: {what} changed {', '.join(broken)}; "
                                   f"rolled back to {', '.join(restore)}")
-    return output
 
 
 def run_pip(command: str | Sequence[str], desc: str | None = None, live: bool = default_command_live) -> str:

@@ -18,11 +18,12 @@ Behaviour taken from A1111 (reference §10.2):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,11 +219,18 @@ class CallbackRegistry:
         A raising callback is reported with its name (`<extension>/<file.py>/<category>`) and the others still run,
         as in A1111's `report_exception`.
         """
+        return self.fire_guarded(category, None, *args, **kwargs)
+
+    def fire_guarded(self, category: str, guard: Callable[[], AbstractContextManager[Any]] | None, *args: Any,
+                     **kwargs: Any) -> list[Any]:
+        """`fire`, with each callback run inside `guard()` (when given): the page build passes one that puts
+        Gradio's layout context back when a callback raises halfway through building its blocks."""
         category = _canonical(category)
         results: list[Any] = []
         for entry in list(self.callbacks[category]):
             try:
-                results.append(entry.callback(*args, **kwargs))
+                with guard() if guard is not None else contextlib.nullcontext():
+                    results.append(entry.callback(*args, **kwargs))
             except Exception as exc:  # a plugin's bug must not break the job
                 self._report(category, entry, exc)
                 results.append(None)

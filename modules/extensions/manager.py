@@ -371,8 +371,9 @@ def run_install_script(ext_dir: str | Path, *, timeout: float = 600) -> str:
         return ""
     root = str(Path(__file__).resolve().parents[2])  # A1111 runs installers with PYTHONPATH=<install>: `import launch`
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    done = subprocess.run([sys.executable, str(script)], cwd=ext_dir, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    # `modules.compat.run_installer` runs the file as `python install.py` would, then checks the web UI's packages
+    done = subprocess.run([sys.executable, "-m", "modules.compat.run_installer", str(script)], cwd=ext_dir,
+                          capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
         raise ExtensionError(f"{script} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}")
     return done.stdout

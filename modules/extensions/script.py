@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,8 +274,36 @@ def ui_build_scope() -> AbstractContextManager[Any]:
     from gradio.context import get_render_context
 
     if get_render_context() is not None:
-        return nullcontext()
+        return layout_guard()
     return gr.Blocks(analytics_enabled=False)
+
+
+@contextmanager
+def layout_guard() -> Iterator[None]:
+    """Run extension UI code so that, when it raises halfway, the page build goes on where it was.
+
+    A `gr.Blocks` left by an exception resets Gradio's render context and root block to None (Gradio's
+    `Blocks.__exit__`), so the rest of the page would be built outside the page and fail (A1111 reports the
+    extension's error and keeps building): put both back and drop the blocks and events the failed code added."""
+    from gradio.context import Context, get_render_context, set_render_context
+
+    target, root = get_render_context(), Context.root_block
+    count = len(target.children) if target is not None else 0
+    blocks = set(root.blocks) if root is not None else set()
+    fns = set(root.fns) if root is not None else set()
+    try:
+        yield
+    except BaseException:
+        set_render_context(target)
+        Context.root_block = root
+        if target is not None:
+            del target.children[count:]
+        if root is not None:  # the half-built blocks and their events would break the page's config
+            for key in set(root.blocks) - blocks:
+                del root.blocks[key]
+            for key in set(root.fns) - fns:
+                del root.fns[key]
+        raise
 
 
 def basedir_of(filename: str) -> str:

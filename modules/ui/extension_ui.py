@@ -3,7 +3,11 @@
 * Extension tabs: the `ui_tabs` callbacks return `[(blocks, title, elem_id), ...]`; each interface becomes a
   top-level tab after PNG Info (A1111 puts them after the built-in tabs, before Settings and Extensions), with
   `id=<elem_id>` and `elem_id="tab_<elem_id>"`. The callbacks run inside the page being built; Gradio 6 renders a
-  `gr.Blocks` created there in place, so each interface's blocks are moved into its own tab.
+  `gr.Blocks` created there in place, so each interface's blocks are moved into its own tab. Extension page scripts
+  look up their tab's elements from `onUiLoaded` (images-browser), as every Gradio 3 tab was in the page; Gradio 6
+  mounts a tab when it is first opened, so the tabs are marked `render_children` and the page script
+  (javascript/01-a1111-api.js) opens each once before the `onUiLoaded` callbacks run. A callback that raises is reported and the page goes
+  on (`layout_guard`).
 * `before_component` / `after_component`: A1111 fires them from inside every Gradio component's constructor (it
   patches Gradio). Without patching, they fire for every component once the page is laid out, in creation order,
   with A1111's keyword arguments (`elem_id`, `label`, `value`, …); scripts of the txt2img/img2img runner get them
@@ -23,6 +27,7 @@ import gradio as gr
 from gradio.blocks import Block, BlockContext
 from gradio.context import get_render_context, set_render_context
 
+from modules.extensions.script import layout_guard
 from modules.processing.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -32,8 +37,8 @@ def build_extension_tabs(ctx: AppContext) -> None:
     """Call the `ui_tabs` callbacks inside the top-level `gr.Tabs` and give each interface its own tab."""
     if not ctx.callbacks.names("ui_tabs"):
         return
-    with gr.Tab("Extension", elem_id="tab_extension_pending") as first:
-        results = ctx.callbacks.fire("ui_tabs")
+    with gr.Tab("Extension", elem_id="tab_extension_pending", render_children=True) as first:
+        results = ctx.callbacks.fire_guarded("ui_tabs", layout_guard)
     interfaces = [item for result in results for item in (result or [])
                   if isinstance(item, tuple | list) and len(item) >= 3]
     if not interfaces:
@@ -42,7 +47,7 @@ def build_extension_tabs(ctx: AppContext) -> None:
     blocks, title, elem_id = interfaces[0][:3]
     first.label, first.id, first.elem_id = str(title), str(elem_id), f"tab_{elem_id}"
     for blocks, title, elem_id in (item[:3] for item in interfaces[1:]):
-        with gr.Tab(str(title), id=str(elem_id), elem_id=f"tab_{elem_id}") as tab:
+        with gr.Tab(str(title), id=str(elem_id), elem_id=f"tab_{elem_id}", render_children=True) as tab:
             pass
         for child in list(getattr(blocks, "children", [])):
             if child in first.children:
@@ -114,7 +119,7 @@ def fire_component_hooks(ctx: AppContext, demo: gr.Blocks, tabs: dict[str, Block
             if runner is not None:
                 getattr(runner, hook)(component, **kwargs)
             else:
-                ctx.callbacks.fire(hook, component, **kwargs)
+                ctx.callbacks.fire_guarded(hook, layout_guard, component, **kwargs)
 
         if parent is None or isinstance(parent, gr.Blocks):
             fire("before_component")

@@ -335,6 +335,7 @@ def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> Non
     with `UiTrainTabParams(txt2img_preview_params)` (A1111 `ui.py`: `[prompt, negative prompt, steps, sampler,
     cfg scale, seed, width, height]` of txt2img), so a `gr.Tab` an extension opens there is a Train sub-tab."""
     from modules.extensions.callbacks import UiTrainTabParams
+    from modules.ui.extension_ui import layout_guard
 
     with gr.Tabs(elem_id="train_tabs"):
         with gr.Tab("Create embedding", id="create_embedding", elem_id="train_create_embedding_tab"):
@@ -345,5 +346,5 @@ def build_train(ctx: AppContext, preview_params: list[Any] | None = None) -> Non
             build_preprocess(ctx)
         with gr.Tab("Train", id="train_embedding", elem_id="train_train_tab"):
             embeddings = build_train_embedding(ctx, preview_params)
-        ctx.callbacks.fire("ui_train_tabs", UiTrainTabParams(list(preview_params or [])))
+        ctx.callbacks.fire_guarded("ui_train_tabs", layout_guard, UiTrainTabParams(list(preview_params or [])))
     created.then(lambda: gr.update(choices=embedding_names(ctx)), None, embeddings, queue=False)
