@@ -8,6 +8,8 @@ Threat model: docs/security.md. Each guard answers with a short JSON error and n
   machine's host names (`hostname`, `hostname.local`, its FQDN), `--server-name`, and what the user allows with
   `--allowed-hosts`. With `--share`/`--ngrok` the public tunnel's names are unknown in advance, so any Host is taken
   (the login the app requires there is the guard). Anything else: 421 Misdirected Request naming the flag.
+  It also keeps CORS to the origins the user allows: `Access-Control-*` headers (Gradio adds them for every
+  localhost origin) are removed from answers to other origins.
 * `SecurityHeaders` — `X-Content-Type-Options: nosniff`, `X-Frame-Options: SAMEORIGIN` and
   `Content-Security-Policy: frame-ancestors 'self'` (the UI cannot be framed by another site: clickjacking),
   `Referrer-Policy: same-origin` (prompts in URLs do not leak to other sites); cookies get `HttpOnly` and
@@ -96,6 +98,10 @@ class HostGuard:
         """Same-origin, CORS-allowed or no Origin header (non-browser clients)."""
         if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS"):
             return True
+        return self.cross_origin_allowed(scope)
+
+    def cross_origin_allowed(self, scope: Scope) -> bool:
+        """No `Origin` header, the same origin, or one allowed by `--cors-allow-origins(-regex)` (any method)."""
         headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ()) if k in (b"origin", b"host")}
         origin = headers.get(b"origin", "").strip().rstrip("/").lower()
         if not origin:
@@ -125,7 +131,24 @@ class HostGuard:
                               "A page of another site tried to change something here; refused. To allow a web "
                               "app on another origin, start with --cors-allow-origins <origin>")
                 return
+            if scope["type"] == "http" and not self.cross_origin_allowed(scope):
+                await self.app(scope, receive, _without_cors_headers(send))
+                return
         await self.app(scope, receive, send)
+
+
+def _without_cors_headers(send: Send) -> Send:
+    """`send` with every `Access-Control-*` header dropped: Gradio's own CORS middleware answers any `localhost` /
+    `127.0.0.1` origin on any port (with credentials), which would let a page of another local web app read the
+    UI's config, queue results and output files. Only origins the user allows get CORS (docs/security.md §1)."""
+
+    async def filtered(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [(k, v) for k, v in message.get("headers", [])
+                                  if not k.lower().startswith(b"access-control-")]
+        await send(message)
+
+    return filtered
 
 
 def _with_cookie_flags(value: bytes) -> bytes:

@@ -298,3 +298,23 @@ def test_hostile_script_arguments_are_4xx_naming_the_field(webui_app: WebUIFacto
             if bad != '"\\u0000"':
                 assert 400 <= response.status_code < 500, (script["name"], bad, response.status_code)
                 assert "script_args" in response.text or "alwayson_scripts" in response.text, response.text[:300]
+
+
+def test_pages_of_other_local_origins_get_no_cors(webui_app: WebUIFactory) -> None:
+    """Gradio answers CORS for any localhost/127.0.0.1 origin; a page of another local web app (any port) must not
+    read the UI's config, queue or output files. Origins allowed with --cors-allow-origins keep CORS."""
+    app = webui_app(["--api"], checkpoints={})
+    for origin in ("http://localhost:8080", "http://127.0.0.1:9999", "http://evil.example"):
+        for method, path in (("GET", "/config"), ("GET", "/gradio_api/info"), ("OPTIONS", "/gradio_api/upload"),
+                             ("OPTIONS", "/sdapi/v1/txt2img")):
+            response = app.client.request(method, path, headers={
+                "Origin": origin, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type"})
+            cors = [k for k in response.headers if k.lower().startswith("access-control-")]
+            assert cors == [], (origin, method, path, cors)
+    allowed = webui_app(["--api", "--cors-allow-origins", "http://localhost:8080"], checkpoints={})
+    preflight = allowed.client.options("/sdapi/v1/txt2img", headers={
+        "Origin": "http://localhost:8080", "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:8080"
+    same = allowed.client.get("/config", headers={"Origin": allowed.url})
+    assert same.status_code == 200
