@@ -140,9 +140,11 @@ class Job:
 
     def conds(self, model: Any, spec: Any, steps: int, index: slice, width: int, height: int,
               prompts: list[str] | None = None, negatives: list[str] | None = None,
-              hires_steps: int | None = None, switch_networks: bool = True) -> tuple[Pass, torch.Tensor]:
+              hires_steps: int | None = None, switch_networks: bool = True) -> tuple[Pass, torch.Tensor | None]:
         """(conds of the pass, the empty-prompt chunk for padding); `switch_networks=False` encodes with the
-        extra networks active now instead of those of `prompts` (see `build_conds`)."""
+        extra networks active now instead of those of `prompts` (see `build_conds`). The empty chunk is only
+        encoded when `pad_cond_uncond` will use it (A1111 encodes it once per model load; here it would be one
+        more text-encoder call per job), else None."""
         with self.times.measure("conditioning"):
             encoder = self.encoder(model, width, height)
             multiplier = 2 if spec.second_order else 1
@@ -150,7 +152,8 @@ class Job:
                                        (negatives or self.negative_prompts)[index], steps * multiplier,
                                        None if hires_steps is None else hires_steps * multiplier,
                                        switch_networks=switch_networks)
-            return Pass(model, cond, uncond), empty_chunk_cond(encoder)
+            pad = empty_chunk_cond(encoder) if opt(self.settings, "pad_cond_uncond", False) else None
+            return Pass(model, cond, uncond), pad
 
     # -- stage 4: sampling -----------------------------------------------------------------------------------------
     def rng(self, index: slice, width: int, height: int, model: Any = None) -> ImageRNG:
@@ -162,8 +165,8 @@ class Job:
                         source=str(opt(self.settings, "randn_source", "GPU")), device=model.device,
                         eta_noise_seed_delta=int(opt(self.settings, "eta_noise_seed_delta", 0)), downscale=f)
 
-    def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor, *, second_pass: bool = False,
-               **kwargs: Any) -> SamplingRun:
+    def runner(self, spec: Any, rng: ImageRNG, index: slice, pad_with: torch.Tensor | None, *,
+               second_pass: bool = False, **kwargs: Any) -> SamplingRun:
         """A sampling call with the console bars (`--disable-console-progressbars`, `multiple_tqdm`) and the pass's
         token merging / Hypertile (`second_pass`: the hires pass's ratio and switch)."""
         if self.total_progress is None:

@@ -116,3 +116,13 @@ def test_a_new_embedding_invalidates_the_cache_and_cached_conds_keep_ti_hashes(a
     cached = run(app, **request)
     assert cached.encoded == 0 and cached.from_cache >= 1
     assert cached.infotext == with_embedding.infotext  # "TI hashes: cachedemb: …" also from the cache
+
+
+def test_the_empty_chunk_is_encoded_only_when_pad_cond_uncond_uses_it(app: RunningApp) -> None:
+    uncached = {"persistent_cond_cache": False}  # every text the job needs is encoded, none comes from the cache
+    plain = run(app, prompt="a yellow submarine", negative_prompt="grey", override_settings=uncached)
+    assert plain.encoded == 2  # the prompt and the negative prompt, not the empty prompt as well
+    long_prompt = ", ".join(["a yellow submarine under the sea"] * 14)  # more than 75 tokens: two chunks
+    padded = run(app, prompt=long_prompt, negative_prompt="grey",
+                 override_settings={**uncached, "pad_cond_uncond": True})
+    assert padded.encoded == 3 and "Pad conds: True" in padded.infotext  # + the empty prompt to pad "grey"
