@@ -323,14 +323,14 @@ class ModelManager:
         self._on_device = True
 
     def _cpu_fast_path(self, model: StableDiffusionModel) -> None:
-        """The CPU fast paths (:mod:`modules.models.nn.cpu_fast`) for the UNet and VAE: oneDNN linears, prepacked
-        while the copies fit a quarter of the free RAM, and NHWC weights; one log line says what is on."""
-        packing = should_pack(model.unet, free_memory_bytes(self.policy.device))
-        report = enable_cpu_fast_path(model.unet, pack=packing, name=model.checkpoint.title)
-        enable_cpu_fast_path(model.vae, linear=False, name=model.checkpoint.title)
-        linears = ("prepacked oneDNN" if report.packed else "oneDNN") if report.linear else "plain"
-        log.info("%s: CPU fast path: %s linears, NHWC weights (--disable-opt-cpu-fast-path turns it off)",
-                 model.checkpoint.title, linears)
+        """The CPU fast paths (:mod:`modules.models.nn.cpu_fast`) for the UNet and VAE: oneDNN linears and
+        convolutions, prepacked while the copies fit a quarter of the free RAM, and NHWC weights; one log line."""
+        free = free_memory_bytes(self.policy.device)
+        report = enable_cpu_fast_path(model.unet, pack=should_pack(model.unet, free), name=model.checkpoint.title)
+        enable_cpu_fast_path(model.vae, pack=should_pack(model.vae, free), name=model.checkpoint.title)
+        layers = ("prepacked oneDNN" if report.packed else "oneDNN") if report.linear else "plain"
+        log.info("%s: CPU fast path: %s linears/convolutions, NHWC weights (--disable-opt-cpu-fast-path turns it off)",
+                 model.checkpoint.title, layers)
 
     def _retire_current(self) -> None:
         """The current model stops being current: cached (see module docstring) or dropped."""

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from modules.models.architectures import detect_architecture
 from modules.models.nn import cpu_fast
 from modules.models.nn.cpu_fast import (
+    FastConv2d,
     FastLinear,
     disable_cpu_fast_path,
     enable_cpu_fast_path,
@@ -118,6 +119,7 @@ def test_unet_fast_path_matches_the_plain_path(unets, family: str) -> None:
     try:
         assert report.linear and report.channels_last and report.packed
         assert unet.input_blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert isinstance(unet.input_blocks[0][0], FastConv2d) and unet.input_blocks[0][0].fast
         assert rel_error(unet(**inputs), plain) < 1e-5
     finally:
         disable_cpu_fast_path(unet)
@@ -164,6 +166,42 @@ def test_missing_onednn_falls_back_with_one_log_line(unets, monkeypatch, caplog)
             assert rel_error(unet(**inputs), plain) < 1e-5
     finally:
         disable_cpu_fast_path(unet)
+
+
+@needs_onednn
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@torch.no_grad()
+def test_fast_conv_is_exact_and_follows_weight_changes(dtype: torch.dtype) -> None:
+    if linear_fast_path_problem(dtype):
+        pytest.skip(linear_fast_path_problem(dtype))
+    torch.manual_seed(0)
+    conv = FastConv2d(16, 24, 3, stride=2, padding=1).to(dtype)
+    x = torch.randn(2, 16, 9, 11).to(dtype)
+    plain = conv(x)
+    conv.fast = True
+    conv.to(memory_format=torch.channels_last)
+    assert torch.equal(conv(x), plain)  # the same oneDNN kernel, the weight reordered once
+    conv.weight.mul_(0.5)
+    assert torch.allclose(conv(x).float(), F.conv2d(x, conv.weight, conv.bias, 2, 1).float(), atol=1e-2, rtol=1e-2)
+    assert conv(torch.randn(1, 16, 5, 5).to(dtype)).shape == (1, 24, 3, 3)  # another input shape: re-packed
+
+
+@needs_onednn
+@torch.no_grad()
+def test_vae_decode_fast_path_matches_the_plain_path(tiny_checkpoint) -> None:
+    from modules.models.nn.vae import VAE_PREFIX, build_vae
+
+    checkpoint = load_file(str(tiny_checkpoint("sd1")))
+    match = detect_architecture({k: tuple(v.shape) for k, v in checkpoint.items()})
+    vae = build_vae(match.vae, {k.removeprefix(VAE_PREFIX): v for k, v in checkpoint.items()
+                                if k.startswith(VAE_PREFIX)})
+    z = torch.randn(1, 4, 8, 12, generator=torch.Generator().manual_seed(2))
+    plain = vae.decode(z)
+    enable_cpu_fast_path(vae)
+    try:
+        assert rel_error(vae.decode(z), plain) < 1e-5
+    finally:
+        disable_cpu_fast_path(vae)
 
 
 def test_unsupported_dtypes_are_named() -> None:

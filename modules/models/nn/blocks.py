@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cpu_fast import FastConv2d
+
 GROUPS = 32  # LDM ``normalization()``: GroupNorm32(32, channels), eps 1e-5
 
 
@@ -41,15 +43,15 @@ class ResBlock(nn.Module):
         super().__init__()
         out_channels = out_channels or channels
         self.in_layers = nn.Sequential(
-            nn.GroupNorm(GROUPS, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+            nn.GroupNorm(GROUPS, channels), nn.SiLU(), FastConv2d(channels, out_channels, 3, padding=1)
         )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
-            nn.GroupNorm(GROUPS, out_channels), nn.SiLU(), nn.Identity(), nn.Conv2d(out_channels, out_channels, 3,
+            nn.GroupNorm(GROUPS, out_channels), nn.SiLU(), nn.Identity(), FastConv2d(out_channels, out_channels, 3,
                                                                                     padding=1)
         )
         self.skip_connection: nn.Module = (
-            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+            nn.Identity() if out_channels == channels else FastConv2d(channels, out_channels, 1)
         )
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -63,7 +65,7 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__()
-        self.op = nn.Conv2d(channels, out_channels or channels, 3, stride=2, padding=1)
+        self.op = FastConv2d(channels, out_channels or channels, 3, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.op(x)
@@ -78,7 +80,7 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, out_channels or channels, 3, padding=1)
+        self.conv = FastConv2d(channels, out_channels or channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

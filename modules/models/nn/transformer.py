@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from modules.memory.attention import AttentionFn, sdp_attention
 
 from .blocks import GROUPS
-from .cpu_fast import FastLinear
+from .cpu_fast import FastConv2d, FastLinear
 from .spatial_attention import HW, SpatialWrap
 
 
@@ -103,11 +103,11 @@ class SpatialTransformer(nn.Module):
         inner = heads * dim_head
         self.use_linear = use_linear
         self.norm = nn.GroupNorm(GROUPS, channels, eps=1e-6)
-        self.proj_in: nn.Module = FastLinear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
+        self.proj_in: nn.Module = FastLinear(channels, inner) if use_linear else FastConv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
             [BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)]
         )
-        self.proj_out: nn.Module = FastLinear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
+        self.proj_out: nn.Module = FastLinear(inner, channels) if use_linear else FastConv2d(inner, channels, 1)
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         b, _, height, width = x.shape

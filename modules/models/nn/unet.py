@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import Downsample, ResBlock, Upsample, timestep_embedding
+from .cpu_fast import FastConv2d
 from .transformer import SpatialTransformer
 
 UNET_PREFIX = "model.diffusion_model."
@@ -151,7 +152,7 @@ class UNetModel(nn.Module):
                 nn.Sequential(nn.Linear(config.adm_in_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
             )
 
-        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(config.in_channels, mc, 3, padding=1))])
+        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(FastConv2d(config.in_channels, mc, 3, padding=1))])
         skip_channels = [mc]
         ch = mc
         depths_in = iter(config.transformer_depth_input)
@@ -188,7 +189,7 @@ class UNetModel(nn.Module):
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
-        self.out = nn.Sequential(nn.GroupNorm(32, ch), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(32, ch), nn.SiLU(), FastConv2d(mc, config.out_channels, 3, padding=1))
 
     def _transformer(self, channels: int, depth: int) -> SpatialTransformer:
         heads, dim_head = self.config.heads_for(channels)

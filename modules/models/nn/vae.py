@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from modules.memory.attention import AttentionFn, sdp_attention
 
+from .cpu_fast import FastConv2d
 from .spatial_attention import HW, SpatialWrap
 from .unet import load_into_meta_module, strip_prefix
 
@@ -75,11 +76,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.norm1 = _norm(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = FastConv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = _norm(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.conv2 = FastConv2d(out_channels, out_channels, 3, padding=1)
         self.nin_shortcut: nn.Module = (
-            nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+            nn.Identity() if in_channels == out_channels else FastConv2d(in_channels, out_channels, 1)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -95,10 +96,10 @@ class AttnBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = _norm(channels)
-        self.q = nn.Conv2d(channels, channels, 1)
-        self.k = nn.Conv2d(channels, channels, 1)
-        self.v = nn.Conv2d(channels, channels, 1)
-        self.proj_out = nn.Conv2d(channels, channels, 1)
+        self.q = FastConv2d(channels, channels, 1)
+        self.k = FastConv2d(channels, channels, 1)
+        self.v = FastConv2d(channels, channels, 1)
+        self.proj_out = FastConv2d(channels, channels, 1)
         self.attention_fn: AttentionFn = sdp_attention
         self.spatial_wrap: SpatialWrap | None = None
         """Wrap point of :mod:`.spatial_attention` (Hypertile VAE); None = plain attention."""
@@ -139,7 +140,7 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
+        self.conv = FastConv2d(channels, channels, 3, stride=2, padding=0)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))
@@ -150,7 +151,7 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = FastConv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -192,7 +193,7 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
-        self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
+        self.conv_in = FastConv2d(cfg.in_channels, cfg.ch, 3, padding=1)
         levels = []
         block_in = cfg.ch
         for level, mult in enumerate(cfg.ch_mult):
@@ -204,7 +205,7 @@ class Encoder(nn.Module):
         self.down = nn.ModuleList(levels)
         self.mid = _Mid(block_in)
         self.norm_out = _norm(block_in)
-        self.conv_out = nn.Conv2d(block_in, 2 * cfg.z_channels if cfg.double_z else cfg.z_channels, 3, padding=1)
+        self.conv_out = FastConv2d(block_in, 2 * cfg.z_channels if cfg.double_z else cfg.z_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
@@ -220,7 +221,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         block_in = cfg.ch * cfg.ch_mult[-1]
-        self.conv_in = nn.Conv2d(cfg.z_channels, block_in, 3, padding=1)
+        self.conv_in = FastConv2d(cfg.z_channels, block_in, 3, padding=1)
         self.mid = _Mid(block_in)
         levels: list[_Level] = []
         for level in reversed(range(len(cfg.ch_mult))):
@@ -231,7 +232,7 @@ class Decoder(nn.Module):
             levels.insert(0, _Level(blocks, level in cfg.attn_levels, up, "upsample"))
         self.up = nn.ModuleList(levels)
         self.norm_out = _norm(block_in)
-        self.conv_out = nn.Conv2d(block_in, cfg.out_ch, 3, padding=1)
+        self.conv_out = FastConv2d(block_in, cfg.out_ch, 3, padding=1)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.mid(self.conv_in(z))
@@ -267,8 +268,8 @@ class AutoencoderKL(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
-        self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
-        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+        self.quant_conv = FastConv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
+        self.post_quant_conv = FastConv2d(config.embed_dim, config.z_channels, 1)
 
     def encode_moments(self, x: Tensor) -> Tensor:
         """Raw (B, 2*embed_dim, h, w) moments: mean and log-variance stacked on channels."""
