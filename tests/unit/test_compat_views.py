@@ -82,6 +82,11 @@ def test_missing_internals_are_named() -> None:
     exc2 = ImportError("cannot import name 'sd_hijack' from 'modules' (/x/modules/__init__.py)", name="modules")
     assert (missing_internal(exc2) or "").startswith("modules.sd_hijack (A1111's model hijack")
     assert missing_internal(ModuleNotFoundError("No module named 'dynamicprompts'", name="dynamicprompts")) is None
+    import modules.ui_common  # noqa: F401  (a module that is there, asked for a name it lacks: images-browser)
+
+    exc3 = ImportError("cannot import name 'no_such' from 'modules.ui_common' (/x/modules/ui_common.py)",
+                       name="modules.ui_common")
+    assert missing_internal(exc3) == "modules.ui_common.no_such (an A1111 name; the module is there, this name is not)"
 
 
 def test_gradio3_idioms_and_input_accordion() -> None:
