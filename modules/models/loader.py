@@ -129,6 +129,16 @@ def network_dtypes(dtypes: DtypePolicy, *, own_vae: bool) -> DtypeRule:
     return rule
 
 
+def _nhwc_keys(policy: DevicePolicy, device: torch.device) -> Callable[[str], bool]:
+    """Keys whose 4-D weights are read straight into ``channels_last``: the UNet's and VAE's when the model manager
+    will turn on the CPU fast path (NHWC UNet and VAE), the UNet's with ``--opt-channelslast``; none otherwise."""
+    if policy.cpu_fast_path and policy.device.type == "cpu" and device.type == "cpu":
+        return lambda key: key.startswith((UNET_PREFIX, VAE_PREFIX))
+    if policy.channels_last:
+        return lambda key: key.startswith(UNET_PREFIX)
+    return lambda key: False
+
+
 def estimated_weight_bytes(info: CheckpointInfo, dtypes: DtypePolicy) -> int | None:
     """Bytes the networks of ``info`` will take once loaded under ``dtypes``: from the safetensors header (each
     float tensor of a network at its network's dtype), or the file size scaled from fp16 for pickles. None when the
@@ -236,7 +246,8 @@ def load_checkpoint(
     timings = LoadTimings()
     with timings.stage("load weights from disk"):
         state = read_state_dict(info.filename, safe_unpickle=policy.safe_unpickle, mmap=policy.mmap_safetensors(),
-                                dtype_for=network_dtypes(policy.dtypes, own_vae=resolution.path is None))
+                                dtype_for=network_dtypes(policy.dtypes, own_vae=resolution.path is None),
+                                channels_last=_nhwc_keys(policy, target))
     with timings.stage("detect architecture"):
         match, override = detect(info, {key: tuple(value.shape) for key, value in state.items()})
     dtypes = policy.dtypes

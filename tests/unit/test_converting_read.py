@@ -65,3 +65,16 @@ def test_converted_tensors_do_not_keep_the_file_resident(tmp_path: Path) -> None
     kept = read_safetensors_converted(path, lambda key: torch.float16)  # same dtype: zero-copy views of the file
     assert all(torch.equal(kept[k], v) for k, v in tensors.items())
     assert _mapped_rss_bytes(path) >= 128 * 2**20
+
+
+def test_channels_last_is_written_in_the_same_pass(tmp_path: Path) -> None:
+    path = tmp_path / "conv.safetensors"
+    weight = torch.randn(8, 4, 3, 3).half()
+    save_file({"model.diffusion_model.conv.weight": weight, "cond_stage_model.proj.weight": weight.clone()}, path)
+    state = read_safetensors_converted(path, lambda key: torch.float32,
+                                       channels_last=lambda key: key.startswith("model.diffusion_model."))
+    unet, text = state["model.diffusion_model.conv.weight"], state["cond_stage_model.proj.weight"]
+    assert unet.is_contiguous(memory_format=torch.channels_last) and not unet.is_contiguous()
+    assert text.is_contiguous()
+    assert torch.equal(unet, text)  # same values either way
+    assert unet.to(memory_format=torch.channels_last).data_ptr() == unet.data_ptr()  # the later pass copies nothing
