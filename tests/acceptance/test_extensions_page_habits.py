@@ -9,7 +9,8 @@ written the same way (tests/fixtures/extensions/sd-webui-page-habits) used in th
 * `scripts.list_scripts` and `modules.ui_common.save_files` answer, and so do the other A1111 module names
   extensions import (`devices`, `sd_models`, `hashes`, `launch_utils`, `prompt_parser`, `infotext_utils`,
   `api.models`, `processing`, `images`, `shared.state`, `opts.onchange`);
-* a second tab that raises halfway through building its own `gr.Blocks` is reported and the page is built anyway.
+* a second tab that raises halfway through building its own `gr.Blocks` is reported and the page is built anyway;
+* its `localizations/habits-xx.json` is a choice of the `localization` setting and translates the page.
 """
 
 from __future__ import annotations
@@ -87,3 +88,16 @@ def test_page_script_habits(app: RunningApp, browser: Any) -> None:
     page.wait_for_function("() => document.querySelector('#habits_result textarea').value === 'RED'", timeout=30000)
     page.wait_for_selector("body[data-habits-then='1']", state="attached", timeout=10000)  # .then(_js=...)
     assert not errors, errors
+
+
+def test_extension_localization_is_offered_and_applied(app: RunningApp, browser: Any) -> None:
+    answer = app.client.post("/sdapi/v1/options", json={"localization": "habits-xx"})  # only the extension has it
+    assert answer.status_code == 200, answer.text
+    try:
+        page = open_ui(browser, app.url)
+        assert page.evaluate("() => window.localization['Habit word']") == "Gewohnheitswort"
+        page.click("#tab_habits_tab-button")
+        page.wait_for_function("() => document.querySelector('#habits_word').innerText.includes('Gewohnheitswort')",
+                               timeout=20000)
+    finally:
+        app.client.post("/sdapi/v1/options", json={"localization": "None"})
