@@ -186,16 +186,16 @@ def first_seen(run: Run, pattern: str) -> float:
 
 
 def phases(run: Run) -> str:
-    """launch.py preparation (until its "Launching Web UI" line), importing webui and the start-up checks and facts,
-    the app's own stages (its "Startup time" line) and the rest until the page answered (uvicorn start, first
-    request); times from the console lines, so ±0.1 s."""
+    """launch.py preparation (until its "Launching Web UI" line), what webui.py did outside its timer (before this
+    commit's import stages: the imports), the stages of its "Startup time" line (imports, scripts, UI, app) and the
+    rest until the page answered (start-up facts, uvicorn start, first request); from the console lines, ±0.1 s."""
     launching = first_seen(run, r"^Launching (Web UI|API server)")
     summary_at = first_seen(run, r"^Startup time:")
     line = startup_line(run)
     match = re.match(r"Startup time: ([\d.]+)s", line)
     app = float(match.group(1)) if match else float("nan")
-    return (f"launch.py preparation {launching:.2f} s, import webui + checks {summary_at - launching - app:.2f} s, "
-            f"app {app:.2f} s [{line.removeprefix('Startup time: ')}], serve {run.page - summary_at:.2f} s")
+    return (f"launch.py preparation {launching:.2f} s, webui.py before its timer {summary_at - launching - app:.2f} s, "
+            f"webui.py timer {app:.2f} s [{line.removeprefix('Startup time: ')}], serve {run.page - summary_at:.2f} s")
 
 
 def import_report(path: Path, size: int) -> None:
