@@ -9,6 +9,9 @@ the process gets Gradio 6 unchanged. It forwards every name to Gradio 6 and adds
 * `gr.Textbox.update(...)` and friends (removed in Gradio 4): `gr.update(...)`;
 * `_js=` on event listeners (renamed `js=` in Gradio 4), also on `.then(...)`/`.success(...)` chained to them;
   `show_progress=True/False` (now "full"/"hidden");
+* `visible=False` in a constructor: `visible="hidden"` — Gradio 3 kept an invisible component in the page (hidden)
+  and extension page scripts read such components (images-browser's settings checkboxes), while Gradio 6 leaves
+  `visible=False` ones out of the page;
 * constructor arguments Gradio 6 no longer takes (`gr.Image(source=..., tool=..., shape=...)`,
   `gr.File(type="file")`, …): translated where there is an equivalent (`source` → `sources`, `type="file"` →
   "filepath"), dropped otherwise.
@@ -55,6 +58,8 @@ def _translate_kwargs(base: type, kwargs: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "filepath"
     target: Any = base
     params = inspect.signature(target.__init__).parameters
+    if out.get("visible") is False and "hidden" in str(getattr(params.get("visible"), "annotation", "")):
+        out["visible"] = "hidden"  # Gradio 3 kept invisible components in the page; page scripts read them
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return out
     dropped = [k for k in out if k not in params]
