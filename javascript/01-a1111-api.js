@@ -91,7 +91,8 @@
   // Gradio 6 mounts a tab's contents when it is first opened (and keeps them); Gradio 3, which A1111 extensions were
   // written for, had every tab in the page, and their page scripts look up their tab's elements from onUiLoaded
   // (images-browser). So each extension tab (a top-level tab marked `render_children` by
-  // modules/ui/extension_ui.py) is opened once, then the selected tab again, before the onUiLoaded callbacks run.
+  // modules/ui/extension_ui.py) and the sub-tabs inside it are opened once, then the selected ones again, before the
+  // onUiLoaded callbacks run.
   async function mountExtensionTabs() {
     const config = window.gradio_config;
     const ids = !config ? [] : config.components.filter(function (c) {
@@ -104,11 +105,32 @@
       if (document.getElementById(id) || !button) continue;
       button.click();
       opened = true;
-      for (let i = 0; i < 100 && !document.getElementById(id); i++) {
-        await new Promise(function (resolve) { setTimeout(resolve, 20); });
-      }
+      for (let i = 0; i < 100 && !document.getElementById(id); i++) await pause(20);
+      // the tab's own sub-tabs too (images-browser reads every one of them), then its first choice again
+      for (let pass = 0; pass < 2; pass++) await openInnerTabs(document.getElementById(id));
     }
     if (opened && current) current.click();
+  }
+
+  function pause(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  async function openInnerTabs(container) {
+    if (!container) return;
+    const buttons = Array.from(container.querySelectorAll("button[role='tab']"));
+    const selected = buttons.filter(function (b) { return b.getAttribute("aria-selected") === "true"; })
+      .map(function (b) { return b.id; });
+    for (const button of buttons) {
+      if (button.id && selected.indexOf(button.id) >= 0) continue;
+      button.click();
+      await pause(30);
+    }
+    for (const id of selected) {  // looked up again: Gradio may have re-rendered the buttons
+      const button = id ? document.getElementById(id) : null;
+      if (button) button.click();
+      await pause(30);
+    }
   }
 
   function afterChanges(mutations) {

@@ -4,8 +4,8 @@ written the same way (tests/fixtures/extensions/sd-webui-page-habits) used in th
 
 * its page script reads back, as `file=tmp/<name>`, a file its Python side wrote to the install's `tmp/` folder,
   calls `gradioApp().getElementById(...)`, and extends the page's global `titles` hints;
-* from `onUiLoaded` it finds the elements of its own tab before that tab was ever opened, also a component made
-  with Gradio 3's `visible=False` (kept in the page, hidden);
+* from `onUiLoaded` it finds the elements of its own tab (and of its sub-tabs) before that tab was ever opened, also
+  a component made with Gradio 3's `visible=False` (kept in the page, hidden);
 * the tab uses Gradio 3 nested `gr.Tabs`/`gr.Tab` and `.click(...).then(fn=None, _js=...)`;
 * `scripts.list_scripts` and `modules.ui_common.save_files` answer, and so do the other A1111 module names
   extensions import (`devices`, `sd_models`, `hashes`, `launch_utils`, `prompt_parser`, `infotext_utils`,
@@ -79,11 +79,13 @@ def test_page_script_habits(app: RunningApp, browser: Any) -> None:
     marker = page.locator("#habits-js")
     assert marker.get_attribute("data-words") == "3"  # tmp/ path file, then the extension's own words.txt
     assert marker.get_attribute("data-tab-found") == "true"  # found from onUiLoaded, tab never opened
+    assert marker.get_attribute("data-inner-found") == "true"  # and the content of its unselected sub-tab
     assert marker.get_attribute("data-hidden-flag") == "true"  # a Gradio 3 visible=False box is in the page
     assert page.evaluate("() => titles['Habit word']") == "A word the habits extension upper-cases"
     page.click("#tab_habits_tab-button")
     page.wait_for_function("() => [...document.querySelectorAll('#habits_word span, #habits_word label')]"
                            ".some(e => e.title === 'A word the habits extension upper-cases')", timeout=10000)
+    page.wait_for_selector("#habits_word textarea", state="visible", timeout=10000)  # its first sub-tab is shown
     assert not page.is_visible("#habits_hidden_flag")
     page.get_by_role("tab", name="Inner B").click()  # a Gradio 3 gr.Tab inside the extension's gr.Tabs
     page.wait_for_selector("#habits_inner_b_text textarea", state="visible", timeout=10000)
