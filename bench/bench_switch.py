@@ -92,9 +92,14 @@ def measure_switch(data: Path, flags: list[str], options: dict[str, object]) -> 
         start = time.perf_counter()
         client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "b.safetensors"}).raise_for_status()
         seconds = time.perf_counter() - start
-        return {"seconds": seconds, "cpu_seconds": _cpu_seconds(process.pid) - cpu,
-                "peak_rss_mib": _status(process.pid, "VmHWM"), "rss_before_mib": before,
-                "rss_after_mib": _status(process.pid, "VmRSS"), "cold": cold}
+        result = {"seconds": seconds, "cpu_seconds": _cpu_seconds(process.pid) - cpu,
+                  "peak_rss_mib": _status(process.pid, "VmHWM"), "rss_before_mib": before,
+                  "rss_after_mib": _status(process.pid, "VmRSS"), "cold": cold}
+        log.flush()
+        lines = (data / "server.log").read_text(errors="replace").splitlines()
+        result["server_log"] = [line[line.find(" b.safetensors") if " b.safetensors" in line else 0:][:300]
+                                for line in lines if "b.safetensors" in line or "free RAM" in line]
+        return result
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -155,6 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--skip-step", action="store_true")
+    parser.add_argument("--case", action="append", choices=["bf16", "fp32", "fp8"],
+                        help="only these switch cases (default: all three)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
@@ -177,9 +184,12 @@ def main() -> None:
         drop_caches()
         raw = run_in_subprocess("raw_read", cold=True)
         rows.append(("raw read of the file", raw, None))
-        cases = [("default precision (bf16 here)", [], {}, "bfloat16"), ("--no-half (fp32)", ["--no-half"], {},
-                 "float32"), ("default precision, FP8 weight Enable", [], {"fp8_storage": "Enable"}, None)]
-        for label, flags, options, reference in cases:
+        cases = {"bf16": ("default precision (bf16 here)", [], {}, "bfloat16"),
+                 "fp32": ("--no-half (fp32)", ["--no-half"], {}, "float32"),
+                 "fp8": ("default precision, FP8 weight Enable", [], {"fp8_storage": "Enable"}, None)}
+        for key, (label, flags, options, reference) in cases.items():
+            if args.case and key not in args.case:
+                continue
             for _ in range(args.runs):
                 result = measure_switch(data, flags, options)
                 rows.append((f"switch a → b, {label}: ours", result, raw["seconds"]))
