@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from modules.models.fp8_storage import compute_dtype
 from modules.models.networks.embeddings import Embedding
 from modules.models.nn.text_encoders import encode_prompts
 from modules.models.safe_unpickle import load_torch_file
@@ -124,7 +125,7 @@ def diffusion_loss(model: StableDiffusionModel, context: torch.Tensor, latents: 
     noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
     target = a.sqrt() * noise - (1 - a).sqrt() * latents if model.prediction_type == "v" else noise
     unet = model.unet
-    dtype = next(unet.parameters()).dtype
+    dtype = compute_dtype(unet)  # FP8-stored weights compute in their compute dtype (fp8_storage)
     with model.dtypes.autocast_context():
         predicted = unet(noisy.to(dtype), t.to(latents.device), context=context.to(dtype))
     error = (predicted.float() - target) ** 2

@@ -126,3 +126,15 @@ def test_short_ram_drops_the_old_model_first_and_restores_it_on_failure(models_d
     switch("sd1")
     switch("sdxl")
     assert events == ["sd1.safetensors over None", "sdxl.safetensors over sd1.safetensors"]
+
+
+def test_training_through_fp8_layers_feeds_the_compute_dtype_and_gets_input_gradients() -> None:
+    """Textual-inversion/hypernetwork training backpropagates through the frozen UNet to the conditioning: with FP8
+    storage the inputs go in the compute dtype (``compute_dtype``, not the stored fp8) and gradients reach them."""
+    net = _net()
+    for param in net.parameters():
+        param.requires_grad_(False)
+    store_fp8(net, torch.float32)
+    x = torch.randn(2, 4, 6, 6, dtype=compute_dtype(net), requires_grad=True)
+    net(x).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
