@@ -112,6 +112,13 @@ def _data_dir() -> Path:
     return folder
 
 
+def _check(response: Any, log_path: Path) -> None:
+    """Fail with the server's answer and the end of its log when a request failed."""
+    if response.status_code != 200:
+        lines = [ln for ln in log_path.read_text().splitlines() if " DEBUG " not in ln]
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:2000]}\n" + "\n".join(lines[-40:]))
+
+
 STAGE = re.compile(r"([A-Za-z+ ]+?) ([\d.]+)s")
 
 
@@ -125,7 +132,7 @@ def parse_timing_line(line: str) -> dict[str, float]:
     return stages
 
 
-def ours_job(dtype_name: str, steps: int, size: int, poll: float) -> dict[str, Any]:
+def ours_job(dtype_name: str, steps: int, size: int, poll: float, extra_args: str = "") -> dict[str, Any]:
     import httpx
 
     data = _data_dir()
@@ -135,6 +142,7 @@ def ours_job(dtype_name: str, steps: int, size: int, poll: float) -> dict[str, A
            "--loglevel", "DEBUG", "--no-hashing"]
     if dtype_name == "float32":
         cmd.append("--no-half")
+    cmd.extend(extra_args.split())
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with open(log_path, "w") as log_file:
         server = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=env)
@@ -155,7 +163,7 @@ def ours_job(dtype_name: str, steps: int, size: int, poll: float) -> dict[str, A
         body = {"prompt": WARMUP_PROMPT, "negative_prompt": NEGATIVE, "steps": 1, "width": size, "height": size,
                 "sampler_name": "DPM++ 2M", "scheduler": "Karras", "cfg_scale": CFG, "seed": SEED}
         response = client.post("/sdapi/v1/txt2img", json=body)
-        response.raise_for_status()
+        _check(response, log_path)
         load_peak = vm_hwm_mib(server.pid)
         reset = reset_peak_rss(server.pid)
         done = threading.Event()
@@ -177,7 +185,7 @@ def ours_job(dtype_name: str, steps: int, size: int, poll: float) -> dict[str, A
         response = client.post("/sdapi/v1/txt2img", json=body)
         wall = time.perf_counter() - started
         done.set()
-        response.raise_for_status()
+        _check(response, log_path)
         job_peak = vm_hwm_mib(server.pid) if reset else None
         time.sleep(0.5)  # the log line is written before the answer; let the file catch up
         lines = [ln for ln in log_path.read_text()[mark:].splitlines() if "Job timings:" in ln]
@@ -247,6 +255,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="bfloat16,float32")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress polls (0: none)")
     parser.add_argument("--skip-diffusers", action="store_true")
+    parser.add_argument("--webui-args", default="", help="more flags for webui.py, e.g. \"--disable-opt-cpu-fast-path\"")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
@@ -254,7 +263,7 @@ def main() -> None:
         if name == "diffusers":
             result = diffusers_job(dtype, int(steps), int(size))
         else:
-            result = ours_job(dtype, int(steps), int(size), float(rest[0]))
+            result = ours_job(dtype, int(steps), int(size), float(rest[0]), os.environ.get("BENCH_WEBUI_ARGS", ""))
         print(json.dumps(result))
         return
 
@@ -268,6 +277,7 @@ def main() -> None:
     print(f"{args.size}² {args.steps} steps DPM++ 2M Karras, cfg {CFG}; {os.cpu_count()} cores; "
           f"load average at start {load[0]:.2f}", flush=True)
     for dtype in args.dtypes.split(","):
+        os.environ["BENCH_WEBUI_ARGS"] = args.webui_args  # (argparse in the child would read them as its own)
         ours = run_child("ours", dtype, str(args.steps), str(args.size), str(args.poll))
         peer = None if args.skip_diffusers else run_child("diffusers", dtype, str(args.steps), str(args.size))
         report(dtype, ours, peer)
