@@ -98,7 +98,8 @@
     const ids = !config ? [] : config.components.filter(function (c) {
       return c.type === "tabitem" && c.props && c.props.render_children === true && c.props.elem_id;
     }).map(function (c) { return c.props.elem_id; });
-    const current = get_uiCurrentTab();
+    const top = document.querySelector("#tabs > .tab-wrapper [role='tablist'] > button[aria-selected='true']");
+    const currentId = (top || get_uiCurrentTab() || {}).id;
     let opened = false;
     for (const id of ids) {
       const button = document.getElementById(id + "-button");
@@ -109,6 +110,7 @@
       // the tab's own sub-tabs too (images-browser reads every one of them), then its first choice again
       for (let pass = 0; pass < 2; pass++) await openInnerTabs(document.getElementById(id));
     }
+    const current = currentId ? document.getElementById(currentId) : null;
     if (opened && current) current.click();
   }
 

@@ -9,6 +9,7 @@ the process gets Gradio 6 unchanged. It forwards every name to Gradio 6 and adds
 * `gr.Textbox.update(...)` and friends (removed in Gradio 4): `gr.update(...)`;
 * `_js=` on event listeners (renamed `js=` in Gradio 4), also on `.then(...)`/`.success(...)` chained to them;
   `show_progress=True/False` (now "full"/"hidden");
+* components placed directly inside `gr.Tabs` (not in a `gr.Tab`): moved to right after the Tabs;
 * `visible=False` in a constructor: `visible="hidden"` — Gradio 3 kept an invisible component in the page (hidden)
   and extension page scripts read such components (images-browser's settings checkboxes), while Gradio 6 leaves
   `visible=False` ones out of the page;
@@ -126,6 +127,20 @@ def _listener_for(base: type, name: str) -> Callable[..., Any]:
     return listener
 
 
+def _tabs_exit(self: Any, *args: Any) -> Any:
+    """`gr.Tabs` exit: components placed directly in the Tabs (Gradio 3 showed them; images-browser keeps a hidden
+    text box there) move to right after the Tabs, since Gradio 6 would count them as tabs and mix up the tab list."""
+    strays = [c for c in self.children if not isinstance(c, gradio.TabItem)]
+    parent = self.parent
+    if strays and parent is not None and self in getattr(parent, "children", []):
+        self.children = [c for c in self.children if isinstance(c, gradio.TabItem)]
+        index = parent.children.index(self) + 1
+        parent.children[index:index] = strays
+        for child in strays:
+            child.parent = parent
+    return gradio.Tabs.__exit__(self, *args)
+
+
 @functools.cache
 def compat_class(base: type) -> type:
     """The Gradio 3-tolerant subclass of a Gradio 6 component or layout class (one per class)."""
@@ -135,6 +150,8 @@ def compat_class(base: type) -> type:
         name = event if isinstance(event, str) else getattr(event, "event_name", None)
         if name:
             namespace[name] = _listener_for(base, name)
+    if base is gradio.Tabs:
+        namespace["__exit__"] = _tabs_exit
     return Gradio3Meta(base.__name__, (RendersAsGradio, base), namespace)
 
 

@@ -82,11 +82,14 @@ def test_page_script_habits(app: RunningApp, browser: Any) -> None:
     assert marker.get_attribute("data-inner-found") == "true"  # and the content of its unselected sub-tab
     assert marker.get_attribute("data-hidden-flag") == "true"  # a Gradio 3 visible=False box is in the page
     assert page.evaluate("() => titles['Habit word']") == "A word the habits extension upper-cases"
+    assert page.is_visible("#txt2img_prompt")  # the page is back on the tab it opened with
     page.click("#tab_habits_tab-button")
     page.wait_for_function("() => [...document.querySelectorAll('#habits_word span, #habits_word label')]"
                            ".some(e => e.title === 'A word the habits extension upper-cases')", timeout=10000)
     page.wait_for_selector("#habits_word textarea", state="visible", timeout=10000)  # its first sub-tab is shown
     assert not page.is_visible("#habits_hidden_flag")
+    tabs = page.evaluate("() => [...document.querySelectorAll('#habits_inner_tabs button[role=tab]')].map(b => b.innerText)")
+    assert tabs == ["Inner A", "Inner B"], tabs  # the text box placed directly in the Tabs is not taken for a tab
     page.get_by_role("tab", name="Inner B").click()  # a Gradio 3 gr.Tab inside the extension's gr.Tabs
     page.wait_for_selector("#habits_inner_b_text textarea", state="visible", timeout=10000)
     page.click("#habits_go")
