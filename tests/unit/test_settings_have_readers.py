@@ -54,9 +54,6 @@ UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
 
 ALLOWED_UNREAD: dict[str, str] = {
-    # UI
-    "img2img_inpaint_mask_high_contrast": UI,
-
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
     # SECURITY
