@@ -25,17 +25,22 @@ from tests.browser.conftest import fill_text
 pytestmark = pytest.mark.browser
 
 RECORD_APPS = "window.__testPixiApps = []; globalThis.__PIXI_APP_INIT__ = (a) => window.__testPixiApps.push(a);"
-EDITOR_APP = "window.__testPixiApps.find((x) => x.canvas && x.canvas.closest('#img2maskimg'))"
-STAGE_PNG = f"() => {{ const a = {EDITOR_APP}; return a.renderer.extract.canvas(a.stage).toDataURL('image/png'); }}"
-LAYER_ALPHA = f"""() => {{ const a = {EDITOR_APP}; const counts = [];
-  for (const group of a.stage.children) {{ if (!group.children.some((c) => c.zIndex === -1)) continue;
-    for (const layer of group.children) {{ if (layer.zIndex === -1) continue;
-      if (layer.visible === false) continue;
-      const px = a.renderer.extract.pixels({{target: layer, resolution: 1}}).pixels; let n = 0;
-      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-      counts.push(n); }} }}
-  return counts; }}"""
-"""Painted pixels of each layer of the Inpaint editor (what it sends as the mask)."""
+PAINTED = """(a) => { let n = 0;
+  for (const group of a.stage.children) { if (!group.children.some((c) => c.zIndex === -1)) continue;
+    for (const layer of group.children) { if (layer.zIndex === -1 || layer.visible === false) continue;
+      const px = a.renderer.extract.pixels({target: layer, resolution: 1}).pixels; let m = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) m++;
+      n = Math.max(n, m); } }
+  return n; }"""
+EDITOR_APP = f"""(() => {{ const painted = {PAINTED}; let best = null, most = -1;
+  for (const a of window.__testPixiApps) {{
+    if (!a.canvas || !a.canvas.isConnected || !a.canvas.closest('#img2maskimg')) continue;
+    const n = painted(a); if (n >= most) {{ best = a; most = n; }} }}
+  return [best, most]; }})()"""
+STAGE_PNG = f"() => {{ const a = {EDITOR_APP}[0]; return a.renderer.extract.canvas(a.stage).toDataURL('image/png'); }}"
+LAYER_ALPHA = f"() => {EDITOR_APP}[1]"
+"""Painted pixels of the Inpaint editor's layer (what it sends as the mask); if the editor made more than one pixi
+application (it can remount on a slow machine), the one that holds the stroke."""
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,7 @@ def _paint(app: RunningApp, browser: Any, tmp_path: Path, seed: int | None) -> t
         for _attempt in range(4):  # a drag right after the upload can be lost on a loaded machine
             draw(page, "img2maskimg")
             page.wait_for_timeout(1000)  # the overlay is recomposed shortly after the stroke
-            mask_pixels = max(page.evaluate(LAYER_ALPHA) or [0])
+            mask_pixels = max(0, page.evaluate(LAYER_ALPHA))
             if mask_pixels:
                 break
         url = page.evaluate(STAGE_PNG)
