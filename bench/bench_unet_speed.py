@@ -90,6 +90,20 @@ def rel_error(out: Tensor, ref: Tensor) -> float:
     return float((out.float() - ref.float()).abs().max() / ref.float().abs().max())
 
 
+def same_random_weights(make_ours: Callable[[], Any], make_theirs: Callable[[], Any],
+                        convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+                        dtype: torch.dtype) -> tuple[Any, Any]:
+    """Our network and diffusers' built on ``meta`` and filled with the same seeded random weights (diffusers' through
+    its own single-file key conversion), both in eval mode."""
+    with torch.device("meta"):
+        ours = make_ours()
+        theirs = make_theirs()
+    state = random_state(ours, dtype, 0)
+    ours.load_state_dict(state, assign=True)
+    theirs.load_state_dict(convert(state), assign=True, strict=True)
+    return ours.eval(), theirs.eval()
+
+
 def unet_case(name: str, dtype: torch.dtype, size: int, runs: int) -> dict[str, Any]:
     import diffusers
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
@@ -97,16 +111,10 @@ def unet_case(name: str, dtype: torch.dtype, size: int, runs: int) -> dict[str, 
     family = "sd1" if name == "sd15" else "sdxl"
     config = UNetConfig.from_dict(json.loads((ROOT / "configs" / f"{family}.json").read_text())["unet"])
     dconfig = SD15_UNET if name == "sd15" else SDXL_UNET
-    with torch.device("meta"):
-        ours: nn.Module = UNetModel(config)
-        theirs: nn.Module = diffusers.UNet2DConditionModel(**dconfig)
-    state = random_state(ours, dtype, 0)
-    ours.load_state_dict(state, assign=True)
-    ours.eval()
-    converted = convert_ldm_unet_checkpoint({"model.diffusion_model." + k: v for k, v in state.items()}, dconfig)
-    theirs.load_state_dict(converted, assign=True, strict=True)
-    theirs.eval()
-    del state, converted
+    ours, theirs = same_random_weights(
+        lambda: UNetModel(config), lambda: diffusers.UNet2DConditionModel(**dconfig),
+        lambda state: convert_ldm_unet_checkpoint({"model.diffusion_model." + k: v for k, v in state.items()}, dconfig),
+        dtype)
 
     gen = torch.Generator().manual_seed(1)
     side = size // 8
@@ -146,15 +154,10 @@ def vae_case(dtype: torch.dtype, size: int, runs: int) -> dict[str, Any]:
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     config = VAEConfig.from_dict(json.loads((ROOT / "configs" / "sd1.json").read_text())["vae"])
-    with torch.device("meta"):
-        ours: Any = AutoencoderKL(config)
-        theirs: Any = diffusers.AutoencoderKL(**SD_VAE)
-    state = random_state(ours, dtype, 0)
-    ours.load_state_dict(state, assign=True)
-    ours.eval()
-    converted = convert_ldm_vae_checkpoint({"first_stage_model." + k: v for k, v in state.items()}, SD_VAE)
-    theirs.load_state_dict(converted, assign=True, strict=True)
-    theirs.eval()
+    ours, theirs = same_random_weights(
+        lambda: AutoencoderKL(config), lambda: diffusers.AutoencoderKL(**SD_VAE),
+        lambda state: convert_ldm_vae_checkpoint({"first_stage_model." + k: v for k, v in state.items()}, SD_VAE),
+        dtype)
     z = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(1)).to(dtype)
     with torch.inference_mode():
         start = time.perf_counter()
