@@ -45,18 +45,15 @@ of path-dependent defaults. Their flag reads still count."""
 SETTINGS_RECEIVER = re.compile(r"(opts|settings|snapshot|snap|options)$")
 FLAGS_RECEIVER = re.compile(r"(flags|cmd_opts)$")
 
-INTERROGATE = "interrogate (issue 14)"
 UNET_REPLACEMENTS = ("acts only with a UNet-replacement extension (A1111 `modules.sd_unet`, e.g. TensorRT), which "
                      "reaches into model internals and is not supported (docs/extensions.md); with no such "
                      "extension A1111's choices, Automatic and None, both use the checkpoint's UNet, as here")
-SECURITY = "security (issue 15)"
-UI = "UI (issue 17)"
 EXTENSION_ONLY = "read only by extensions through shared.cmd_opts (A1111's own code never reads it either)"
 
 ALLOWED_UNREAD: dict[str, str] = {
     # UNet replacements
     "sd_unet": UNET_REPLACEMENTS,
-    # SECURITY
+    # read by extensions only
     "administrator": EXTENSION_ONLY,
 }
 """Registered settings and flags (by key / dest) that no production code reads yet → the open issue that builds
