@@ -101,9 +101,12 @@ def probe_devices(device_id: int | str | None = None, use_cpu: Iterable[str] = (
     return DeviceInfo(device, components, cpu_supports_bf16())
 
 
-def free_memory(device: torch.device | None = None) -> None:
-    """Collect garbage and release cached allocator blocks (A1111 ``torch_gc``)."""
-    gc.collect()
+def free_memory(device: torch.device | None = None, *, collect: bool = True) -> None:
+    """Collect garbage and release cached allocator blocks (A1111 ``torch_gc``). ``collect=False`` skips the full
+    garbage collection, which walks every Python object of the process (seconds in a large one) and frees nothing
+    while the caller still holds what it dropped."""
+    if collect:
+        gc.collect()
     if (device is None or device.type == "cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()

@@ -42,6 +42,7 @@ import gc
 import logging
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -247,14 +248,24 @@ class ModelManager:
                     self._place(current)
                 raise
             if current is not None:
+                dropped = weakref.ref(current)
                 current = None  # the last reference of ours: the old model's memory can go back to the OS now
-                gc.collect()
-                _trim_host_heap()
+                self._release_dropped(dropped)
             self._hash_in_background(info)
             self._apply_attention(model)
             for listener in list(self.on_loaded):
                 listener(model)
             return model
+
+    def _release_dropped(self, dropped: weakref.ref[StableDiffusionModel]) -> None:
+        """After the last reference of ours to a model was dropped: refcounting has freed it unless reference cycles
+        keep it, so the (full, process-wide, slow) cycle collection runs only when it is still alive and not kept in
+        the RAM cache on purpose; then the freed heap goes back to the OS."""
+        model = dropped()
+        if model is not None and all(cached is not model for cached in self._cache.values()):
+            model = None
+            gc.collect()
+        _trim_host_heap()
 
     def _storage_matches(self, model: StableDiffusionModel, storage: WeightStorage) -> bool:
         state = fp8_state(model.unet)
@@ -362,7 +373,7 @@ class ModelManager:
                 self._cache_in_ram.discard(path)
         if size == 0:
             old.to("cpu")
-        free_memory(self.policy.device)
+        free_memory(self.policy.device, collect=False)  # the caller still holds ``old``: a collection frees nothing
 
     def _release_budget(self, model: StableDiffusionModel) -> None:
         for name in list(self.budget.resident):

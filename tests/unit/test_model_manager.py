@@ -6,8 +6,10 @@ pickle) raises an error naming the file, and the model that was loaded before ke
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -330,3 +332,25 @@ def test_medvram_activates_text_encoders_through_their_methods(tiny_checkpoint: 
         model.vae.decode(torch.zeros(1, 4, 4, 4))
     assert list(budget.resident) == ["vae"]
     model.detach_offloader()
+
+
+def test_a_switch_frees_the_old_model_without_a_full_garbage_collection(models_dir: Path) -> None:
+    """Refcounting frees the dropped model; a full collection walks every object of the process (seconds in a large
+    one, e.g. the app after many jobs) and runs only when something still keeps the model alive."""
+    manager = _manager(_registry(models_dir), FP32, loader=load)
+    old = weakref.ref(manager.load("sd1.safetensors"))
+    full_collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full_collections.append(1)
+
+    gc.callbacks.append(count)
+    gc.disable()  # only explicit collections are counted
+    try:
+        manager.load("sdxl.safetensors")
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+    assert old() is None
+    assert not full_collections
