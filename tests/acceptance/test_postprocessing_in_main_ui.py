@@ -90,7 +90,9 @@ def test_upscale_accordion_in_txt2img_generates_the_upscaled_image(app: RunningA
     page.wait_for_function(
         "document.querySelector('#html_info_txt2img')?.innerText.includes('Postprocess upscaler: Lanczos')",
         timeout=120000)
-    page.wait_for_selector("#txt2img_gallery img", timeout=20000)
+    page.wait_for_function(  # the gallery <img> is in the DOM before its bytes have arrived (naturalWidth 0)
+        "(() => { const i = document.querySelector('#txt2img_gallery img'); return i && i.complete && i.naturalWidth > 0; })()",
+        timeout=20000)
     width = page.eval_on_selector("#txt2img_gallery img", "e => e.naturalWidth")
     assert width == 128
     page.click("#tab_img2img-button")  # tab contents mount when the tab opens (Gradio 6)

@@ -41,7 +41,7 @@ def test_test_server_starts_webui_with_the_test_flags(monkeypatch: pytest.Monkey
         "--api", "--port", "7000", "--skip-torch-cuda-test", "--disable-nan-check"]
     seen: dict[str, object] = {}
 
-    def start(flags: object, args: list[str]) -> int:
+    def start(flags: object, args: list[str], **kwargs: object) -> int:  # kwargs: the pending CUDA check
         seen.update(args=list(args), argv=list(sys.argv[1:]), env=os.environ.get("COMMANDLINE_ARGS"))
         return 0
 
