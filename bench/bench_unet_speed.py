@@ -6,8 +6,9 @@ Per case and dtype: one random state dict (seeded normal weights scaled by 1/sqr
 checkpoint's key layout, loaded into our network (built on ``meta``) and, converted by diffusers' own single-file
 converters, into diffusers' ``UNet2DConditionModel`` / ``AutoencoderKL`` (the two share the weight tensors, so
 memory holds one copy). Ours runs once on the plain eager path (its output is the reference), then with the CPU fast
-path the model manager enables at load (``enable_cpu_fast_path``: channels_last, oneDNN linears, packed when RAM
-allows); then fast and diffusers calls alternate ``--runs`` times after one warm-up each, and the medians are
+path the model manager enables at load (``enable_cpu_fast_path``: channels_last, oneDNN linears; the UNet's
+weights prepacked only with ``--prepack``, as the app's ``--opt-cpu-prepack``, when RAM allows); then fast and
+diffusers calls alternate ``--runs`` times after one warm-up each, and the medians are
 printed with diffusers ÷ ours (> 1 = ours faster) and the fast path's error against the plain path
 (max |Δ| / max |plain|). The machine's load average is printed at start and end (shared machines skew single runs).
 """
@@ -104,7 +105,7 @@ def same_random_weights(make_ours: Callable[[], Any], make_theirs: Callable[[], 
     return ours.eval(), theirs.eval()
 
 
-def unet_case(name: str, dtype: torch.dtype, size: int, runs: int) -> dict[str, Any]:
+def unet_case(name: str, dtype: torch.dtype, size: int, runs: int, prepack: bool) -> dict[str, Any]:
     import diffusers
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
@@ -136,7 +137,8 @@ def unet_case(name: str, dtype: torch.dtype, size: int, runs: int) -> dict[str, 
         start = time.perf_counter()
         plain = ours(x, t, context, y)
         plain_seconds = time.perf_counter() - start
-        report = enable_cpu_fast_path(ours, pack=should_pack(ours, free_memory_bytes(torch.device("cpu"))), name=name)
+        pack = prepack and should_pack(ours, free_memory_bytes(torch.device("cpu")))
+        report = enable_cpu_fast_path(ours, pack=pack, name=name)
         fast = ours(x, t, context, y)
         ref = theirs(x, t, encoder_hidden_states=context, **kwargs).sample
         seconds = median_alternating({
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--cases", default="sd15,sdxl,vae")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--prepack", action="store_true", help="the UNet as with --opt-cpu-prepack (default: as the app "
+                        "starts, UNet weights not prepacked)")
     args = parser.parse_args()
     print(f"# start: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}", flush=True)
@@ -187,7 +191,7 @@ def main() -> None:
         for dtype_name in args.dtypes.split(","):
             dtype = getattr(torch, dtype_name)
             row = vae_case(dtype, args.size, args.runs) if case == "vae" else unet_case(case, dtype, args.size,
-                                                                                          args.runs)
+                                                                                          args.runs, args.prepack)
             row["load"] = os.getloadavg()[0]
             rows.append(row)
             print(json.dumps(row), flush=True)
