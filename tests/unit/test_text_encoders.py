@@ -165,6 +165,22 @@ def test_emphasis_modes_by_hand(refs, sd1):
         apply_emphasis(plain, weights, "Loud")
 
 
+def test_original_emphasis_of_zero_mean_outputs_stays_finite():
+    """A final LayerNorm without bias (random-weight checkpoints) gives tokens of mean exactly 0: A1111's
+    original_mean / new_mean is then 0 / 0. Unweighted prompts keep their values, weighted ones are not rescaled."""
+    z = torch.tensor([[[1.0, -1.0], [2.0, -2.0], [0.5, -0.5]]])
+    assert z.mean() == 0
+    ones = torch.ones(1, 3)
+    assert torch.equal(apply_emphasis(z, ones, "Original"), z)
+    weights = torch.tensor([[1.0, 1.5, 1.0]])
+    out = apply_emphasis(z, weights, "Original")
+    assert torch.isfinite(out).all() and torch.equal(out, z * weights[..., None])
+    shifted = z + 1.0  # an ordinary mean: A1111's rescale, unchanged
+    out = apply_emphasis(shifted, weights, "Original")
+    weighted = shifted * weights[..., None]
+    assert torch.allclose(out, weighted * (shifted.mean() / weighted.mean()))
+
+
 def test_original_emphasis_restores_the_mean_over_the_whole_batch(sd1):
     both = encode_prompts(sd1, ["a (cat:1.5) dog", "a cat dog"]).cond
     alone = encode_prompts(sd1, ["a cat dog"]).cond
