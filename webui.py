@@ -116,7 +116,7 @@ def _model_manager(flags: FlagValues, paths: Paths, settings: Settings, vaes: Va
                                upcast_sampling=flags.upcast_sampling, disable_nan_check=flags.disable_nan_check)
     policy = DevicePolicy(device=device, dtypes=resolve_dtype_policy(device, precision),
                           safe_unpickle=not flags.disable_safe_unpickle, channels_last=bool(flags.opt_channelslast),
-                          cpu_fast_path=not flags.disable_opt_cpu_fast_path, cpu_prepack=bool(flags.opt_cpu_prepack),
+                          cpu_fast_path=not flags.disable_opt_cpu_fast_path, cpu_prepack=not flags.disable_opt_cpu_prepack,
                           share_file_memory=not flags.disable_model_loading_ram_optimization,
                           mmap_safetensors=lambda: not settings.get("disable_mmap_load_safetensors"))
     configure_backends(flags.as_dict())  # --sub-quad-* chunk sizes

@@ -6,9 +6,10 @@ Per case and dtype: one random state dict (seeded normal weights scaled by 1/sqr
 checkpoint's key layout, loaded into our network (built on ``meta``) and, converted by diffusers' own single-file
 converters, into diffusers' ``UNet2DConditionModel`` / ``AutoencoderKL`` (the two share the weight tensors, so
 memory holds one copy). Ours runs once on the plain eager path (its output is the reference), then with the CPU fast
-path the model manager enables at load (``enable_cpu_fast_path``: channels_last, oneDNN linears; the UNet's
-weights prepacked only with ``--prepack``, as the app's ``--opt-cpu-prepack``, when RAM allows); then fast and
-diffusers calls alternate ``--runs`` times after one warm-up each, and the medians are
+path the model manager enables at load (``enable_cpu_fast_path``: channels_last, oneDNN linears and
+convolutions, the UNet's weights prepacked when RAM allows; ``--no-prepack`` as the app's
+``--disable-opt-cpu-prepack``); then fast and diffusers calls alternate ``--runs`` times after one warm-up each,
+and the medians are
 printed with diffusers ÷ ours (> 1 = ours faster) and the fast path's error against the plain path
 (max |Δ| / max |plain|). The machine's load average is printed at start and end (shared machines skew single runs).
 """
@@ -181,8 +182,7 @@ def main() -> None:
     parser.add_argument("--cases", default="sd15,sdxl,vae")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--prepack", action="store_true", help="the UNet as with --opt-cpu-prepack (default: as the app "
-                        "starts, UNet weights not prepacked)")
+    parser.add_argument("--no-prepack", action="store_true", help="the UNet as with --disable-opt-cpu-prepack")
     args = parser.parse_args()
     print(f"# start: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}", flush=True)
@@ -191,7 +191,7 @@ def main() -> None:
         for dtype_name in args.dtypes.split(","):
             dtype = getattr(torch, dtype_name)
             row = vae_case(dtype, args.size, args.runs) if case == "vae" else unet_case(case, dtype, args.size,
-                                                                                          args.runs, args.prepack)
+                                                                                          args.runs, not args.no_prepack)
             row["load"] = os.getloadavg()[0]
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -156,8 +156,8 @@ FLAG_SPECS: tuple[FlagSpec, ...] = (
     _s("--opt-channelslast", "use the channels_last memory format for the model", D),
     _s("--disable-opt-cpu-fast-path", "on the CPU, run the plain PyTorch path instead of oneDNN linears with "
        "prepacked weights and channels_last networks", D),
-    _s("--opt-cpu-prepack", "on the CPU, also keep a oneDNN-reordered copy of the UNet's weights (a few percent faster "
-       "steps for twice the UNet's weight memory)", D),
+    _s("--disable-opt-cpu-prepack", "on the CPU, keep no oneDNN-reordered copy of the UNet's weights: 1.6 GiB less "
+       "RAM with SD1.5 in bf16, about 10 % slower steps", D),
     _s("--disable-nan-check", "do not check latents/images for NaNs", D),
     _s("--disable-model-loading-ram-optimization", "turn off the low-RAM model loading path", D),
     _s("--no-hashing", "never compute sha256 hashes of checkpoints", D),

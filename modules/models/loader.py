@@ -89,10 +89,10 @@ class DevicePolicy:
     cpu_fast_path: bool = False
     """On a CPU device, switch the UNet and VAE to :mod:`modules.models.nn.cpu_fast` (oneDNN linears, channels_last);
     webui turns it on unless ``--disable-opt-cpu-fast-path``."""
-    cpu_prepack: bool = False
-    """``--opt-cpu-prepack``: with the CPU fast path, the UNet's weights are also kept reordered for oneDNN (a second
-    copy: +1.6 GiB for SD1.5 in bf16, +3.2 GiB in fp32) when that fits a quarter of the free RAM. Off by default: it
-    bought 3–4 % per step (docs/benchmarks.md) and the RAM matters more to CPU users."""
+    cpu_prepack: bool = True
+    """With the CPU fast path, the UNet's weights are also kept reordered for oneDNN (a second copy: +1.6 GiB for
+    SD1.5 in bf16, +3.2 GiB in fp32) when that fits a quarter of the free RAM; False with
+    ``--disable-opt-cpu-prepack``. Measured in docs/benchmarks.md: ~10 % per step in the app."""
     share_file_memory: bool = True
     """False with ``--disable-model-loading-ram-optimization``: every weight gets memory of its own after the load
     instead of possibly still referencing the checkpoint file's mapped pages (A1111's flag turns off its RAM-saving

@@ -1,4 +1,4 @@
-"""The CPU fast path (oneDNN linears with prepacked weights, channels_last networks) as `./webui.sh` starts it: on by
+"""The CPU fast path (oneDNN linears and convolutions with prepacked weights, channels_last networks) as `./webui.sh` starts it: on by
 default on the CPU, off with `--disable-opt-cpu-fast-path`, the same images either way within the dtype's noise."""
 
 from __future__ import annotations
@@ -43,18 +43,18 @@ def test_fast_path_is_on_by_default_and_gives_the_plain_images(webui_app: WebUIF
     assert np.abs(fast16 - plain32).mean() <= 2 * noise, (np.abs(fast16 - plain32).mean(), noise)
 
 
-def test_unet_weights_are_prepacked_only_with_opt_cpu_prepack(webui_app: WebUIFactory) -> None:
-    """Default: the UNet's weights are not copied for oneDNN (RAM); `--opt-cpu-prepack` keeps the reordered copy,
-    said in the load line, and gives the same fp32 image."""
+def test_unet_weights_are_prepacked_unless_disable_opt_cpu_prepack(webui_app: WebUIFactory) -> None:
+    """Default: the UNet's weights get a oneDNN-reordered copy (RAM permitting, said in the load line);
+    `--disable-opt-cpu-prepack` keeps none and gives the same fp32 image."""
     if linear_fast_path_problem(torch.float32):
         return  # no oneDNN in this build: nothing is packed either way (the line says "plain linears")
     precision = ["--precision", "full", "--no-half"]
     default = webui_app(["--api", *precision])
     default_pixels = _pixels(default, width=128, height=96, steps=3)
     line = next(ln for ln in default.console.splitlines() if FAST_LINE in ln)
-    assert "oneDNN linears" in line and "prepacked" not in line, line
-    packed = webui_app(["--api", "--opt-cpu-prepack", *precision])
-    packed_pixels = _pixels(packed, width=128, height=96, steps=3)
-    line = next(ln for ln in packed.console.splitlines() if FAST_LINE in ln)
-    assert "prepacked oneDNN linears" in line, line
-    assert np.abs(packed_pixels - default_pixels).max() <= 2
+    assert "prepacked oneDNN linears/convolutions" in line, line
+    lean = webui_app(["--api", "--disable-opt-cpu-prepack", *precision])
+    lean_pixels = _pixels(lean, width=128, height=96, steps=3)
+    line = next(ln for ln in lean.console.splitlines() if FAST_LINE in ln)
+    assert "oneDNN linears/convolutions" in line and "prepacked" not in line, line
+    assert np.abs(lean_pixels - default_pixels).max() <= 2

@@ -92,7 +92,7 @@ A1111_FLAGS: list[tuple[str, str, object]] = [
     ("--disable-opt-split-attention", "disable_opt_split_attention", False),
     ("--opt-channelslast", "opt_channelslast", False),
     ("--disable-opt-cpu-fast-path", "disable_opt_cpu_fast_path", False),  # ours (issue 16), A1111 --disable-opt-* style
-    ("--opt-cpu-prepack", "opt_cpu_prepack", False),  # ours (issue 16): UNet weights prepacked for oneDNN
+    ("--disable-opt-cpu-prepack", "disable_opt_cpu_prepack", False),  # ours (issue 16): no prepacked UNet copy
     ("--disable-nan-check", "disable_nan_check", False),
     ("--disable-model-loading-ram-optimization", "disable_model_loading_ram_optimization", False),
     ("--no-hashing", "no_hashing", False),
