@@ -276,8 +276,8 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{args.size}² {args.steps} steps DPM++ 2M Karras, cfg {CFG}; {os.cpu_count()} cores; "
           f"load average at start {load[0]:.2f}", flush=True)
+    os.environ["BENCH_WEBUI_ARGS"] = args.webui_args  # for the child (its argparse would read them as its own)
     for dtype in args.dtypes.split(","):
-        os.environ["BENCH_WEBUI_ARGS"] = args.webui_args  # (argparse in the child would read them as its own)
         ours = run_child("ours", dtype, str(args.steps), str(args.size), str(args.poll))
         peer = None if args.skip_diffusers else run_child("diffusers", dtype, str(args.steps), str(args.size))
         report(dtype, ours, peer)

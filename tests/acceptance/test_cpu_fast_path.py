@@ -1,9 +1,11 @@
-"""The CPU fast path (oneDNN linears and convolutions with prepacked weights, channels_last networks) as `./webui.sh` starts it: on by
-default on the CPU, off with `--disable-opt-cpu-fast-path`, the same images either way within the dtype's noise."""
+"""The CPU fast path (oneDNN linears and convolutions with prepacked weights, channels_last networks) as `./webui.sh`
+starts it: on by default on the CPU, off with `--disable-opt-cpu-fast-path`, the same images either way within the
+dtype's noise; the prepacked copy of the UNet's weights off with `--disable-opt-cpu-prepack`."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from modules.models.nn.cpu_fast import linear_fast_path_problem
@@ -47,7 +49,7 @@ def test_unet_weights_are_prepacked_unless_disable_opt_cpu_prepack(webui_app: We
     """Default: the UNet's weights get a oneDNN-reordered copy (RAM permitting, said in the load line);
     `--disable-opt-cpu-prepack` keeps none and gives the same fp32 image."""
     if linear_fast_path_problem(torch.float32):
-        return  # no oneDNN in this build: nothing is packed either way (the line says "plain linears")
+        pytest.skip("no oneDNN in this build: nothing is packed either way (the load line says \"plain linears\")")
     precision = ["--precision", "full", "--no-half"]
     default = webui_app(["--api", *precision])
     default_pixels = _pixels(default, width=128, height=96, steps=3)

@@ -352,12 +352,11 @@ def apply_emphasis(z: torch.Tensor, multipliers: torch.Tensor, mode: str) -> tor
     weights = multipliers.to(device=z.device, dtype=torch.float32).unsqueeze(-1)
     weighted = z.float() * weights
     if mode == "Original":
-        # A1111 rescales to the unweighted mean (original_mean / new_mean). With every multiplier 1 that ratio is 1,
-        # except that 0 / 0 is NaN when the mean is exactly 0 (a final LayerNorm without bias gives zero-mean
-        # tokens: NaN conditioning and a NansError in fp32); a zero weighted mean has no defined ratio either, so
-        # the weighted values are kept as they are in both cases.
+        # A1111 rescales to the unweighted mean (original_mean / new_mean). A zero weighted mean has no defined
+        # ratio (0 / 0 = NaN when every multiplier is 1 and a final LayerNorm without bias gives zero-mean tokens:
+        # NaN conditioning, a NansError in fp32), so the weighted values are kept as they are then.
         new_mean = weighted.mean()
-        if bool((weights != 1).any()) and bool(new_mean != 0):
+        if bool(new_mean != 0):
             weighted = weighted * (z.float().mean() / new_mean)
     return weighted.to(z.dtype)
 
